@@ -218,8 +218,8 @@ func (c *call) render(p *project, env, path string, sec *secret, o readOpts) (st
 func (c *call) expand(p *project, env, path, value string, depth int) (string, bool) {
 	denied := false
 	out := referenceRe.ReplaceAllStringFunc(value, func(m string) string {
-		renv, rpath, key := parseReference(m[2 : len(m)-1])
-		if renv == "" {
+		renv, rpath, key, local := parseReference(m[2 : len(m)-1])
+		if local {
 			renv, rpath = env, path
 		}
 		e := p.env(renv)
@@ -249,8 +249,8 @@ func (c *call) expand(p *project, env, path, value string, depth int) (string, b
 func checkReferences(p *project, env, path, value string) *apiError {
 	var missing []string
 	for _, m := range referenceRe.FindAllStringSubmatch(value, -1) {
-		renv, rpath, key := parseReference(m[1])
-		if renv == "" {
+		renv, rpath, key, local := parseReference(m[1])
+		if local {
 			renv, rpath = env, path
 		}
 		e := p.env(renv)

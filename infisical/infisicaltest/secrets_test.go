@@ -297,6 +297,7 @@ func TestReferences(t *testing.T) {
 		{"${prod.x.y.HOST}", 400, "Referenced path /x/y doesn't exist"},
 		{"${prod.a.b.NOPE}", 400, "Referenced secret(s) not found: prod.a.b.NOPE"},
 		{"$HOST and ${not valid}", 200, ""},
+		{"${.HOST}", 400, "Referenced environment not found. Missing "},
 	}
 	for i, tc := range cases {
 		key := "R" + string(rune('A'+i))

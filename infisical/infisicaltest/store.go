@@ -292,16 +292,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// parseReference splits the inside of ${…}: KEY, env.KEY or env.a.b.KEY.
-// env is "" for a same-folder reference.
-func parseReference(ref string) (env, path, key string) {
+// parseReference splits the inside of ${…}: KEY (local: same env and
+// folder), env.KEY or env.a.b.KEY.
+func parseReference(ref string) (env, path, key string, local bool) {
 	parts := strings.Split(ref, ".")
 	switch len(parts) {
 	case 1:
-		return "", "", parts[0]
+		return "", "", parts[0], true
 	case 2:
-		return parts[0], "/", parts[1]
+		return parts[0], "/", parts[1], false
 	default:
-		return parts[0], "/" + strings.Join(parts[1:len(parts)-1], "/"), parts[len(parts)-1]
+		return parts[0], "/" + strings.Join(parts[1:len(parts)-1], "/"), parts[len(parts)-1], false
 	}
 }
