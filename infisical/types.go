@@ -21,6 +21,9 @@ type Secret struct {
 	Environment string
 	Path        string // folder of the secret, canonical ("/", "/a/b")
 	Type        string // always "shared" for identities
+	// ValueHidden is true when the identity may see the secret but not its
+	// value; Value is then nil (the server sent a placeholder).
+	ValueHidden bool
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 }

@@ -1,0 +1,279 @@
+package infisical
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+const (
+	routeSecrets = "/api/v4/secrets"
+	routeSecret  = "/api/v4/secrets/{secretName}"
+)
+
+// checkRef validates r and returns it with its path canonical.
+func checkRef(op string, r Ref) (Ref, error) {
+	if r.ProjectID == "" || r.Environment == "" {
+		return r, &APIError{Op: op, Err: ErrValidation, Message: "project id and environment are required"}
+	}
+	if err := ValidateKey(r.Key); err != nil {
+		return r, &APIError{Op: op, Err: ErrValidation, Message: strings.TrimPrefix(err.Error(), ErrValidation.Error()+": ")}
+	}
+	p, err := CleanPath(r.Path)
+	if err != nil {
+		return r, &APIError{Op: op, Err: ErrValidation, Message: err.Error()}
+	}
+	r.Path = p
+	return r, nil
+}
+
+func boolStr(b bool) string { return strconv.FormatBool(b) }
+
+// ListSecrets lists a folder (with Recursive, its descendants too). Every
+// flag whose default differs between server versions is sent explicitly.
+// With IfNoneMatch set, an unchanged listing is a 304: NotModified, no body.
+func (c *Client) ListSecrets(ctx context.Context, o ListOptions) (*ListResult, error) {
+	const op = "list secrets"
+	if o.ProjectID == "" || o.Environment == "" {
+		return nil, &APIError{Op: op, Err: ErrValidation, Message: "project id and environment are required"}
+	}
+	path, err := CleanPath(o.Path)
+	if err != nil {
+		return nil, &APIError{Op: op, Err: ErrValidation, Message: err.Error()}
+	}
+	q := url.Values{
+		"projectId":                {o.ProjectID},
+		"environment":              {o.Environment},
+		"secretPath":               {path},
+		"recursive":                {boolStr(o.Recursive)},
+		"expandSecretReferences":   {boolStr(o.ExpandReferences)},
+		"viewSecretValue":          {"true"},
+		"includeImports":           {boolStr(o.IncludeImports)},
+		"include_imports":          {boolStr(o.IncludeImports)},
+		"includePersonalOverrides": {"false"},
+	}
+	cl := &call{op: op, method: http.MethodGet, route: routeSecrets, path: routeSecrets, query: q,
+		ifNoneMatch: o.IfNoneMatch, auth: true, scope: scope{o.ProjectID, o.Environment, path}}
+	resp, err := c.do(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	if resp.status == http.StatusNotModified {
+		return &ListResult{NotModified: true, ETag: o.IfNoneMatch}, nil
+	}
+	defer resp.wipe()
+	var ans struct {
+		Secrets []wireSecret `json:"secrets"`
+		Imports []struct {
+			SecretPath  string       `json:"secretPath"`
+			Environment string       `json:"environment"`
+			Secrets     []wireSecret `json:"secrets"`
+		} `json:"imports"`
+	}
+	if err := json.Unmarshal(resp.body, &ans); err != nil {
+		return nil, c.badAnswer(cl, resp, err)
+	}
+	res := &ListResult{ETag: resp.header.Get("ETag"), Secrets: make([]Secret, 0, len(ans.Secrets))}
+	for i := range ans.Secrets {
+		res.Secrets = append(res.Secrets, ans.Secrets[i].secret(path))
+	}
+	for _, im := range ans.Imports {
+		imp := Import{Environment: im.Environment, Path: im.SecretPath, Secrets: make([]Secret, 0, len(im.Secrets))}
+		for i := range im.Secrets {
+			imp.Secrets = append(imp.Secrets, im.Secrets[i].secret(im.SecretPath))
+		}
+		res.Imports = append(res.Imports, imp)
+	}
+	return res, nil
+}
+
+// badAnswer is the error of a 2xx answer the client cannot read.
+func (c *Client) badAnswer(cl *call, resp *response, err error) *APIError {
+	// The decode error may quote the body; say only where it broke.
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	msg := "unreadable answer"
+	switch {
+	case errors.As(err, &se):
+		msg = fmt.Sprintf("unreadable answer: invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		msg = fmt.Sprintf("unreadable answer: field %s has the wrong type", te.Field)
+	}
+	return &APIError{Op: cl.op, Method: cl.method, Route: cl.route, Status: resp.status,
+		Message: msg, Err: ErrServer}
+}
+
+// secretPathOf is the escaped path of one secret's route.
+func secretPathOf(key string) string { return routeSecrets + "/" + url.PathEscape(key) }
+
+// GetSecret reads one shared secret of the folder, references unexpanded,
+// imports not consulted.
+func (c *Client) GetSecret(ctx context.Context, r Ref) (*Secret, error) {
+	const op = "get secret"
+	r, err := checkRef(op, r)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{
+		"projectId":              {r.ProjectID},
+		"environment":            {r.Environment},
+		"secretPath":             {r.Path},
+		"type":                   {"shared"},
+		"viewSecretValue":        {"true"},
+		"expandSecretReferences": {"false"},
+		"includeImports":         {"false"},
+		"include_imports":        {"false"},
+	}
+	cl := &call{op: op, method: http.MethodGet, route: routeSecret, path: secretPathOf(r.Key), query: q,
+		auth: true, scope: scope{r.ProjectID, r.Environment, r.Path}}
+	return c.secretCall(ctx, cl, r.Path)
+}
+
+// secretCall runs a call answered by {"secret":…} or {"approval":…}.
+func (c *Client) secretCall(ctx context.Context, cl *call, path string) (*Secret, error) {
+	resp, err := c.do(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.wipe()
+	var ans struct {
+		Secret   *wireSecret     `json:"secret"`
+		Approval json.RawMessage `json:"approval"`
+	}
+	if err := json.Unmarshal(resp.body, &ans); err != nil {
+		return nil, c.badAnswer(cl, resp, err)
+	}
+	if ans.Secret == nil {
+		if len(ans.Approval) > 0 && string(ans.Approval) != "null" {
+			return nil, &APIError{Op: cl.op, Method: cl.method, Route: cl.route, Status: resp.status,
+				Message: "a change-approval policy holds this change; nothing was written yet",
+				Remedy:  "approve the change request in Infisical (or exempt the identity from the policy)",
+				Err:     ErrApprovalPending}
+		}
+		return nil, c.badAnswer(cl, resp, errors.New("no secret in answer"))
+	}
+	s := ans.Secret.secret(path)
+	return &s, nil
+}
+
+// writeMeta is the non-value part of a write body. Identities may only
+// write shared secrets, and type is sent so no server default decides.
+type writeMeta struct {
+	ProjectID     string `json:"projectId"`
+	Environment   string `json:"environment"`
+	SecretPath    string `json:"secretPath"`
+	Type          string `json:"type"`
+	NewSecretName string `json:"newSecretName,omitempty"`
+}
+
+// CreateSecret creates a shared secret; an existing key is ErrAlreadyExists.
+func (c *Client) CreateSecret(ctx context.Context, r Ref, value []byte) (*Secret, error) {
+	const op = "create secret"
+	r, err := checkRef(op, r)
+	if err != nil {
+		return nil, err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	if err := checkValue(op, value); err != nil {
+		return nil, err
+	}
+	body, err := writeBody(writeMeta{r.ProjectID, r.Environment, r.Path, "shared", ""}, value)
+	if err != nil {
+		return nil, fmt.Errorf("infisical: %s: encode: %w", op, err)
+	}
+	defer clear(body)
+	return c.secretCall(ctx, &call{op: op, method: http.MethodPost, route: routeSecret,
+		path: secretPathOf(r.Key), body: body, auth: true,
+		scope: scope{r.ProjectID, r.Environment, r.Path}, sensitive: [][]byte{value}}, r.Path)
+}
+
+// UpdateSecret changes a secret's value and/or name; a missing key is
+// ErrNotFound.
+func (c *Client) UpdateSecret(ctx context.Context, r Ref, u Update) (*Secret, error) {
+	const op = "update secret"
+	r, err := checkRef(op, r)
+	if err != nil {
+		return nil, err
+	}
+	if u.Value == nil && u.NewName == "" {
+		return nil, &APIError{Op: op, Err: ErrValidation, Message: "nothing to update"}
+	}
+	if u.NewName != "" {
+		if err := ValidateKey(u.NewName); err != nil {
+			return nil, &APIError{Op: op, Err: ErrValidation, Message: "new name: " + strings.TrimPrefix(err.Error(), ErrValidation.Error()+": ")}
+		}
+	}
+	if u.Value != nil {
+		if err := checkValue(op, u.Value); err != nil {
+			return nil, err
+		}
+	}
+	body, err := writeBody(writeMeta{r.ProjectID, r.Environment, r.Path, "shared", u.NewName}, u.Value)
+	if err != nil {
+		return nil, fmt.Errorf("infisical: %s: encode: %w", op, err)
+	}
+	defer clear(body)
+	return c.secretCall(ctx, &call{op: op, method: http.MethodPatch, route: routeSecret,
+		path: secretPathOf(r.Key), body: body, auth: true,
+		scope: scope{r.ProjectID, r.Environment, r.Path}, sensitive: [][]byte{u.Value}}, r.Path)
+}
+
+// DeleteSecret deletes a shared secret; a missing key is ErrNotFound.
+func (c *Client) DeleteSecret(ctx context.Context, r Ref) error {
+	const op = "delete secret"
+	r, err := checkRef(op, r)
+	if err != nil {
+		return err
+	}
+	body, err := writeBody(writeMeta{r.ProjectID, r.Environment, r.Path, "shared", ""}, nil)
+	if err != nil {
+		return fmt.Errorf("infisical: %s: encode: %w", op, err)
+	}
+	s, err := c.secretCall(ctx, &call{op: op, method: http.MethodDelete, route: routeSecret,
+		path: secretPathOf(r.Key), body: body, auth: true,
+		scope: scope{r.ProjectID, r.Environment, r.Path}}, r.Path)
+	if s != nil {
+		clear(s.Value) // the answer echoes the deleted value
+	}
+	return err
+}
+
+// UpsertSecret writes value whether or not the key exists, in one request
+// when known says right: known → PATCH, and POST if the key is gone (404);
+// unknown → POST, and PATCH if the key exists (400 "already exist", or a 409).
+// A 404 about a missing folder or environment is returned as is.
+func (c *Client) UpsertSecret(ctx context.Context, r Ref, value []byte, known bool) (*Secret, error) {
+	if value == nil {
+		value = []byte{}
+	}
+	if known {
+		s, err := c.UpdateSecret(ctx, r, Update{Value: value})
+		if err == nil || !secretMissing(err) {
+			return s, err
+		}
+		return c.CreateSecret(ctx, r, value)
+	}
+	s, err := c.CreateSecret(ctx, r, value)
+	if err == nil || !errors.Is(err, ErrAlreadyExists) {
+		return s, err
+	}
+	return c.UpdateSecret(ctx, r, Update{Value: value})
+}
+
+// secretMissing tells "no such secret" from "no such folder/environment"
+// among 404s; only the first is worth a create.
+func secretMissing(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Err != ErrNotFound {
+		return false
+	}
+	m := strings.ToLower(ae.Message)
+	return !strings.Contains(m, "folder") && !strings.Contains(m, "environment")
+}
