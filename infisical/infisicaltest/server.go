@@ -4,16 +4,29 @@
 // validation rules) and stands on that contract alone: it does not import the
 // client package it is used to test.
 //
+// Where the contract is silent or unconfirmed, the fake chooses:
+//   - a request body over 1 MiB answers 413 PayloadTooLarge (Fastify's own
+//     status) rather than 500;
+//   - a batch delete naming a missing key fails whole, 404 "Secret not
+//     found: K", and deletes nothing;
+//   - recursive folder lists give relativePath = the folder's path relative
+//     to the listed path ("/b/c"); a created folder's "path" is its full path;
+//   - get-one with ?version= answers only the current version (404 else);
+//   - renew mints a new string for the same token row: the old string stays
+//     valid until its own expiry, and revoking either revokes the row;
+//   - skipMultilineEncoding is stored and echoed but does not change expansion.
+//
 // All state sits behind one mutex; every exported method is safe for
 // concurrent use. Request handlers hold the mutex for their whole run, so a
 // request sees and changes the store atomically.
 package infisicaltest
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -269,10 +282,12 @@ func writeError(w http.ResponseWriter, e *apiError) {
 
 // call is one routed request, handled with s.mu held.
 type call struct {
-	s     *Server
-	r     *http.Request
-	ident *identity // nil on unauthenticated routes
-	now   time.Time
+	s       *Server
+	r       *http.Request
+	body    []byte // read before s.mu is taken, so a slow client blocks no one
+	bodyErr error
+	ident   *identity // nil on unauthenticated routes
+	now     time.Time
 }
 
 type handler func(c *call) (any, *apiError)
@@ -280,9 +295,10 @@ type handler func(c *call) (any, *apiError)
 // handle registers a route. auth=true requires a valid identity token.
 func (s *Server) handle(pattern string, auth bool, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		body, bodyErr := io.ReadAll(r.Body)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		c := &call{s: s, r: r, now: s.now()}
+		c := &call{s: s, r: r, body: body, bodyErr: bodyErr, now: s.now()}
 		if auth {
 			id, e := s.authenticate(r, c.now)
 			if e != nil {
@@ -321,20 +337,20 @@ func (s *Server) status(c *call) (any, *apiError) {
 	}, nil
 }
 
-// decodeBody reads a JSON body into v. An empty body decodes as {}.
+// decodeBody decodes the JSON body into v. An empty body decodes as {}.
 func (c *call) decodeBody(v any) *apiError {
-	dec := json.NewDecoder(c.r.Body)
-	err := dec.Decode(v)
 	var mbe *http.MaxBytesError
 	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &mbe):
+	case errors.As(c.bodyErr, &mbe):
 		return &apiError{status: http.StatusRequestEntityTooLarge, name: "PayloadTooLarge",
 			message: "Request body is too large"}
-	case errors.Is(err, context.Canceled):
-		return errBadRequest("request cancelled")
-	case err.Error() == "EOF":
+	case c.bodyErr != nil:
+		return errBadRequest("Could not read the request body")
+	case len(bytes.TrimSpace(c.body)) == 0:
+		return nil
+	}
+	err := json.Unmarshal(c.body, v)
+	if err == nil {
 		return nil
 	}
 	var te *json.UnmarshalTypeError
