@@ -21,6 +21,7 @@ type tokenState struct {
 	value        string
 	obtained     time.Time     // login or last renewal
 	ttl          time.Duration // 0: no expiry
+	loginTTL     time.Duration // ttl at login; renewals near max TTL answer less
 	maxTTL       time.Duration // 0: no max
 	sessionStart time.Time     // login time, which the max TTL counts from
 }
@@ -121,8 +122,17 @@ func (c *Client) BeginCycle(ctx context.Context) error {
 		cur := func() tokenState { c.mu.Lock(); defer c.mu.Unlock(); return c.tok }()
 		if c.policy == TokenRenew && cur.value != "" {
 			now := c.now()
-			margin := max(cur.ttl/3, 5*time.Second)
+			margin := max(cur.loginTTL/3, 5*time.Second)
+			expired := cur.ttl > 0 && !now.Before(cur.obtained.Add(cur.ttl))
 			switch {
+			case expired:
+				// Neither renewable nor worth revoking: start afresh.
+				t, err := c.login(ctx)
+				if err != nil {
+					return err
+				}
+				c.setToken(t)
+				return nil
 			case cur.maxTTL > 0 && !now.Before(cur.sessionStart.Add(cur.maxTTL-margin)):
 				// Renewing cannot outlive the max TTL: start a new session.
 			case cur.ttl > 0 && !now.Before(cur.obtained.Add(cur.ttl*2/3)):
@@ -227,7 +237,7 @@ func (c *Client) login(ctx context.Context) (tokenState, error) {
 	c.log.Debug("infisical: logged in", "expiresIn", ans.ExpiresIn, "maxTTL", ans.AccessTokenMaxTTL)
 	return tokenState{
 		value: ans.AccessToken, obtained: start, sessionStart: start,
-		ttl: time.Duration(ans.ExpiresIn) * time.Second, maxTTL: time.Duration(ans.AccessTokenMaxTTL) * time.Second,
+		ttl: time.Duration(ans.ExpiresIn) * time.Second, loginTTL: time.Duration(ans.ExpiresIn) * time.Second, maxTTL: time.Duration(ans.AccessTokenMaxTTL) * time.Second,
 	}, nil
 }
 
