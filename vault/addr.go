@@ -1,0 +1,89 @@
+package vault
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Addr names one secret: which project (by ID), environment, folder and key.
+type Addr struct {
+	Project string // project ID
+	Env     string // environment slug
+	Path    string // canonical folder path: "/" or "/a/b"
+	Key     string
+}
+
+// String returns "project/env/path/KEY" ("project/env/KEY" at the root). It
+// is the AEAD associated data of the sealed value and safe to log: names are
+// not secret. Components never contain "/" (validate enforces it), so the
+// form is unambiguous.
+func (a Addr) String() string {
+	var b strings.Builder
+	b.Grow(len(a.Project) + len(a.Env) + len(a.Path) + len(a.Key) + 3)
+	b.WriteString(a.Project)
+	b.WriteByte('/')
+	b.WriteString(a.Env)
+	if a.Path != "/" {
+		b.WriteString(a.Path)
+	}
+	b.WriteByte('/')
+	b.WriteString(a.Key)
+	return b.String()
+}
+
+func (a Addr) validate() error {
+	if err := validName("project", a.Project); err != nil {
+		return err
+	}
+	if err := validName("environment", a.Env); err != nil {
+		return err
+	}
+	if err := validPath(a.Path); err != nil {
+		return err
+	}
+	return validName("key", a.Key)
+}
+
+// validName accepts any non-empty name without "/" (Infisical itself forbids
+// "/" and ":" in keys; ":" is not ours to police).
+func validName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("vault: empty %s name", what)
+	}
+	if strings.IndexByte(s, '/') >= 0 {
+		return fmt.Errorf("vault: %s name %q contains '/'", what, s)
+	}
+	return nil
+}
+
+// validPath accepts only canonical folder paths, so that one folder has
+// exactly one spelling in the vault's maps.
+func validPath(p string) error {
+	if p == "/" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return fmt.Errorf("vault: folder path %q is not canonical", p)
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		if c == "" || c == "." || c == ".." {
+			return fmt.Errorf("vault: folder path %q is not canonical", p)
+		}
+	}
+	return nil
+}
+
+// parentOf returns the parent folder and the last component of a canonical
+// path other than "/".
+func parentOf(p string) (parent, name string) {
+	i := strings.LastIndexByte(p, '/')
+	if i == 0 {
+		return "/", p[1:]
+	}
+	return p[:i], p[i+1:]
+}
+
+// under reports whether folder p is root or below it.
+func under(p, root string) bool {
+	return root == "/" || p == root || strings.HasPrefix(p, root+"/")
+}

@@ -1,0 +1,433 @@
+// Package vault is the in-memory secret store under the mount: every value is
+// sealed with AES-256-GCM under a random per-process key, with the secret's
+// address as associated data, so plaintext exists only while a value is being
+// served or pushed. It also keeps the folder tree (Infisical has empty
+// folders) and a generation counter that changes with every mutation.
+//
+// Lock order: one RWMutex guards everything; no method calls out while
+// holding it.
+package vault
+
+import (
+	"cmp"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ErrNotFound is returned by Get for an address that holds no secret.
+var ErrNotFound = errors.New("vault: secret not found")
+
+var errDestroyed = errors.New("vault: destroyed")
+
+// Meta is what the vault keeps in the clear about a secret.
+type Meta struct {
+	ID        string
+	Version   int
+	UpdatedAt time.Time
+	Size      int    // plaintext length, so stat never decrypts; set by the vault
+	ReadOnly  bool   // imported secrets
+	Gen       uint64 // set by the vault: the vault-wide generation at which this entry last changed
+}
+
+// Change is one element of a refresh applied with Apply.
+type Change struct {
+	Addr   Addr
+	Value  []byte // plaintext; the caller still owns it
+	Meta   Meta
+	Delete bool
+}
+
+// Listing is the direct content of one folder, names only, sorted.
+type Listing struct {
+	Keys    []string
+	Folders []string
+}
+
+// Entry is one decrypted secret of a Snapshot; the caller wipes each Value.
+type Entry struct {
+	Key   string
+	Meta  Meta
+	Value *Value
+}
+
+// item is one sealed secret: nonce || ciphertext || tag.
+type item struct {
+	sealed []byte
+	meta   Meta
+}
+
+// dir is one folder; a folder exists while its dir does, secrets or not.
+type dir struct {
+	secrets map[string]item
+	sub     map[string]struct{}
+}
+
+type scopeKey struct{ project, env string }
+
+// scope is one project environment: its folders by canonical path ("/" is
+// always present while the scope exists).
+type scope struct {
+	dirs map[string]*dir
+}
+
+// Vault is the sealed store. The zero value is not usable; call New.
+type Vault struct {
+	mu     sync.RWMutex
+	keys   *keyring // nil once destroyed
+	scopes map[scopeKey]*scope
+	n      int    // number of secrets
+	gen    uint64 // bumped by every mutation
+}
+
+// New creates an empty vault with a fresh random key. If the system refuses
+// to lock memory it warns once (per process) on logger and continues.
+func New(logger *slog.Logger) (*Vault, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	k, err := newKeyring(logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Vault{keys: k, scopes: map[scopeKey]*scope{}}, nil
+}
+
+// Set seals a copy of plaintext at a with metadata m (Size and Gen are set by
+// the vault). The caller still owns plaintext and may wipe it.
+func (v *Vault) Set(a Addr, plaintext []byte, m Meta) error {
+	_, err := v.Apply([]Change{{Addr: a, Value: plaintext, Meta: m}})
+	return err
+}
+
+// Apply makes one refresh's changes under one lock, so no reader sees only
+// part of them, and returns the new generation. If any address is invalid
+// nothing is applied. Deleting an absent secret is not an error.
+func (v *Vault) Apply(changes []Change) (uint64, error) {
+	for _, c := range changes {
+		if err := c.Addr.validate(); err != nil {
+			return 0, err
+		}
+	}
+	// Seal under the read lock (Destroy cannot run meanwhile), then install
+	// under the write lock, keeping writers' exclusive time short.
+	v.mu.RLock()
+	if v.keys == nil {
+		v.mu.RUnlock()
+		return 0, errDestroyed
+	}
+	sealed := make([][]byte, len(changes))
+	for i, c := range changes {
+		if !c.Delete {
+			sealed[i] = v.keys.seal(c.Value, c.Addr.String())
+		}
+	}
+	v.mu.RUnlock()
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.keys == nil {
+		for _, s := range sealed {
+			clear(s)
+		}
+		return 0, errDestroyed
+	}
+	if len(changes) == 0 {
+		return v.gen, nil
+	}
+	v.gen++
+	for i, c := range changes {
+		if c.Delete {
+			v.deleteLocked(c.Addr)
+			continue
+		}
+		m := c.Meta
+		m.Size = len(c.Value)
+		m.Gen = v.gen
+		d := v.ensureDirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
+		if old, ok := d.secrets[c.Addr.Key]; ok {
+			clear(old.sealed)
+		} else {
+			v.n++
+		}
+		if d.secrets == nil {
+			d.secrets = map[string]item{}
+		}
+		d.secrets[c.Addr.Key] = item{sealed: sealed[i], meta: m}
+	}
+	return v.gen, nil
+}
+
+// Get decrypts the secret at a. The caller wipes the Value when done.
+func (v *Vault) Get(a Addr) (*Value, Meta, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.keys == nil {
+		return nil, Meta{}, errDestroyed
+	}
+	it, ok := v.itemLocked(a)
+	if !ok {
+		return nil, Meta{}, ErrNotFound
+	}
+	pt, err := v.keys.open(it.sealed, a.String())
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	return &Value{b: pt}, it.meta, nil
+}
+
+// Stat returns a secret's metadata without decrypting it.
+func (v *Vault) Stat(a Addr) (Meta, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	it, ok := v.itemLocked(a)
+	return it.meta, ok
+}
+
+// Delete removes and wipes the secret at a, reporting whether it existed. Its
+// folder stays.
+func (v *Vault) Delete(a Addr) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.itemLocked(a); !ok {
+		return false
+	}
+	v.gen++
+	return v.deleteLocked(a)
+}
+
+// List returns the direct children of a folder: secret keys and sub-folder
+// names, each sorted. An absent folder lists empty.
+func (v *Vault) List(project, env, path string) Listing {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	d := v.dirLocked(project, env, path)
+	if d == nil {
+		return Listing{}
+	}
+	var l Listing
+	if len(d.secrets) > 0 {
+		l.Keys = make([]string, 0, len(d.secrets))
+		for k := range d.secrets {
+			l.Keys = append(l.Keys, k)
+		}
+		slices.Sort(l.Keys)
+	}
+	if len(d.sub) > 0 {
+		l.Folders = make([]string, 0, len(d.sub))
+		for k := range d.sub {
+			l.Folders = append(l.Folders, k)
+		}
+		slices.Sort(l.Folders)
+	}
+	return l
+}
+
+// AddFolder creates a folder and its parents. A non-canonical path or
+// invalid project/env name is ignored: such a folder cannot be addressed.
+func (v *Vault) AddFolder(project, env, path string) {
+	if validName("project", project) != nil || validName("environment", env) != nil || validPath(path) != nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.keys == nil || v.dirLocked(project, env, path) != nil {
+		return
+	}
+	v.gen++
+	v.ensureDirLocked(project, env, path)
+}
+
+// RemoveFolder removes a folder with every folder and secret below it
+// (wiping the sealed values), reporting whether it existed. Removing "/"
+// forgets the whole environment.
+func (v *Vault) RemoveFolder(project, env, path string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	sc := v.scopes[scopeKey{project, env}]
+	if sc == nil || sc.dirs[path] == nil {
+		return false
+	}
+	v.gen++
+	for p, d := range sc.dirs {
+		if under(p, path) {
+			for _, it := range d.secrets {
+				clear(it.sealed)
+			}
+			v.n -= len(d.secrets)
+			delete(sc.dirs, p)
+		}
+	}
+	if path == "/" {
+		delete(v.scopes, scopeKey{project, env})
+		return true
+	}
+	parent, name := parentOf(path)
+	delete(sc.dirs[parent].sub, name)
+	return true
+}
+
+// HasFolder reports whether the folder exists. "/" exists once anything was
+// added to the environment.
+func (v *Vault) HasFolder(project, env, path string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.dirLocked(project, env, path) != nil
+}
+
+// Addrs returns every secret of one environment, sorted by Addr.String.
+func (v *Vault) Addrs(project, env string) []Addr {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	sc := v.scopes[scopeKey{project, env}]
+	if sc == nil {
+		return nil
+	}
+	type named struct {
+		s string
+		a Addr
+	}
+	var all []named
+	for p, d := range sc.dirs {
+		for k := range d.secrets {
+			a := Addr{Project: project, Env: env, Path: p, Key: k}
+			all = append(all, named{a.String(), a})
+		}
+	}
+	slices.SortFunc(all, func(x, y named) int { return cmp.Compare(x.s, y.s) })
+	out := make([]Addr, len(all))
+	for i, n := range all {
+		out[i] = n.a
+	}
+	return out
+}
+
+// Snapshot decrypts every secret directly in one folder, sorted by key, with
+// the generation they belong to, all under one lock. An absent folder gives
+// no entries and no error. The caller wipes each Value.
+func (v *Vault) Snapshot(project, env, path string) ([]Entry, uint64, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.keys == nil {
+		return nil, 0, errDestroyed
+	}
+	d := v.dirLocked(project, env, path)
+	if d == nil {
+		return nil, v.gen, nil
+	}
+	out := make([]Entry, 0, len(d.secrets))
+	for k, it := range d.secrets {
+		pt, err := v.keys.open(it.sealed, Addr{Project: project, Env: env, Path: path, Key: k}.String())
+		if err != nil {
+			for _, e := range out {
+				e.Value.Wipe()
+			}
+			return nil, 0, err
+		}
+		out = append(out, Entry{Key: k, Meta: it.meta, Value: &Value{b: pt}})
+	}
+	slices.SortFunc(out, func(x, y Entry) int { return cmp.Compare(x.Key, y.Key) })
+	return out, v.gen, nil
+}
+
+// Generation returns the vault-wide generation, which every mutation bumps.
+func (v *Vault) Generation() uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.gen
+}
+
+// Len returns the number of secrets.
+func (v *Vault) Len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.n
+}
+
+// Destroy wipes every sealed value and the key. Later calls fail or report
+// nothing; calling it again does nothing.
+func (v *Vault) Destroy() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, sc := range v.scopes {
+		for _, d := range sc.dirs {
+			for _, it := range d.secrets {
+				clear(it.sealed)
+			}
+		}
+	}
+	v.scopes = map[scopeKey]*scope{}
+	v.n = 0
+	if v.keys != nil {
+		v.keys.destroy()
+		v.keys = nil
+	}
+}
+
+func (v *Vault) dirLocked(project, env, path string) *dir {
+	sc := v.scopes[scopeKey{project, env}]
+	if sc == nil {
+		return nil
+	}
+	return sc.dirs[path]
+}
+
+func (v *Vault) itemLocked(a Addr) (item, bool) {
+	d := v.dirLocked(a.Project, a.Env, a.Path)
+	if d == nil {
+		return item{}, false
+	}
+	it, ok := d.secrets[a.Key]
+	return it, ok
+}
+
+// ensureDirLocked returns the folder at path (canonical), creating it and any
+// missing parents.
+func (v *Vault) ensureDirLocked(project, env, path string) *dir {
+	k := scopeKey{project, env}
+	sc := v.scopes[k]
+	if sc == nil {
+		sc = &scope{dirs: map[string]*dir{"/": {}}}
+		v.scopes[k] = sc
+	}
+	want := sc.dirs[path]
+	if want != nil {
+		return want
+	}
+	want = &dir{}
+	sc.dirs[path] = want
+	for p := path; p != "/"; {
+		parent, name := parentOf(p)
+		pd, existed := sc.dirs[parent]
+		if !existed {
+			pd = &dir{}
+			sc.dirs[parent] = pd
+		}
+		if pd.sub == nil {
+			pd.sub = map[string]struct{}{}
+		}
+		pd.sub[name] = struct{}{}
+		if existed {
+			break
+		}
+		p = parent
+	}
+	return want
+}
+
+func (v *Vault) deleteLocked(a Addr) bool {
+	d := v.dirLocked(a.Project, a.Env, a.Path)
+	if d == nil {
+		return false
+	}
+	it, ok := d.secrets[a.Key]
+	if !ok {
+		return false
+	}
+	clear(it.sealed)
+	delete(d.secrets, a.Key)
+	v.n--
+	return true
+}
