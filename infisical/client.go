@@ -237,6 +237,7 @@ type call struct {
 	scope       scope
 	sensitive   [][]byte // bytes sent that must never come back in an error
 	noProbe     bool     // do not probe /api/status when unreachable
+	noRetry     bool     // one attempt only (the status probe)
 }
 
 // response is one HTTP answer, body fully read (none for a 304).
@@ -277,7 +278,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 			if ctx.Err() != nil {
 				return nil, ctxError(cl, ctx)
 			}
-			if !retried && (cl.method == http.MethodGet || neverSent(err)) {
+			if !retried && !cl.noRetry && (cl.method == http.MethodGet || neverSent(err)) {
 				retried = true
 				if err := c.wait(ctx, cl, c.retry.ServerErrorWait, "connection error"); err != nil {
 					return nil, err
@@ -298,6 +299,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 				return nil, err
 			}
 			continue
+		case cl.noRetry:
 		case st == http.StatusTooManyRequests && !retried:
 			retried = true
 			if err := c.wait(ctx, cl, c.retryAfter(resp.header), "rate limited"); err != nil {

@@ -12,11 +12,12 @@ const (
 	routeProjects = "/api/v1/projects"
 )
 
-// Status asks GET /api/status (no auth, not rate limited).
+// Status asks GET /api/status (no auth, not rate limited), once: it is a
+// probe, and a retry would hide what it measures.
 func (c *Client) Status(ctx context.Context) (*Status, error) { return c.status(ctx) }
 
 func (c *Client) status(ctx context.Context) (*Status, error) {
-	cl := &call{op: "status", method: http.MethodGet, route: routeStatus, path: routeStatus, noProbe: true}
+	cl := &call{op: "status", method: http.MethodGet, route: routeStatus, path: routeStatus, noProbe: true, noRetry: true}
 	resp, err := c.do(ctx, cl)
 	if err != nil {
 		return nil, err
