@@ -1,0 +1,263 @@
+package fs
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/infisicalfs/infisicalfs/vault"
+)
+
+type dirKind int
+
+const (
+	kindRoot    dirKind = iota // lists projects
+	kindProject                // lists environments
+	kindFolder                 // an Infisical folder (an environment's root is "/")
+)
+
+// dirNode is a directory: the mount root, a project, or a folder of an
+// environment. Its identity (project, env, path) is fixed; directories are
+// never renamed in place (rename answers EXDEV, and mv copies instead).
+type dirNode struct {
+	gofs.Inode
+	fsys    *FS
+	kind    dirKind
+	project string // project ID
+	env     string
+	path    string // canonical folder path
+
+	mu sync.Mutex
+	// local holds files that exist here but not (or not yet) in the vault:
+	// scratch files, and secrets created but not yet pushed.
+	local map[string]*fileNode
+	// hidden are secret names moved onto a scratch name (vim renames KEY to
+	// KEY~ before writing a new KEY): the server copy is kept until the
+	// scratch copy is dropped, but the name is gone from the directory.
+	hidden map[string]*fileNode
+}
+
+func (f *FS) newDir(kind dirKind, project, env, path string) *dirNode {
+	return &dirNode{fsys: f, kind: kind, project: project, env: env, path: path,
+		local: map[string]*fileNode{}, hidden: map[string]*fileNode{}}
+}
+
+func (d *dirNode) addr(name string) vault.Addr {
+	return vault.Addr{Project: d.project, Env: d.env, Path: d.path, Key: name}
+}
+
+func (d *dirNode) childPath(name string) string {
+	if d.path == "/" {
+		return "/" + name
+	}
+	return d.path + "/" + name
+}
+
+func (d *dirNode) isEnvRoot() bool { return d.kind == kindFolder && d.path == "/" }
+
+func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.fsys.dirAttr(&out.Attr)
+	return 0
+}
+
+func (f *FS) dirAttr(a *fuse.Attr) {
+	a.Mode = syscall.S_IFDIR | f.dirMode()
+	a.Nlink = 2
+	f.setAttrCommon(a)
+}
+
+// Setattr accepts what changes nothing (tools re-apply modes they read) and
+// refuses real changes of mode or owner.
+func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if errno := d.fsys.checkModeOwner(in, d.fsys.dirMode()); errno != 0 {
+		return errno
+	}
+	d.fsys.dirAttr(&out.Attr)
+	return 0
+}
+
+// entry is one name in a directory.
+type entry struct {
+	name string
+	mode uint32
+}
+
+// entries lists the directory: views, folders, secrets and local files,
+// sorted so that concurrent readers see a stable order.
+func (d *dirNode) entries() []entry {
+	var out []entry
+	switch d.kind {
+	case kindRoot:
+		out = append(out, entry{statusName, syscall.S_IFREG})
+		for _, p := range d.fsys.opt.Backend.Projects() {
+			out = append(out, entry{p.Dir, syscall.S_IFDIR})
+		}
+	case kindProject:
+		for _, e := range d.envs() {
+			out = append(out, entry{e, syscall.S_IFDIR})
+		}
+	case kindFolder:
+		if d.IsRoot() {
+			out = append(out, entry{statusName, syscall.S_IFREG})
+		}
+		out = append(out, entry{envName, syscall.S_IFREG}, entry{jsonName, syscall.S_IFREG})
+		l := d.fsys.opt.Vault.List(d.project, d.env, d.path)
+		for _, f := range l.Folders {
+			out = append(out, entry{f, syscall.S_IFDIR})
+		}
+		d.mu.Lock()
+		for _, k := range l.Keys {
+			if _, gone := d.hidden[k]; !gone {
+				out = append(out, entry{k, syscall.S_IFREG})
+			}
+		}
+		for name := range d.local {
+			if _, ok := d.fsys.opt.Vault.Stat(d.addr(name)); !ok {
+				out = append(out, entry{name, syscall.S_IFREG})
+			}
+		}
+		d.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func (d *dirNode) envs() []string {
+	for _, p := range d.fsys.opt.Backend.Projects() {
+		if p.ID == d.project {
+			return p.Envs
+		}
+	}
+	return nil
+}
+
+// OpendirHandle lets the kernel cache listings (FOPEN_CACHE_DIR); the
+// syncer's invalidation drops them when a listing changes, and the kernel
+// drops them itself on changes made through the mount.
+func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	es := d.entries()
+	list := make([]fuse.DirEntry, len(es))
+	for i, e := range es {
+		list[i] = fuse.DirEntry{Name: e.name, Mode: e.mode}
+	}
+	return &dirHandle{entries: list}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// dirHandle is one open directory: a listing taken at opendir.
+type dirHandle struct {
+	mu      sync.Mutex
+	idx     int
+	entries []fuse.DirEntry
+}
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.idx >= len(h.entries) {
+		return nil, 0
+	}
+	e := h.entries[h.idx]
+	h.idx++
+	e.Off = uint64(h.idx)
+	return &e, 0
+}
+
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if off > uint64(len(h.entries)) {
+		return syscall.EINVAL
+	}
+	h.idx = int(off)
+	return 0
+}
+
+func (h *dirHandle) Releasedir(ctx context.Context, flags uint32) {}
+
+// Fsyncdir has nothing to do: every change was pushed when it was made.
+func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+
+// Lookup finds a child by name.
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	switch d.kind {
+	case kindRoot:
+		if name == statusName {
+			return d.viewChild(ctx, name, viewStatus, out)
+		}
+		for _, p := range d.fsys.opt.Backend.Projects() {
+			if p.Dir == name {
+				return d.dirChild(ctx, name, d.fsys.newDir(kindProject, p.ID, "", ""), out)
+			}
+		}
+	case kindProject:
+		for _, e := range d.envs() {
+			if e == name {
+				return d.dirChild(ctx, name, d.fsys.newDir(kindFolder, d.project, e, "/"), out)
+			}
+		}
+	case kindFolder:
+		switch {
+		case name == statusName && d.IsRoot():
+			return d.viewChild(ctx, name, viewStatus, out)
+		case name == envName:
+			return d.viewChild(ctx, name, viewEnv, out)
+		case name == jsonName:
+			return d.viewChild(ctx, name, viewJSON, out)
+		}
+		if d.fsys.opt.Vault.HasFolder(d.project, d.env, d.childPath(name)) {
+			return d.dirChild(ctx, name, d.fsys.newDir(kindFolder, d.project, d.env, d.childPath(name)), out)
+		}
+		d.mu.Lock()
+		n, isLocal := d.local[name]
+		_, isHidden := d.hidden[name]
+		d.mu.Unlock()
+		if isLocal {
+			return d.fileChild(ctx, name, n, out)
+		}
+		if _, ok := d.fsys.opt.Vault.Stat(d.addr(name)); ok && !isHidden {
+			return d.fileChild(ctx, name, &fileNode{fsys: d.fsys}, out)
+		}
+	}
+	return nil, syscall.ENOENT
+}
+
+// dirChild returns the existing child inode for name when it is still the
+// right kind, else a new one.
+func (d *dirNode) dirChild(ctx context.Context, name string, n *dirNode, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	d.fsys.dirAttr(&out.Attr)
+	if ch := d.GetChild(name); ch != nil {
+		if old, ok := ch.Operations().(*dirNode); ok && old.project == n.project && old.env == n.env && old.path == n.path {
+			return ch, 0
+		}
+	}
+	return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR}), 0
+}
+
+func (d *dirNode) fileChild(ctx context.Context, name string, n *fileNode, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if ch := d.GetChild(name); ch != nil {
+		if old, ok := ch.Operations().(*fileNode); ok {
+			n = old
+		}
+	}
+	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG}) // an existing node is returned as is
+	if errno := n.getattrAt(d, name, &out.Attr); errno != 0 {
+		return nil, errno
+	}
+	return ch, 0
+}
+
+func (d *dirNode) viewChild(ctx context.Context, name string, kind viewKind, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if ch := d.GetChild(name); ch != nil {
+		if v, ok := ch.Operations().(*viewNode); ok {
+			v.getattr(&out.Attr)
+			return ch, 0
+		}
+	}
+	v := &viewNode{fsys: d.fsys, kind: kind, dir: d}
+	v.getattr(&out.Attr)
+	return d.NewInode(ctx, v, gofs.StableAttr{Mode: syscall.S_IFREG}), 0
+}

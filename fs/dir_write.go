@@ -1,0 +1,339 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// display is a mount-relative name for log lines (names are not secret).
+func (d *dirNode) display(name string) string {
+	p := d.Path(nil)
+	if p == "" {
+		return name
+	}
+	return p + "/" + name
+}
+
+// settle forgets a created file once the vault holds it.
+func (d *dirNode) settle(name string, n *fileNode) {
+	d.mu.Lock()
+	if d.local[name] == n {
+		delete(d.local, name)
+	}
+	d.mu.Unlock()
+}
+
+// refuse logs why a change was refused, once, and returns the errno.
+func (d *dirNode) refuse(errno syscall.Errno, name, why string) syscall.Errno {
+	d.fsys.log.Warn("refused: "+why, "path", d.display(name), "errno", errno.Error())
+	return errno
+}
+
+func (d *dirNode) inVault(name string) bool {
+	_, ok := d.fsys.opt.Vault.Stat(d.addr(name))
+	return ok
+}
+
+// scratchName reports whether a new file of this name would be local only.
+func (d *dirNode) scratchName(name string) bool {
+	return scratchPattern(name) && !d.inVault(name) && !isView(name)
+}
+
+func isView(name string) bool { return name == envName || name == jsonName || name == statusName }
+
+func (d *dirNode) writableHere(name string) syscall.Errno {
+	if d.fsys.opt.ReadOnly {
+		return syscall.EROFS
+	}
+	if d.kind != kindFolder {
+		return d.refuse(syscall.EPERM, name, "projects and environments are made in Infisical, not here")
+	}
+	if isView(name) {
+		return d.refuse(syscall.EACCES, name, ".env, .json and .status are rendered views and read-only")
+	}
+	return 0
+}
+
+// Create makes a new file: a scratch file stays local; a secret is pushed
+// when it is first flushed (an untouched `touch NEW` pushes the empty value).
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := d.writableHere(name); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	n := &fileNode{fsys: d.fsys, mtime: time.Now(), writers: 1}
+	if d.scratchName(name) {
+		n.scratch = true
+	} else {
+		if errno, why := checkSecretName(name); errno != 0 {
+			return nil, nil, 0, d.refuse(errno, name, why)
+		}
+		if err := d.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
+			return nil, nil, 0, toErrno(err)
+		}
+		n.pending = true
+	}
+	d.mu.Lock()
+	if old := d.hidden[name]; old != nil {
+		// Written again after being moved to a scratch name (vim's save):
+		// the scratch copy no longer stands in for it.
+		old.mu.Lock()
+		old.origin, old.originDir = "", nil
+		old.mu.Unlock()
+		delete(d.hidden, name)
+	}
+	d.local[name] = n
+	d.mu.Unlock()
+	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
+	n.getattrAt(d, name, &out.Attr)
+	h := &handle{n: n, write: true, truncated: !n.scratch}
+	return ch, h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// Unlink deletes a secret in Infisical, or drops a local file.
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if errno := d.writableHere(name); errno != 0 {
+		return errno
+	}
+	d.mu.Lock()
+	n, isLocal := d.local[name]
+	_, isHidden := d.hidden[name]
+	d.mu.Unlock()
+	if isLocal {
+		return d.unlinkLocal(name, n)
+	}
+	if isHidden || !d.inVault(name) {
+		return syscall.ENOENT
+	}
+	if err := d.fsys.opt.Backend.Delete(d.addr(name)); err != nil {
+		return toErrno(err)
+	}
+	return 0
+}
+
+// unlinkLocal drops a scratch or pending file. A scratch file that a secret
+// was moved onto completes that move now: the secret is deleted.
+func (d *dirNode) unlinkLocal(name string, n *fileNode) syscall.Errno {
+	n.mu.Lock()
+	origin, od := n.origin, n.originDir
+	n.mu.Unlock()
+	if origin != "" && od != nil {
+		if err := d.fsys.opt.Backend.Delete(od.addr(origin)); err != nil {
+			return toErrno(err)
+		}
+		od.mu.Lock()
+		delete(od.hidden, origin)
+		od.mu.Unlock()
+	}
+	d.mu.Lock()
+	if d.local[name] == n {
+		delete(d.local, name)
+	}
+	d.mu.Unlock()
+	n.mu.Lock()
+	clear(n.local)
+	n.local, n.origin, n.originDir = nil, "", nil
+	n.mu.Unlock()
+	return 0
+}
+
+// Mkdir creates an Infisical folder.
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := d.writableHere(name); errno != 0 {
+		return nil, errno
+	}
+	if errno, why := checkFolderName(name); errno != 0 {
+		return nil, d.refuse(errno, name, why)
+	}
+	if err := d.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
+		return nil, toErrno(err)
+	}
+	p := d.childPath(name)
+	if err := d.fsys.opt.Backend.Mkdir(d.project, d.env, p); err != nil {
+		return nil, toErrno(err)
+	}
+	return d.dirChild(ctx, name, d.fsys.newDir(kindFolder, d.project, d.env, p), out)
+}
+
+// Rmdir deletes an empty folder (never with Infisical's forceDelete).
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if errno := d.writableHere(name); errno != 0 {
+		return errno
+	}
+	p := d.childPath(name)
+	if !d.fsys.opt.Vault.HasFolder(d.project, d.env, p) {
+		return syscall.ENOENT
+	}
+	if err := d.fsys.opt.Backend.Rmdir(d.project, d.env, p); err != nil {
+		return toErrno(err)
+	}
+	return 0
+}
+
+const (
+	renameNoReplace = 1 // RENAME_NOREPLACE
+	renameExchange  = 2 // RENAME_EXCHANGE
+)
+
+// Rename moves a secret (a rename or move in Infisical), moves a scratch
+// file locally, pushes a scratch file renamed onto a secret's name (how
+// sed -i and vim save), or keeps a secret moved onto a scratch name as a
+// local copy (vim's backup) without deleting it yet.
+func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if errno := d.writableHere(name); errno != 0 {
+		return errno
+	}
+	nd, ok := newParent.(*dirNode)
+	if !ok {
+		return syscall.EXDEV
+	}
+	if errno := nd.writableHere(newName); errno != 0 {
+		return errno
+	}
+	if flags&renameExchange != 0 {
+		return syscall.EINVAL
+	}
+	if d.fsys.opt.Vault.HasFolder(d.project, d.env, d.childPath(name)) {
+		// Folders are not renamed in place: EXDEV makes mv copy and delete.
+		return syscall.EXDEV
+	}
+	d.mu.Lock()
+	src, srcLocal := d.local[name]
+	_, srcHidden := d.hidden[name]
+	d.mu.Unlock()
+	if !srcLocal && (srcHidden || !d.inVault(name)) {
+		return syscall.ENOENT
+	}
+	if flags&renameNoReplace != 0 && (nd.inVault(newName) || nd.hasLocal(newName)) {
+		return syscall.EEXIST
+	}
+	toScratch := nd.scratchName(newName)
+	if !toScratch {
+		if errno, why := checkSecretName(newName); errno != 0 {
+			return d.refuse(errno, newName, why)
+		}
+	}
+	switch {
+	case srcLocal && toScratch:
+		d.moveLocal(name, nd, newName, src)
+		return 0
+	case srcLocal && src.isScratch():
+		return d.pushScratch(name, nd, newName, src)
+	case srcLocal: // pending secret, not pushed yet: its push goes to the new name
+		d.moveLocal(name, nd, newName, src)
+		return 0
+	case toScratch:
+		return d.secretToScratch(name, nd, newName)
+	default:
+		if err := d.fsys.opt.Backend.Rename(d.addr(name), nd.addr(newName)); err != nil {
+			return toErrno(err)
+		}
+		nd.dropLocal(newName)
+		return 0
+	}
+}
+
+func (d *dirNode) hasLocal(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.local[name]
+	return ok
+}
+
+// dropLocal forgets a local file that a rename replaced.
+func (d *dirNode) dropLocal(name string) {
+	d.mu.Lock()
+	n := d.local[name]
+	delete(d.local, name)
+	delete(d.hidden, name)
+	d.mu.Unlock()
+	if n != nil {
+		n.mu.Lock()
+		clear(n.local)
+		n.local = nil
+		n.mu.Unlock()
+	}
+}
+
+func (d *dirNode) moveLocal(name string, nd *dirNode, newName string, n *fileNode) {
+	nd.dropLocal(newName)
+	d.mu.Lock()
+	delete(d.local, name)
+	d.mu.Unlock()
+	nd.mu.Lock()
+	nd.local[newName] = n
+	nd.mu.Unlock()
+}
+
+// pushScratch saves an edited scratch file as a secret: the push is the
+// rename's result, so a failed push fails the rename and sed -i exits
+// non-zero with the secret unchanged.
+func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileNode) syscall.Errno {
+	if err := nd.fsys.opt.Backend.WriteCheck(nd.project, nd.env); err != nil {
+		return toErrno(err)
+	}
+	n.mu.Lock()
+	v := append([]byte(nil), n.local...)
+	origin, od := n.origin, n.originDir
+	n.mu.Unlock()
+	defer clear(v)
+	if d.fsys.opt.TrimNewline && len(v) > 0 && v[len(v)-1] == '\n' {
+		v = v[:len(v)-1]
+	}
+	if err := d.fsys.opt.Backend.Push(nd.addr(newName), v); err != nil {
+		return toErrno(err)
+	}
+	d.mu.Lock()
+	delete(d.local, name)
+	d.mu.Unlock()
+	nd.dropLocal(newName)
+	n.mu.Lock()
+	clear(n.local)
+	n.local, n.scratch, n.origin, n.originDir = nil, false, "", nil
+	n.mu.Unlock()
+	if origin != "" && od != nil && (od != nd || origin != newName) {
+		// The scratch copy stood in for another secret: that move is done.
+		if err := d.fsys.opt.Backend.Delete(od.addr(origin)); err != nil {
+			d.fsys.log.Warn("the secret this file was moved from could not be deleted", "path", od.display(origin), "err", err)
+		}
+	}
+	if od != nil {
+		od.mu.Lock()
+		delete(od.hidden, origin)
+		od.mu.Unlock()
+	}
+	return 0
+}
+
+// secretToScratch keeps a copy of the secret under the scratch name and
+// hides the secret's name; Infisical is not changed until the copy is
+// dropped (then the secret is deleted) or the name is written again.
+func (d *dirNode) secretToScratch(name string, nd *dirNode, newName string) syscall.Errno {
+	v, _, err := d.fsys.opt.Vault.Get(d.addr(name))
+	if err != nil {
+		return syscall.ENOENT
+	}
+	b := append([]byte(nil), v.Bytes()...)
+	v.Wipe()
+	var n *fileNode
+	if ch := d.GetChild(name); ch != nil {
+		n, _ = ch.Operations().(*fileNode)
+	}
+	if n == nil {
+		n = &fileNode{fsys: d.fsys}
+	}
+	n.mu.Lock()
+	n.scratch, n.local, n.origin, n.originDir, n.mtime = true, b, name, d, time.Now()
+	n.mu.Unlock()
+	nd.dropLocal(newName)
+	d.mu.Lock()
+	d.hidden[name] = n
+	d.mu.Unlock()
+	nd.mu.Lock()
+	nd.local[newName] = n
+	nd.mu.Unlock()
+	return 0
+}

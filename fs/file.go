@@ -1,0 +1,402 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// fileNode is a secret, or a scratch file. It keeps no value of a secret: it
+// reads the vault at its current address, worked out from its parent and name
+// at each call, so a rename needs no bookkeeping here.
+type fileNode struct {
+	gofs.Inode
+	fsys *FS
+
+	mu sync.Mutex
+	// scratch files are local: their content lives here, in memory only.
+	scratch bool
+	local   []byte
+	mtime   time.Time
+	// pending: created through the mount and not yet pushed.
+	pending bool
+	// origin is the secret name a scratch file was moved from (hidden in
+	// its directory until it is written again or the scratch copy dropped).
+	origin    string
+	originDir *dirNode
+	// writers counts open write handles; while any is open, read opens
+	// bypass the page cache so that nobody reads bytes not yet pushed.
+	writers int
+}
+
+// where is the node's directory and name now; ok is false once unlinked.
+func (n *fileNode) where() (d *dirNode, name string, ok bool) {
+	name, p := n.Parent()
+	if p == nil {
+		return nil, "", false
+	}
+	d, ok = p.Operations().(*dirNode)
+	return d, name, ok
+}
+
+func (n *fileNode) isScratch() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.scratch
+}
+
+func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d, name, ok := n.where()
+	if !ok {
+		// Unlinked but still open: what the handle holds is all there is.
+		if h, ok := fh.(*handle); ok {
+			h.attr(&out.Attr)
+			return 0
+		}
+		return syscall.ENOENT
+	}
+	return n.getattrAt(d, name, &out.Attr)
+}
+
+func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errno {
+	n.fsys.setAttrCommon(a)
+	a.Nlink = 1
+	n.mu.Lock()
+	scratch, pending, size, mt := n.scratch, n.pending, len(n.local), n.mtime
+	n.mu.Unlock()
+	switch {
+	case scratch:
+		a.Mode = syscall.S_IFREG | n.fsys.fileMode(false)
+		a.Size = uint64(size)
+		setTime(a, mt)
+	case pending:
+		a.Mode = syscall.S_IFREG | n.fsys.fileMode(false)
+		setTime(a, mt)
+	default:
+		m, ok := n.fsys.opt.Vault.Stat(d.addr(name))
+		if !ok {
+			return syscall.ENOENT
+		}
+		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
+		a.Size = uint64(m.Size)
+		setTime(a, m.UpdatedAt)
+	}
+	a.Blocks = (a.Size + 511) / 512
+	return 0
+}
+
+func setTime(a *fuse.Attr, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	a.SetTimes(&t, &t, &t)
+}
+
+// content returns the file's bytes now; the caller wipes them.
+func (n *fileNode) content() ([]byte, syscall.Errno) {
+	n.mu.Lock()
+	if n.scratch || n.pending {
+		b := append([]byte(nil), n.local...)
+		n.mu.Unlock()
+		return b, 0
+	}
+	n.mu.Unlock()
+	d, name, ok := n.where()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	v, _, err := n.fsys.opt.Vault.Get(d.addr(name))
+	if err != nil {
+		return nil, syscall.ENOENT
+	}
+	b := append([]byte(nil), v.Bytes()...)
+	v.Wipe()
+	return b, 0
+}
+
+// Open serves read-write mounts. Read-only mounts answer ENOSYS: the kernel
+// then stops sending OPEN, FLUSH and RELEASE for the whole mount and keeps
+// the page cache, so a repeat read costs no request at all.
+func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if n.fsys.opt.ReadOnly {
+		return nil, 0, syscall.ENOSYS
+	}
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if write {
+		if errno := n.writable(); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	n.mu.Lock()
+	writers := n.writers
+	n.mu.Unlock()
+	if !write && writers == 0 && n.size() <= onePage {
+		// A value of one page is filled by one READ, so the page cache
+		// never holds parts of two versions: keep it, and serve READs
+		// from the vault as it is when the kernel asks (its size comes
+		// from the same vault and is invalidated with the page).
+		return nil, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
+	}
+	h := &handle{n: n, write: write}
+	if !write || flags&syscall.O_TRUNC == 0 {
+		buf, errno := n.content()
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		h.buf = buf
+	} else {
+		h.truncated = true
+	}
+	if write {
+		n.mu.Lock()
+		n.writers++
+		n.mu.Unlock()
+	}
+	// Direct I/O: a writer's bytes must not reach the page cache before
+	// they are pushed, and while a writer is open, readers read their own
+	// snapshot (one open, one version) rather than the shared cache.
+	return h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// onePage is the largest value served through the page cache on a
+// read-write mount. A larger value's pages could be filled by READs on both
+// sides of a refresh and mix two versions; it is read from a snapshot taken
+// at open instead (direct I/O), which costs a request per read.
+const onePage = 4096
+
+// size is the value's length now, without decrypting.
+func (n *fileNode) size() int {
+	n.mu.Lock()
+	if n.scratch || n.pending {
+		defer n.mu.Unlock()
+		return len(n.local)
+	}
+	n.mu.Unlock()
+	d, name, ok := n.where()
+	if !ok {
+		return 0
+	}
+	m, _ := n.fsys.opt.Vault.Stat(d.addr(name))
+	return m.Size
+}
+
+// writable fails an open-for-write whose push is already known to fail.
+func (n *fileNode) writable() syscall.Errno {
+	if n.isScratch() {
+		return 0
+	}
+	d, name, ok := n.where()
+	if !ok {
+		return 0
+	}
+	if m, ok := n.fsys.opt.Vault.Stat(d.addr(name)); ok && m.ReadOnly {
+		n.fsys.log.Warn("imported secrets are read-only; edit them in the environment they are imported from", "path", d.display(name))
+		return syscall.EACCES
+	}
+	if err := n.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
+		return toErrno(err)
+	}
+	return 0
+}
+
+// Read serves a handle's snapshot, or, on a read-only mount where there is
+// no open, the vault directly.
+func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if h, ok := fh.(*handle); ok {
+		return h.read(dest, off)
+	}
+	b, errno := n.content()
+	if errno != 0 {
+		return nil, errno
+	}
+	k := 0
+	if off < int64(len(b)) {
+		k = copy(dest, b[off:])
+	}
+	clear(b)
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (n *fileNode) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	h, ok := fh.(*handle)
+	if !ok {
+		return 0, syscall.EBADF
+	}
+	return h.writeAt(data, off)
+}
+
+func (n *fileNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	if n.fsys.opt.ReadOnly {
+		return syscall.ENOSYS
+	}
+	if h, ok := fh.(*handle); ok {
+		return h.commit()
+	}
+	return 0
+}
+
+// Fsync pushes like close: vim fsyncs and fails its write (E667) otherwise.
+func (n *fileNode) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
+	if h, ok := fh.(*handle); ok {
+		return h.commit()
+	}
+	return 0
+}
+
+func (n *fileNode) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	if h, ok := fh.(*handle); ok {
+		h.release()
+	}
+	return 0
+}
+
+// Setattr truncates (through the open handle, or by an immediate push for
+// truncate(2) on a path), accepts chmod/chown that change nothing and
+// utimes, and refuses real mode and owner changes with EPERM.
+func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.fsys.opt.ReadOnly {
+		return syscall.EROFS
+	}
+	d, name, ok := n.where()
+	mode := n.fsys.fileMode(false)
+	if ok {
+		if m, found := n.fsys.opt.Vault.Stat(d.addr(name)); found && !n.isScratch() {
+			mode = n.fsys.fileMode(m.ReadOnly)
+		}
+	}
+	if errno := n.fsys.checkModeOwner(in, mode); errno != 0 {
+		return errno
+	}
+	if sz, ok := in.GetSize(); ok {
+		if h, isH := fh.(*handle); isH && h.write {
+			if errno := h.truncate(sz); errno != 0 {
+				return errno
+			}
+		} else if errno := n.truncatePath(sz); errno != 0 {
+			return errno
+		}
+	}
+	if h, isH := fh.(*handle); isH && !ok {
+		h.attr(&out.Attr)
+		return 0
+	}
+	if !ok {
+		return syscall.ENOENT
+	}
+	if errno := n.getattrAt(d, name, &out.Attr); errno != 0 {
+		return errno
+	}
+	if h, isH := fh.(*handle); isH && h.write {
+		h.mu.Lock()
+		out.Attr.Size = uint64(len(h.buf))
+		h.mu.Unlock()
+	}
+	return 0
+}
+
+// truncatePath is truncate(2) without an open file: push the cut value now.
+func (n *fileNode) truncatePath(sz uint64) syscall.Errno {
+	if sz > maxValue {
+		return syscall.EFBIG
+	}
+	if errno := n.writable(); errno != 0 {
+		return errno
+	}
+	b, errno := n.content()
+	if errno != 0 {
+		return errno
+	}
+	defer func() { clear(b) }()
+	if uint64(len(b)) > sz {
+		b = b[:sz]
+	} else {
+		b = append(b, make([]byte, int(sz)-len(b))...)
+	}
+	return n.store(b)
+}
+
+// store makes b the file's content: local for a scratch file, a push for a
+// secret. b is the caller's (and still wiped by it).
+func (n *fileNode) store(b []byte) syscall.Errno {
+	d, name, ok := n.where()
+	if !ok {
+		return 0 // unlinked: like a write to a deleted file, it goes nowhere
+	}
+	n.mu.Lock()
+	if n.scratch {
+		clear(n.local)
+		n.local = append([]byte(nil), b...)
+		n.mtime = time.Now()
+		n.mu.Unlock()
+		return 0
+	}
+	n.mu.Unlock()
+	v := b
+	if n.fsys.opt.TrimNewline && len(v) > 0 && v[len(v)-1] == '\n' {
+		v = v[:len(v)-1]
+	}
+	if err := n.fsys.opt.Backend.Push(d.addr(name), v); err != nil {
+		if n.dropPending(d, name) {
+			n.fsys.log.Info("created file removed: its first push failed", "path", d.display(name))
+		}
+		return toErrno(err)
+	}
+	n.mu.Lock()
+	n.pending = false
+	n.mu.Unlock()
+	d.settle(name, n)
+	return 0
+}
+
+// dropPending forgets a created-but-never-pushed file after a failed push,
+// so the name does not look written.
+func (n *fileNode) dropPending(d *dirNode, name string) bool {
+	n.mu.Lock()
+	p := n.pending
+	n.mu.Unlock()
+	if !p {
+		return false
+	}
+	d.mu.Lock()
+	if d.local[name] == n {
+		delete(d.local, name)
+	}
+	d.mu.Unlock()
+	d.fsys.later(func() { d.NotifyEntry(name) })
+	return true
+}
+
+// checkModeOwner accepts a chmod or chown that changes nothing (sed -i
+// re-applies the mode and owner it read) and refuses real changes.
+func (f *FS) checkModeOwner(in *fuse.SetAttrIn, mode uint32) syscall.Errno {
+	if m, ok := in.GetMode(); ok && m&0o7777 != mode&0o7777 {
+		return syscall.EPERM
+	}
+	if u, ok := in.GetUID(); ok && u != f.opt.UID {
+		return syscall.EPERM
+	}
+	if g, ok := in.GetGID(); ok && g != f.opt.GID {
+		return syscall.EPERM
+	}
+	return 0
+}
+
+// Setxattr answers ENOTSUP (go-fuse's default ENODATA makes sed warn).
+func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, syscall.ENODATA
+}
+
+// maxValue is Infisical's request body limit (1 MiB).
+const maxValue = 1 << 20

@@ -1,0 +1,176 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/infisicalfs/infisicalfs/vault"
+)
+
+// Project is one project directory and the environments shown in it.
+type Project struct {
+	ID   string
+	Dir  string
+	Envs []string
+}
+
+// Backend is what the filesystem needs from the sync engine. Writes block
+// until Infisical answered; their errors carry an errno (see toErrno).
+type Backend interface {
+	Projects() []Project
+	WriteCheck(project, env string) error
+	Push(a vault.Addr, value []byte) error
+	Delete(a vault.Addr) error
+	Rename(from, to vault.Addr) error
+	Mkdir(project, env, path string) error
+	Rmdir(project, env, path string) error
+}
+
+// Options configure the filesystem.
+type Options struct {
+	Vault   *vault.Vault
+	Backend Backend
+	Logger  *slog.Logger
+
+	ReadOnly bool
+	// Flat makes the mount root one environment's root folder.
+	Flat        bool
+	FlatProject string // project ID
+	FlatEnv     string
+
+	UID, GID    uint32
+	FileMode    uint32 // 0: 0400 read-only, 0600 read-write
+	TrimNewline bool
+	AllowOther  bool
+	DebugFUSE   bool
+
+	// Status renders .status; nil shows "{}".
+	Status func() []byte
+
+	// CacheTimeout is the kernel's entry, attribute and negative-entry
+	// timeout (default one hour): invalidation is explicit.
+	CacheTimeout time.Duration
+}
+
+// FS is a mountable secrets filesystem.
+type FS struct {
+	opt    Options
+	log    *slog.Logger
+	root   *dirNode
+	server *fuse.Server
+	queue  chan func()
+}
+
+// New returns a filesystem; Mount serves it.
+func New(opt Options) *FS {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.FileMode == 0 {
+		opt.FileMode = 0o600
+		if opt.ReadOnly {
+			opt.FileMode = 0o400
+		}
+	}
+	if opt.CacheTimeout == 0 {
+		opt.CacheTimeout = time.Hour
+	}
+	f := &FS{opt: opt, log: opt.Logger, queue: make(chan func(), 1024)}
+	if opt.Flat {
+		f.root = f.newDir(kindFolder, opt.FlatProject, opt.FlatEnv, "/")
+	} else {
+		f.root = f.newDir(kindRoot, "", "", "")
+	}
+	return f
+}
+
+// dirMode is the directory mode matching the file mode: the owner may list
+// a directory where it may read a file.
+func (f *FS) dirMode() uint32 {
+	m := f.opt.FileMode & 0o666
+	m |= (m & 0o444) >> 2 // x where r
+	if f.opt.ReadOnly {
+		m &^= 0o222
+	}
+	return m
+}
+
+func (f *FS) fileMode(readOnly bool) uint32 {
+	if f.opt.ReadOnly || readOnly {
+		return f.opt.FileMode &^ 0o222
+	}
+	return f.opt.FileMode
+}
+
+// Mount mounts the filesystem at mountpoint and serves it until Unmount.
+func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
+	t := f.opt.CacheTimeout
+	mo := fuse.MountOptions{
+		FsName:        "infisicalfs",
+		Name:          "infisicalfs",
+		AllowOther:    f.opt.AllowOther,
+		DisableXAttrs: f.opt.ReadOnly,
+		// The kernel checks modes and owners itself, so a file mode means
+		// what it says, also for other users under allow_other.
+		Options: []string{"default_permissions"},
+		// Root can mount without fusermount; everyone else needs it.
+		DirectMount: os.Geteuid() == 0,
+		// go-fuse's trace prints the bytes of reads and writes: values.
+		Debug: f.opt.DebugFUSE,
+		// Writes arrive whole up to Infisical's 1 MiB limit.
+		MaxWrite: 1 << 20,
+		// O_TRUNC arrives with OPEN rather than as a separate SETATTR
+		// without a handle, which would push an empty value at once.
+		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+	}
+	if f.opt.ReadOnly {
+		mo.Options = append(mo.Options, "ro")
+	}
+	if f.opt.DebugFUSE {
+		mo.Logger = log.New(os.Stderr, "fuse: ", 0)
+	}
+	srv, err := gofs.Mount(mountpoint, f.root, &gofs.Options{
+		MountOptions:    mo,
+		EntryTimeout:    &t,
+		AttrTimeout:     &t,
+		NegativeTimeout: &t,
+		UID:             f.opt.UID,
+		GID:             f.opt.GID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	f.server = srv
+	go f.runQueue()
+	return srv, nil
+}
+
+// later runs fn on the filesystem's own goroutine: kernel notifications
+// must never be sent from inside a FUSE request.
+func (f *FS) later(fn func()) {
+	select {
+	case f.queue <- fn:
+	default:
+		go fn() // a full queue must not block a request
+	}
+}
+
+func (f *FS) runQueue() {
+	for fn := range f.queue {
+		fn()
+	}
+}
+
+func (f *FS) setAttrCommon(out *fuse.Attr) {
+	out.Uid, out.Gid = f.opt.UID, f.opt.GID
+}
+
+// background is the context for work a request starts but must not cancel.
+var background = context.Background()

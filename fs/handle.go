@@ -1,0 +1,128 @@
+package fs
+
+import (
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// handle is one open file. Reads come from a snapshot taken at open, so one
+// open sees one version; writes go to the same buffer and are pushed on
+// flush (close) and fsync, whose result is what close() and fsync() return.
+// Release's result is discarded by the kernel, so nothing is pushed there.
+type handle struct {
+	n     *fileNode
+	write bool
+
+	mu  sync.Mutex
+	buf []byte // plaintext; wiped at release
+	// dirty: written (or truncated through the handle) since the last
+	// push; flush and fsync push it.
+	dirty bool
+	// truncated: opened with O_TRUNC or created, and not pushed since.
+	// The shell opens, dup2s and closes the original fd before writing,
+	// so a flush with nothing written must not push the empty value; a
+	// handle that is never written (`: > KEY`, `touch NEW`) pushes it at
+	// release instead, where only the log can report a failure.
+	truncated bool
+	// failed: a write was refused (EFBIG); nothing is pushed at release,
+	// so a failed write loses nothing.
+	failed bool
+}
+
+func (h *handle) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := 0
+	if off < int64(len(h.buf)) {
+		k = copy(dest, h.buf[off:])
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (h *handle) writeAt(data []byte, off int64) (uint32, syscall.Errno) {
+	if !h.write {
+		return 0, syscall.EBADF
+	}
+	end := off + int64(len(data))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if end > maxValue {
+		// Infisical takes at most 1 MiB in a request: refuse the write
+		// itself so the caller learns it here, not at close.
+		h.failed = true
+		return 0, syscall.EFBIG
+	}
+	if end > int64(cap(h.buf)) {
+		nb := make([]byte, end, max(end, 2*int64(cap(h.buf))))
+		copy(nb, h.buf)
+		clear(h.buf)
+		h.buf = nb
+	} else if end > int64(len(h.buf)) {
+		h.buf = h.buf[:end]
+	}
+	copy(h.buf[off:], data)
+	h.dirty = true
+	return uint32(len(data)), 0
+}
+
+func (h *handle) truncate(sz uint64) syscall.Errno {
+	if sz > maxValue {
+		return syscall.EFBIG
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if int(sz) <= len(h.buf) {
+		clear(h.buf[sz:])
+		h.buf = h.buf[:sz]
+	} else {
+		h.buf = append(h.buf, make([]byte, int(sz)-len(h.buf))...)
+	}
+	h.dirty = true
+	return 0
+}
+
+// commit pushes what was written since the last commit. A failed push keeps
+// the handle dirty, so a later flush of a dup'd descriptor tries again.
+func (h *handle) commit() syscall.Errno {
+	if !h.write {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.dirty || h.failed {
+		return 0
+	}
+	if errno := h.n.store(h.buf); errno != 0 {
+		return errno
+	}
+	h.dirty, h.truncated = false, false
+	return 0
+}
+
+func (h *handle) release() {
+	h.mu.Lock()
+	if h.write && h.truncated && !h.failed {
+		if errno := h.n.store(h.buf); errno != 0 {
+			h.n.fsys.log.Warn("the empty value of a truncated or created file was not pushed", "errno", errno.Error())
+		}
+	}
+	clear(h.buf)
+	h.buf = nil
+	h.mu.Unlock()
+	if h.write {
+		h.n.mu.Lock()
+		h.n.writers--
+		h.n.mu.Unlock()
+	}
+}
+
+func (h *handle) attr(a *fuse.Attr) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a.Mode = syscall.S_IFREG | h.n.fsys.fileMode(false)
+	a.Size = uint64(len(h.buf))
+	a.Nlink = 0
+	h.n.fsys.setAttrCommon(a)
+}

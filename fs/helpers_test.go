@@ -1,0 +1,248 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infisicalfs/infisicalfs/fs"
+	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/state"
+	"github.com/infisicalfs/infisicalfs/syncer"
+	"github.com/infisicalfs/infisicalfs/vault"
+)
+
+// requireFUSE skips a test that needs a real mount where FUSE is not usable,
+// or fails it when REQUIRE_FUSE=1 (CI), so that a mount test never passes
+// by being skipped there.
+func requireFUSE(t testing.TB) {
+	t.Helper()
+	why := ""
+	if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
+		why = "cannot open /dev/fuse: " + err.Error()
+	} else {
+		f.Close()
+		if os.Geteuid() != 0 {
+			if _, err := exec.LookPath("fusermount3"); err != nil {
+				why = "not root and no fusermount3 (apt-get install fuse3)"
+			}
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("REQUIRE_FUSE") == "1" {
+		t.Fatalf("REQUIRE_FUSE=1 but %s", why)
+	}
+	t.Skip(why)
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// backend adapts the syncer for fs, as cmd/infisicalfs does.
+type backend struct{ *syncer.Syncer }
+
+func (b backend) Projects() []fs.Project {
+	var out []fs.Project
+	for _, p := range b.Syncer.Projects() {
+		out = append(out, fs.Project{ID: p.ID, Dir: p.Dir, Envs: p.Envs})
+	}
+	return out
+}
+
+const (
+	clientID     = "test-client"
+	clientSecret = "test-client-secret-0123456789"
+)
+
+// testMount is one mounted filesystem against an infisicaltest server.
+type testMount struct {
+	t       testing.TB
+	srv     *infisicaltest.Server
+	dir     string // the mount point
+	stateF  string
+	sync    *syncer.Syncer
+	vault   *vault.Vault
+	fsys    *fs.FS
+	logs    *syncBuffer
+	project string // ID of project "webshop"
+}
+
+type mountConfig struct {
+	readOnly    bool
+	flat        bool
+	trimNewline bool
+	tokenPolicy infisical.TokenPolicy
+	seed        func(srv *infisicaltest.Server, webshop string)
+	envs        []string
+}
+
+// mountForTest starts a test server with a project "webshop" (envs dev and
+// prod), seeds it, syncs once and mounts it in a temp dir. Everything stops
+// in t.Cleanup.
+func mountForTest(t testing.TB, opts ...func(*mountConfig)) *testMount {
+	t.Helper()
+	requireFUSE(t)
+	mc := mountConfig{trimNewline: true, tokenPolicy: infisical.TokenPerCycle}
+	for _, o := range opts {
+		o(&mc)
+	}
+	srv := infisicaltest.New()
+	t.Cleanup(srv.Close)
+	pid := srv.AddProject("webshop", "Webshop", "dev", "prod")
+	srv.AddIdentity(clientID, clientSecret)
+	srv.Grant(clientID, pid, infisicaltest.PermReadWrite)
+	if mc.seed != nil {
+		mc.seed(srv, pid)
+	}
+	return mountServer(t, srv, pid, mc)
+}
+
+func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountConfig) *testMount {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tmp := t.TempDir()
+	m := &testMount{t: t, srv: srv, dir: filepath.Join(tmp, "mnt"), stateF: filepath.Join(tmp, "state", "infisical_sync_state.json"), logs: logs, project: pid}
+	if err := os.Mkdir(m.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	client, err := infisical.New(infisical.Config{
+		SiteURL: srv.URL(), ClientID: clientID, ClientSecret: clientSecret,
+		TokenPolicy: mc.tokenPolicy,
+		Retry: infisical.RetryPolicy{
+			RateLimitWait: time.Millisecond, ServerErrorWait: time.Millisecond,
+			MaxRetryAfter: 10 * time.Millisecond, LoginBackoff: time.Millisecond,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Destroy)
+	st, err := state.Open(m.stateF, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := syncer.New(syncer.Options{API: client, Vault: v, State: st, Logger: log, IncludeImports: true, Interval: time.Hour, Envs: mc.envs, PushTimeout: 10 * time.Second})
+	// A scope the identity may not read fails alone; only a sync that
+	// reached nothing is fatal here.
+	if err := s.Sync(context.Background(), true); err != nil && len(s.Projects()) == 0 {
+		t.Fatalf("first sync: %v", err)
+	}
+	fo := fs.Options{Vault: v, Backend: backend{s}, Logger: log, ReadOnly: mc.readOnly, TrimNewline: mc.trimNewline,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	if mc.flat {
+		ps := s.Projects()
+		fo.Flat, fo.FlatProject, fo.FlatEnv = true, ps[0].ID, ps[0].Envs[0]
+	}
+	fo.Status = func() []byte { return statusJSON(s) }
+	m.fsys = fs.New(fo)
+	s.SetInvalidator(m.fsys)
+	srvFS, err := m.fsys.Mount(m.dir)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	m.sync, m.vault = s, v
+	t.Cleanup(func() {
+		if err := srvFS.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		s.Close()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	return m
+}
+
+// path joins names below the mount point.
+func (m *testMount) path(parts ...string) string {
+	return filepath.Join(append([]string{m.dir}, parts...)...)
+}
+
+// sh runs a shell command in the mount directory and returns its output.
+func (m *testMount) sh(script string) (string, error) {
+	m.t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir = m.dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// mustSh runs a shell command that must succeed.
+func (m *testMount) mustSh(script string) string {
+	m.t.Helper()
+	out, err := m.sh(script)
+	if err != nil {
+		m.t.Fatalf("sh -c %q: %v\n%s", script, err, out)
+	}
+	return out
+}
+
+// refresh runs a sync cycle now and waits until its invalidations reached
+// the kernel.
+func (m *testMount) refresh() {
+	m.t.Helper()
+	if err := m.sync.Sync(context.Background(), false); err != nil {
+		m.t.Fatalf("sync: %v", err)
+	}
+	m.sync.Flush()
+}
+
+func (m *testMount) readFile(parts ...string) string {
+	m.t.Helper()
+	b, err := os.ReadFile(m.path(parts...))
+	if err != nil {
+		m.t.Fatalf("read %s: %v", filepath.Join(parts...), err)
+	}
+	return string(b)
+}
+
+// serverValue is what Infisical holds for a secret of project webshop.
+func (m *testMount) serverValue(env, path, key string) (string, bool) {
+	v, _, ok := m.srv.Secret(m.project, env, path, key)
+	return v, ok
+}
+
+func isErrno(err error, want error) bool { return errors.Is(err, want) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// statusJSON renders .status as cmd/infisicalfs does, minus the process.
+func statusJSON(s *syncer.Syncer) []byte {
+	b, _ := json.MarshalIndent(s.Status(), "", "  ")
+	return append(b, '\n')
+}

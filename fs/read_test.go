@@ -1,0 +1,279 @@
+package fs_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+)
+
+const pem = "-----BEGIN KEY-----\nMIIBOgIBAAJBAK\n-----END KEY-----"
+
+func seedBasic(srv *infisicaltest.Server, pid string) {
+	srv.SetSecret(pid, "dev", "/", "DATABASE_URL", "postgres://u:p@db/shop")
+	srv.SetSecret(pid, "dev", "/", "API_KEY", "k-123")
+	srv.SetSecret(pid, "dev", "/", "TLS_KEY", pem)
+	srv.SetSecret(pid, "dev", "/app", "PORT", "8080")
+	srv.SetSecret(pid, "dev", "/app/deep", "NESTED", "n")
+	srv.SetSecret(pid, "prod", "/", "DATABASE_URL", "postgres://prod")
+}
+
+func withSeed(f func(*infisicaltest.Server, string)) func(*mountConfig) {
+	return func(c *mountConfig) { c.seed = f }
+}
+
+func TestReadSecretsAsFiles(t *testing.T) {
+	m := mountForTest(t, withSeed(seedBasic))
+	cases := map[string]string{
+		"webshop/dev/DATABASE_URL":    "postgres://u:p@db/shop",
+		"webshop/dev/API_KEY":         "k-123",
+		"webshop/dev/TLS_KEY":         pem,
+		"webshop/dev/app/PORT":        "8080",
+		"webshop/dev/app/deep/NESTED": "n",
+		"webshop/prod/DATABASE_URL":   "postgres://prod",
+	}
+	for p, want := range cases {
+		if got := m.mustSh("cat " + p); got != want {
+			t.Errorf("cat %s = %q, want %q", p, got, want)
+		}
+		st, err := os.Stat(m.path(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() != int64(len(want)) {
+			t.Errorf("%s size %d, want %d", p, st.Size(), len(want))
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", p, st.Mode())
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if int(sys.Uid) != os.Getuid() || int(sys.Gid) != os.Getgid() {
+			t.Errorf("%s owner %d:%d, want %d:%d", p, sys.Uid, sys.Gid, os.Getuid(), os.Getgid())
+		}
+		if st.ModTime().IsZero() || st.ModTime().Year() < 2000 {
+			t.Errorf("%s mtime %v, want the secret's updatedAt", p, st.ModTime())
+		}
+	}
+	if got := m.mustSh("head -c 8 webshop/dev/DATABASE_URL"); got != "postgres" {
+		t.Errorf("head -c 8 = %q", got)
+	}
+	if got := m.mustSh("ls webshop/dev"); got != "API_KEY\nDATABASE_URL\nTLS_KEY\napp\n" {
+		t.Errorf("ls = %q", got)
+	}
+	if got := m.mustSh("ls -A webshop/dev | tr '\\n' ' '"); got != ".env .json API_KEY DATABASE_URL TLS_KEY app " {
+		t.Errorf("ls -A = %q", got)
+	}
+	if got := m.mustSh("ls"); got != "webshop\n" {
+		t.Errorf("ls root = %q", got)
+	}
+	if got := m.mustSh("find webshop -type f ! -name '.*' | sort"); got != "webshop/dev/API_KEY\nwebshop/dev/DATABASE_URL\nwebshop/dev/TLS_KEY\nwebshop/dev/app/PORT\nwebshop/dev/app/deep/NESTED\nwebshop/prod/DATABASE_URL\n" {
+		t.Errorf("find = %q", got)
+	}
+	os.WriteFile(m.t.(*testing.T).TempDir()+"/x", nil, 0o600)
+	local := t.TempDir() + "/pem"
+	if err := os.WriteFile(local, []byte(pem), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.mustSh("diff " + local + " webshop/dev/TLS_KEY")
+	st, err := os.Stat(m.path("webshop", "dev", "app"))
+	if err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
+		t.Errorf("dir app: %v %v, want a 0700 directory", st, err)
+	}
+	if _, err := os.Stat(m.path("webshop/dev/NOPE")); !os.IsNotExist(err) {
+		t.Errorf("stat missing secret: %v, want ENOENT", err)
+	}
+}
+
+func TestOutOfBandChangesAfterRefresh(t *testing.T) {
+	m := mountForTest(t, withSeed(seedBasic))
+	// Prime every kernel cache: content, attributes, a negative entry,
+	// and the directory listing.
+	if got := m.readFile("webshop/dev/API_KEY"); got != "k-123" {
+		t.Fatalf("API_KEY = %q", got)
+	}
+	m.mustSh("ls webshop/dev >/dev/null; cat webshop/dev/.env >/dev/null")
+	if _, err := os.Stat(m.path("webshop/dev/NEW_KEY")); !os.IsNotExist(err) {
+		t.Fatalf("NEW_KEY before: %v", err)
+	}
+	m.srv.SetSecret(m.project, "dev", "/", "API_KEY", "k-456-longer-than-before")
+	m.srv.SetSecret(m.project, "dev", "/", "NEW_KEY", "fresh")
+	m.srv.DeleteSecret(m.project, "dev", "/", "DATABASE_URL")
+	m.srv.AddFolder(m.project, "dev", "/newfolder")
+	m.refresh()
+
+	if got := m.readFile("webshop/dev/API_KEY"); got != "k-456-longer-than-before" {
+		t.Errorf("API_KEY after change = %q (stale or truncated cache)", got)
+	}
+	if got := m.readFile("webshop/dev/NEW_KEY"); got != "fresh" {
+		t.Errorf("NEW_KEY = %q", got)
+	}
+	if _, err := os.Stat(m.path("webshop/dev/DATABASE_URL")); !os.IsNotExist(err) {
+		t.Errorf("deleted secret still there: %v", err)
+	}
+	if got := m.mustSh("ls webshop/dev"); got != "API_KEY\nNEW_KEY\nTLS_KEY\napp\nnewfolder\n" {
+		t.Errorf("ls after refresh = %q", got)
+	}
+	if got := m.readFile("webshop/dev/.env"); !strings.Contains(got, "API_KEY='k-456-longer-than-before'") || strings.Contains(got, "DATABASE_URL") {
+		t.Errorf(".env after refresh = %q", got)
+	}
+}
+
+func TestOutageServesLastValues(t *testing.T) {
+	m := mountForTest(t, withSeed(seedBasic))
+	m.srv.SetOutage(true)
+	if err := m.sync.Sync(t.Context(), false); err == nil {
+		t.Fatal("sync during an outage succeeded")
+	}
+	m.sync.Flush()
+	if got := m.readFile("webshop/dev/API_KEY"); got != "k-123" {
+		t.Errorf("read during outage = %q", got)
+	}
+	var st struct {
+		Stale      bool    `json:"stale"`
+		StaleSince *string `json:"stale_since"`
+		LastError  string  `json:"last_error"`
+	}
+	if err := json.Unmarshal([]byte(m.readFile(".status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Stale || st.StaleSince == nil || st.LastError == "" {
+		t.Errorf(".status during outage = %+v, want stale with a since and an error", st)
+	}
+	m.srv.SetOutage(false)
+	m.refresh()
+	if err := json.Unmarshal([]byte(m.readFile(".status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Stale {
+		t.Errorf(".status after recovery still stale: %+v", st)
+	}
+}
+
+func TestForbiddenProjectDoesNotHideOthers(t *testing.T) {
+	m := mountForTest(t, withSeed(func(srv *infisicaltest.Server, pid string) {
+		seedBasic(srv, pid)
+		other := srv.AddProject("payments", "Payments", "dev")
+		srv.SetSecret(other, "dev", "/", "STRIPE", "sk")
+		srv.Grant(clientID, other, infisicaltest.PermRead, "staging") // no grant on dev
+	}))
+	if got := m.readFile("webshop/dev/API_KEY"); got != "k-123" {
+		t.Errorf("API_KEY = %q", got)
+	}
+	if _, err := os.ReadFile(m.path("payments/dev/STRIPE")); err == nil {
+		t.Errorf("read a secret the identity may not read")
+	}
+	if !strings.Contains(m.readFile(".status"), "payments") {
+		t.Logf(".status: %s", m.readFile(".status"))
+	}
+}
+
+func TestExpiredTokenMidRunIsTransparent(t *testing.T) {
+	m := mountForTest(t, withSeed(seedBasic), func(c *mountConfig) { c.tokenPolicy = infisical.TokenRenew })
+	m.srv.ExpireAllTokens()
+	m.srv.SetSecret(m.project, "dev", "/", "API_KEY", "after-expiry")
+	m.refresh()
+	if got := m.readFile("webshop/dev/API_KEY"); got != "after-expiry" {
+		t.Errorf("API_KEY = %q", got)
+	}
+}
+
+// TestDotenvIsInert sources .env in a shell: hostile values run nothing and
+// come back byte for byte.
+func TestDotenvIsInert(t *testing.T) {
+	canary := t.TempDir() + "/pwned"
+	hostile := map[string]string{
+		"CMD":     "$(touch " + canary + ")",
+		"TICKS":   "`touch " + canary + "`",
+		"QUOTES":  `it's "quoted" \ back'slash`,
+		"NEWLINE": "line1\nline2",
+		"DOLLAR":  "$HOME ${PATH}",
+	}
+	m := mountForTest(t, withSeed(func(srv *infisicaltest.Server, pid string) {
+		for k, v := range hostile {
+			srv.SetSecret(pid, "dev", "/", k, v)
+		}
+		srv.SetSecret(pid, "dev", "/", "not-a-shell-name", "x")
+	}))
+	env := m.readFile("webshop/dev/.env")
+	if strings.Contains(env, "not-a-shell-name") {
+		t.Errorf(".env holds a key that is not a shell name:\n%s", env)
+	}
+	for k, want := range hostile {
+		cmd := exec.Command("sh", "-c", `set -a; . ./.env; printf %s "$`+k+`"`)
+		cmd.Dir = m.path("webshop", "dev")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("sourcing .env: %v\n%s", err, out)
+		}
+		if string(out) != want {
+			t.Errorf("%s = %q, want %q", k, out, want)
+		}
+	}
+	if _, err := os.Stat(canary); err == nil {
+		t.Fatal("sourcing .env ran a command")
+	}
+	var js map[string]string
+	if err := json.Unmarshal([]byte(m.readFile("webshop/dev/.json")), &js); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range hostile {
+		if js[k] != want {
+			t.Errorf(".json %s = %q, want %q", k, js[k], want)
+		}
+	}
+}
+
+// TestNoTornReadsDuringRefresh reads while refreshes swap values: every read
+// is one whole value.
+func TestNoTornReadsDuringRefresh(t *testing.T) {
+	a, b := strings.Repeat("a", 9000), strings.Repeat("b", 3000)
+	m := mountForTest(t, withSeed(func(srv *infisicaltest.Server, pid string) {
+		srv.SetSecret(pid, "dev", "/", "BIG", a)
+	}))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				got, err := os.ReadFile(m.path("webshop/dev/BIG"))
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				if s := string(got); s != a && s != b {
+					errs <- fmt.Sprintf("torn read: %d bytes of %q", len(s), s[:1])
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		v := a
+		if i%2 == 0 {
+			v = b
+		}
+		m.srv.SetSecret(m.project, "dev", "/", "BIG", v)
+		m.refresh()
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}

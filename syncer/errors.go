@@ -1,0 +1,71 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/infisicalfs/infisicalfs/infisical"
+)
+
+// Error is a failed push, delete, rename or folder change. It carries the
+// errno the filesystem returns for it, so fs maps errors without knowing the
+// API client's error kinds.
+type Error struct {
+	Op    string // "push", "delete", "rename", "mkdir", "rmdir"
+	Path  string // mount-relative name (names are not secret)
+	Err   error
+	errno syscall.Errno
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errno is what the caller of the file operation sees.
+func (e *Error) Errno() syscall.Errno { return e.errno }
+
+// Local refusals that never reach Infisical.
+var (
+	ErrReadOnlyImport = errors.New("imported secrets are read-only; edit them where they are defined")
+	ErrNotEmpty       = errors.New("folder is not empty")
+)
+
+// errnoOf maps an error to the errno of DESIGN's "Errors a caller sees".
+func errnoOf(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrReadOnlyImport):
+		return syscall.EACCES
+	case errors.Is(err, ErrNotEmpty):
+		return syscall.ENOTEMPTY
+	case errors.Is(err, infisical.ErrValueTooLarge):
+		return syscall.EFBIG
+	case errors.Is(err, infisical.ErrApprovalPending):
+		return syscall.EINPROGRESS
+	case errors.Is(err, infisical.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, infisical.ErrAlreadyExists):
+		return syscall.EEXIST
+	case errors.Is(err, infisical.ErrValidation):
+		return syscall.EINVAL
+	case errors.Is(err, infisical.ErrPermissionDenied),
+		errors.Is(err, infisical.ErrAuthFailed),
+		errors.Is(err, infisical.ErrTokenExpired):
+		return syscall.EACCES
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	default:
+		// Unreachable, 5xx and 429 after the retry, timeouts: the push did
+		// not happen.
+		return syscall.EIO
+	}
+}
+
+func opError(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Op: op, Path: path, Err: err, errno: errnoOf(err)}
+}

@@ -1,0 +1,292 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/state"
+	"github.com/infisicalfs/infisicalfs/vault"
+)
+
+// Writes run on a context of our own with our own timeout: the FUSE
+// request's context is cancelled by any signal to the caller, Go's
+// preemption signal included, and a half-sent push is worse than a slow one.
+
+func ref(a vault.Addr) infisical.Ref {
+	return infisical.Ref{ProjectID: a.Project, Environment: a.Env, Path: a.Path, Key: a.Key}
+}
+
+func (s *Syncer) name(a vault.Addr) string {
+	return s.dirOf(a.Project) + "/" + a.Env + strings.TrimSuffix(a.Path, "/") + "/" + a.Key
+}
+
+// lockKeys serialises writes to the same secrets, so that concurrent closes
+// of one key are pushed one after another, in order.
+func (s *Syncer) lockKeys(as ...vault.Addr) func() {
+	if len(as) == 2 && as[1].String() < as[0].String() {
+		as[0], as[1] = as[1], as[0]
+	}
+	var held []*sync.Mutex
+	for i, a := range as {
+		if i > 0 && a == as[i-1] {
+			continue
+		}
+		m, _ := s.keyLocks.LoadOrStore(a, &sync.Mutex{})
+		mu := m.(*sync.Mutex)
+		mu.Lock()
+		held = append(held, mu)
+	}
+	return func() {
+		for i := len(held) - 1; i >= 0; i-- {
+			held[i].Unlock()
+		}
+	}
+}
+
+func (s *Syncer) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.opt.PushTimeout)
+}
+
+// WriteCheck fails an open-for-write early when the outcome of a push is
+// already known: the last contact with Infisical failed, or Infisical
+// refused a write to this environment. bash ignores close() errors on its
+// own redirections, so open is the last place the user is sure to see them.
+func (s *Syncer) WriteCheck(project, env string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.staleSince.IsZero() && s.lastErr != nil {
+		return opError("open", s.dirOfLocked(project)+"/"+env, s.lastErr)
+	}
+	if sc := s.scopes[scopeKey{project, env}]; sc != nil && sc.writeErr != nil {
+		return opError("open", s.dirOfLocked(project)+"/"+env, sc.writeErr)
+	}
+	return nil
+}
+
+func (s *Syncer) dirOfLocked(projectID string) string {
+	for _, p := range s.projects {
+		if p.ID == projectID {
+			return p.Dir
+		}
+	}
+	return projectID
+}
+
+// Push upserts a secret's value and records what Infisical stored (the
+// server trims whitespace), so a read shows the stored value.
+func (s *Syncer) Push(a vault.Addr, value []byte) error {
+	defer s.lockKeys(a)()
+	meta, known := s.opt.Vault.Stat(a)
+	if known && meta.ReadOnly {
+		return s.failed("push", a, ErrReadOnlyImport)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	sec, err := s.opt.API.UpsertSecret(ctx, ref(a), value, known)
+	if err != nil {
+		return s.failed("push", a, err)
+	}
+	defer clear(sec.Value)
+	if err := s.store(a, sec); err != nil {
+		return s.failed("push", a, err)
+	}
+	if known {
+		s.notify(Changes{Updated: []vault.Addr{a}}, false)
+	} else {
+		s.notify(Changes{Added: []vault.Addr{a}}, false)
+	}
+	s.pushed("push")
+	return nil
+}
+
+// store puts a pushed secret into the vault and the state file.
+func (s *Syncer) store(a vault.Addr, sec *infisical.Secret) error {
+	s.markWritten(a)
+	m := vault.Meta{ID: sec.ID, Version: sec.Version, UpdatedAt: sec.UpdatedAt}
+	if m.UpdatedAt.IsZero() {
+		m.UpdatedAt = time.Now()
+	}
+	if err := s.opt.Vault.Set(a, sec.Value, m); err != nil {
+		return err
+	}
+	rec := secretRecord(a, sec.Value, sec.Version, time.Now())
+	s.saveState(func(f *state.File) {
+		if f.Secrets == nil {
+			f.Secrets = map[string]state.Secret{}
+		}
+		f.Secrets[state.SecretID(a.Project, a.Env, a.Path, a.Key)] = rec
+	})
+	return nil
+}
+
+func (s *Syncer) forget(a vault.Addr) {
+	s.markWritten(a)
+	s.opt.Vault.Delete(a)
+	s.saveState(func(f *state.File) { delete(f.Secrets, state.SecretID(a.Project, a.Env, a.Path, a.Key)) })
+}
+
+// Delete removes a secret. A secret that is already gone counts as deleted.
+func (s *Syncer) Delete(a vault.Addr) error {
+	defer s.lockKeys(a)()
+	if meta, ok := s.opt.Vault.Stat(a); ok && meta.ReadOnly {
+		return s.failed("delete", a, ErrReadOnlyImport)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := s.opt.API.DeleteSecret(ctx, ref(a)); err != nil && !errors.Is(err, infisical.ErrNotFound) {
+		return s.failed("delete", a, err)
+	}
+	s.forget(a)
+	s.notify(Changes{Removed: []vault.Addr{a}}, false)
+	s.pushed("delete")
+	return nil
+}
+
+// Rename moves a secret. In one folder it is a rename on the server (PATCH
+// newSecretName); elsewhere, or onto an existing key, the value is written
+// at the target first and the source deleted after, so the target never
+// goes missing and a failure never loses the value.
+func (s *Syncer) Rename(from, to vault.Addr) error {
+	defer s.lockKeys(from, to)()
+	fm, ok := s.opt.Vault.Stat(from)
+	if !ok {
+		return s.failed("rename", from, infisical.ErrNotFound)
+	}
+	tm, toKnown := s.opt.Vault.Stat(to)
+	if fm.ReadOnly || (toKnown && tm.ReadOnly) {
+		return s.failed("rename", from, ErrReadOnlyImport)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	sameFolder := from.Project == to.Project && from.Env == to.Env && from.Path == to.Path
+	if sameFolder && !toKnown {
+		sec, err := s.opt.API.UpdateSecret(ctx, ref(from), infisical.Update{NewName: to.Key})
+		if err == nil {
+			defer clear(sec.Value)
+			s.forget(from)
+			if err := s.store(to, sec); err != nil {
+				return s.failed("rename", from, err)
+			}
+			s.notify(Changes{Removed: []vault.Addr{from}, Added: []vault.Addr{to}}, false)
+			s.pushed("rename")
+			return nil
+		}
+		if !errors.Is(err, infisical.ErrAlreadyExists) {
+			return s.failed("rename", from, err)
+		}
+		toKnown = true // exists on the server though not yet in the vault
+	}
+	val, _, err := s.opt.Vault.Get(from)
+	if err != nil {
+		return s.failed("rename", from, err)
+	}
+	defer val.Wipe()
+	sec, err := s.opt.API.UpsertSecret(ctx, ref(to), val.Bytes(), toKnown)
+	if err != nil {
+		return s.failed("rename", from, err)
+	}
+	defer clear(sec.Value)
+	if err := s.store(to, sec); err != nil {
+		return s.failed("rename", from, err)
+	}
+	ch := Changes{Added: []vault.Addr{to}}
+	if toKnown {
+		ch = Changes{Updated: []vault.Addr{to}}
+	}
+	if err := s.opt.API.DeleteSecret(ctx, ref(from)); err != nil && !errors.Is(err, infisical.ErrNotFound) {
+		s.notify(ch, false)
+		return s.failed("rename", from, err)
+	}
+	s.forget(from)
+	ch.Removed = []vault.Addr{from}
+	s.notify(ch, false)
+	s.pushed("rename")
+	return nil
+}
+
+// Mkdir creates the folder at path (its parents must exist).
+func (s *Syncer) Mkdir(project, env, path string) error {
+	fa := folderAddr(project, env, path)
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if _, err := s.opt.API.CreateFolder(ctx, project, env, fa.Path, fa.Key); err != nil {
+		return s.failed("mkdir", fa, err)
+	}
+	s.markWritten(fa)
+	s.opt.Vault.AddFolder(project, env, path)
+	s.notify(Changes{Folders: []vault.Addr{fa}}, false)
+	s.pushed("mkdir")
+	return nil
+}
+
+// Rmdir deletes an empty folder; Infisical's forceDelete is never used.
+func (s *Syncer) Rmdir(project, env, path string) error {
+	fa := folderAddr(project, env, path)
+	if l := s.opt.Vault.List(project, env, path); len(l.Keys)+len(l.Folders) > 0 {
+		return opError("rmdir", s.name(fa), ErrNotEmpty)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err := s.opt.API.DeleteFolder(ctx, project, env, fa.Path, fa.Key)
+	var apiErr *infisical.APIError
+	if errors.As(err, &apiErr) && strings.Contains(apiErr.Message, "contains resources") {
+		err = ErrNotEmpty
+	}
+	if err != nil && !errors.Is(err, infisical.ErrNotFound) {
+		return s.failed("rmdir", fa, err)
+	}
+	s.markWritten(fa)
+	s.opt.Vault.RemoveFolder(project, env, path)
+	s.notify(Changes{Folders: []vault.Addr{fa}}, false)
+	s.pushed("rmdir")
+	return nil
+}
+
+func (s *Syncer) pushed(op string) {
+	s.mu.Lock()
+	s.counts.Pushes++
+	s.mu.Unlock()
+	s.saveState(func(f *state.File) { f.PushCount++ })
+	s.flushState()
+	if s.opt.OnPush != nil {
+		s.opt.OnPush(op, nil)
+	}
+}
+
+// failed counts and logs a failed write once, with what to do about it, and
+// remembers failures that predict the next write's fate.
+func (s *Syncer) failed(op string, a vault.Addr, err error) error {
+	e := opError(op, s.name(a), err)
+	s.mu.Lock()
+	s.counts.PushErrors++
+	s.counts.Errors++
+	switch {
+	case errors.Is(err, infisical.ErrUnreachable):
+		if s.staleSince.IsZero() {
+			s.staleSince = time.Now()
+		}
+		s.lastErr = err
+	case errors.Is(err, infisical.ErrPermissionDenied):
+		k := scopeKey{a.Project, a.Env}
+		if sc := s.scopes[k]; sc != nil {
+			sc.writeErr = err
+		}
+	}
+	s.mu.Unlock()
+	s.saveState(func(f *state.File) { f.ErrorCount++ })
+	s.flushState()
+	level := s.log.Warn
+	msg := op + " failed"
+	if errors.Is(err, infisical.ErrApprovalPending) {
+		msg = op + " not applied: the change awaits approval under the environment's approval policy"
+	}
+	level(msg, "path", s.name(a), "errno", e.(*Error).Errno().Error(), "err", err)
+	if s.opt.OnPush != nil {
+		s.opt.OnPush(op, err)
+	}
+	return e
+}

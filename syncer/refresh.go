@@ -1,0 +1,344 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/state"
+	"github.com/infisicalfs/infisicalfs/vault"
+)
+
+// projectRelistEvery is how many ordinary cycles pass between re-reading the
+// project list; a forced sync always re-reads it. Listing projects every
+// cycle would double the requests of an unchanged refresh.
+const projectRelistEvery = 10
+
+// Sync runs one refresh cycle now. A full cycle also re-reads the project
+// list and every folder (empty folders do not show in a secret listing).
+func (s *Syncer) Sync(ctx context.Context, full bool) error {
+	s.cycleMu.Lock()
+	defer s.cycleMu.Unlock()
+	start := time.Now()
+	err := s.sync(ctx, full)
+	d := time.Since(start)
+	s.cycles.Add(1)
+	if s.opt.OnSync != nil {
+		s.opt.OnSync(d, err)
+	}
+	if err != nil {
+		s.log.Warn("sync cycle failed; serving the last values", "err", err, "duration", d)
+	} else {
+		s.log.Debug("sync cycle done", "duration", d)
+	}
+	s.notify(Changes{}, true)
+	return err
+}
+
+func (s *Syncer) sync(ctx context.Context, full bool) error {
+	if err := s.opt.API.BeginCycle(ctx); err != nil {
+		s.contactFailed(err)
+		return fmt.Errorf("begin sync cycle: %w", err)
+	}
+	s.mu.Lock()
+	first := len(s.projects) == 0
+	// No listing is in flight between cycles, and every listing from here on
+	// starts after these writes, so their marks can go.
+	clear(s.written)
+	// A refused write is retried once per cycle: a role may have been
+	// granted since.
+	for _, sc := range s.scopes {
+		sc.writeErr = nil
+	}
+	s.mu.Unlock()
+	var ch Changes
+	if full || first || s.cycles.Load()%projectRelistEvery == 0 {
+		changed, err := s.loadProjects(ctx)
+		if err != nil {
+			s.contactFailed(err)
+			return fmt.Errorf("list projects: %w", err)
+		}
+		ch.Tree = changed
+	}
+	var firstErr error
+	for _, p := range s.Projects() {
+		for _, env := range p.Envs {
+			c, err := s.syncScope(ctx, p, env, full)
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				if errors.Is(err, infisical.ErrUnreachable) || ctx.Err() != nil {
+					s.contactFailed(err)
+					return err
+				}
+				continue
+			}
+			ch.Updated = append(ch.Updated, c.Updated...)
+			ch.Added = append(ch.Added, c.Added...)
+			ch.Removed = append(ch.Removed, c.Removed...)
+			ch.Folders = append(ch.Folders, c.Folders...)
+		}
+	}
+	s.mu.Lock()
+	now := time.Now()
+	s.lastOK = now
+	s.staleSince = time.Time{}
+	s.lastErr = firstErr
+	s.counts.Pulls++
+	s.mu.Unlock()
+	s.saveState(func(f *state.File) {
+		f.LastSync = now
+		f.PullCount++
+	})
+	s.flushState()
+	if !ch.Empty() {
+		s.notify(ch, false)
+		if s.opt.OnChange != nil && len(ch.Updated)+len(ch.Added)+len(ch.Removed) > 0 {
+			s.opt.OnChange(changedPaths(ch, s.dirOf))
+		}
+	}
+	return firstErr
+}
+
+// loadProjects reads the project list and applies the project/env filters.
+func (s *Syncer) loadProjects(ctx context.Context) (changed bool, err error) {
+	all, err := s.opt.API.ListProjects(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	want, envs := s.opt.Projects, s.opt.Envs
+	s.mu.Unlock()
+	slugCount := map[string]int{}
+	for _, p := range all {
+		slugCount[p.Slug]++
+	}
+	var out []Project
+	seen := map[string]bool{}
+	for _, p := range all {
+		if len(want) > 0 && !slices.Contains(want, p.Slug) && !slices.Contains(want, p.ID) {
+			continue
+		}
+		seen[p.Slug], seen[p.ID] = true, true
+		dir := p.Slug
+		if dir == "" || slugCount[p.Slug] > 1 || !validDirName(dir) {
+			dir = p.ID
+		}
+		var es []string
+		for _, e := range p.Environments {
+			if len(envs) == 0 || slices.Contains(envs, e.Slug) {
+				es = append(es, e.Slug)
+			}
+		}
+		sort.Strings(es)
+		out = append(out, Project{ID: p.ID, Dir: dir, Envs: es})
+	}
+	for _, w := range want {
+		if !seen[w] {
+			s.log.Warn("configured project not found or not accessible; grant the identity a role on it in Access Control", "project", w)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Dir < out[j].Dir })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed = !slices.EqualFunc(out, s.projects, func(a, b Project) bool {
+		return a.ID == b.ID && a.Dir == b.Dir && slices.Equal(a.Envs, b.Envs)
+	})
+	s.projects = out
+	return changed, nil
+}
+
+func validDirName(n string) bool {
+	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\x00")
+}
+
+func (s *Syncer) dirOf(projectID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.projects {
+		if p.ID == projectID {
+			return p.Dir
+		}
+	}
+	return projectID
+}
+
+// syncScope lists one environment recursively and applies the difference to
+// the vault.
+func (s *Syncer) syncScope(ctx context.Context, p Project, env string, full bool) (Changes, error) {
+	key := scopeKey{p.ID, env}
+	s.mu.Lock()
+	sc := s.scopes[key]
+	if sc == nil {
+		sc = &scope{}
+		s.scopes[key] = sc
+	}
+	etag := sc.etag
+	if full {
+		etag = ""
+	}
+	seq := s.writeSeq
+	s.mu.Unlock()
+
+	res, err := s.opt.API.ListSecrets(ctx, infisical.ListOptions{
+		ProjectID: p.ID, Environment: env, Path: "/",
+		Recursive: true, IncludeImports: s.opt.IncludeImports,
+		IfNoneMatch: etag,
+	})
+	if err != nil {
+		s.scopeFailed(key, err)
+		return Changes{}, fmt.Errorf("list %s/%s: %w", p.Dir, env, err)
+	}
+	if res.NotModified {
+		s.scopeOK(key, etag)
+		return Changes{}, nil
+	}
+	defer wipeList(res)
+
+	// Empty folders never show in a secret listing, so the folder tree is
+	// read whenever the listing changed (a 304 above skips it).
+	folders, err := s.listFolderTree(ctx, p.ID, env)
+	foldersListed := err == nil
+	if err != nil {
+		s.log.Warn("listing folders failed; folders without secrets may be missing", "project", p.Dir, "env", env, "err", err)
+	}
+	ch := s.apply(p, env, res, folders, foldersListed, seq)
+	s.scopeOK(key, res.ETag)
+	return ch, nil
+}
+
+// listFolderTree walks the folder tree breadth first (the folder route lists
+// children only) and returns every folder path below "/".
+func (s *Syncer) listFolderTree(ctx context.Context, projectID, env string) ([]string, error) {
+	var out []string
+	queue := []string{"/"}
+	for len(queue) > 0 {
+		parent := queue[0]
+		queue = queue[1:]
+		fs, err := s.opt.API.ListFolders(ctx, projectID, env, parent)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			p := joinPath(parent, f.Name)
+			out = append(out, p)
+			queue = append(queue, p)
+		}
+	}
+	return out, nil
+}
+
+func joinPath(parent, name string) string {
+	if parent == "/" {
+		return "/" + name
+	}
+	return parent + "/" + name
+}
+
+// apply diffs a fresh listing against the vault and applies the difference
+// in one vault transaction, skipping addresses written locally since the
+// listing was requested (the listing may predate the write).
+func (s *Syncer) apply(p Project, env string, res *infisical.ListResult, folders []string, foldersListed bool, seq uint64) Changes {
+	desired := map[vault.Addr]want{}
+	for i := range res.Secrets {
+		sec := &res.Secrets[i]
+		path := sec.Path
+		if path == "" {
+			path = "/"
+		}
+		desired[vault.Addr{Project: p.ID, Env: env, Path: path, Key: sec.Key}] = want{sec: sec}
+	}
+	// Imports show read-only in the environment's root; the folder's own
+	// keys win, and a later import wins over an earlier one.
+	for i := range res.Imports {
+		for j := range res.Imports[i].Secrets {
+			sec := &res.Imports[i].Secrets[j]
+			a := vault.Addr{Project: p.ID, Env: env, Path: "/", Key: sec.Key}
+			if w, ok := desired[a]; ok && !w.readOnly {
+				continue
+			}
+			desired[a] = want{sec: sec, readOnly: true}
+		}
+	}
+
+	s.mu.Lock()
+	skip := func(a vault.Addr) bool { return s.written[a] > seq }
+	var changes []vault.Change
+	var ch Changes
+	for a, w := range desired {
+		if skip(a) {
+			continue
+		}
+		meta := vault.Meta{ID: w.sec.ID, Version: w.sec.Version, UpdatedAt: w.sec.UpdatedAt, ReadOnly: w.readOnly}
+		old, ok := s.opt.Vault.Stat(a)
+		switch {
+		case !ok:
+			ch.Added = append(ch.Added, a)
+		case old.ID != meta.ID || old.Version != meta.Version || old.ReadOnly != meta.ReadOnly || !old.UpdatedAt.Equal(meta.UpdatedAt):
+			ch.Updated = append(ch.Updated, a)
+		default:
+			continue
+		}
+		changes = append(changes, vault.Change{Addr: a, Value: w.sec.Value, Meta: meta})
+	}
+	for _, a := range s.opt.Vault.Addrs(p.ID, env) {
+		if _, ok := desired[a]; ok || skip(a) {
+			continue
+		}
+		ch.Removed = append(ch.Removed, a)
+		changes = append(changes, vault.Change{Addr: a, Delete: true})
+	}
+	s.mu.Unlock()
+
+	// Folders: every folder that holds a secret exists; a full folder
+	// listing also adds empty ones and removes vanished ones.
+	wantFolders := map[string]bool{}
+	for a := range desired {
+		for d := a.Path; d != "/"; d = parentPath(d) {
+			wantFolders[d] = true
+		}
+	}
+	for _, f := range folders {
+		wantFolders[f] = true
+	}
+	have := map[string]bool{}
+	walkVaultFolders(s.opt.Vault, p.ID, env, "/", have)
+	for f := range wantFolders {
+		if !have[f] {
+			s.opt.Vault.AddFolder(p.ID, env, f)
+			ch.Folders = append(ch.Folders, folderAddr(p.ID, env, f))
+		}
+	}
+	if foldersListed {
+		for f := range have {
+			// RemoveFolder takes the subtree, so a child of a removed
+			// folder reports false and is not counted twice.
+			if !wantFolders[f] && !s.wroteSince(folderAddr(p.ID, env, f), seq) && s.opt.Vault.RemoveFolder(p.ID, env, f) {
+				ch.Folders = append(ch.Folders, folderAddr(p.ID, env, f))
+			}
+		}
+	}
+	if len(changes) > 0 {
+		if _, err := s.opt.Vault.Apply(changes); err != nil {
+			s.log.Error("applying a listing to the vault failed", "project", p.Dir, "env", env, "err", err)
+			return Changes{}
+		}
+	}
+	sortAddrs(ch.Added)
+	sortAddrs(ch.Updated)
+	sortAddrs(ch.Removed)
+	s.recordListing(p, env, desired)
+	return ch
+}
+
+// want is one secret a listing says should be in the vault.
+type want struct {
+	sec      *infisical.Secret
+	readOnly bool
+}

@@ -1,0 +1,104 @@
+package syncer
+
+import (
+	"errors"
+	"path"
+	"sort"
+	"time"
+
+	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/state"
+	"github.com/infisicalfs/infisicalfs/vault"
+)
+
+func parentPath(p string) string {
+	d := path.Dir(p)
+	if d == "." {
+		return "/"
+	}
+	return d
+}
+
+// folderAddr names a folder the way Changes.Folders does: parent path plus
+// the folder's name in Key.
+func folderAddr(project, env, p string) vault.Addr {
+	return vault.Addr{Project: project, Env: env, Path: parentPath(p), Key: path.Base(p)}
+}
+
+func walkVaultFolders(v *vault.Vault, project, env, dir string, out map[string]bool) {
+	for _, f := range v.List(project, env, dir).Folders {
+		p := joinPath(dir, f)
+		out[p] = true
+		walkVaultFolders(v, project, env, p, out)
+	}
+}
+
+func sortAddrs(as []vault.Addr) {
+	sort.Slice(as, func(i, j int) bool { return as[i].String() < as[j].String() })
+}
+
+// wipeList zeroes the plaintext of a listing once the vault has sealed it.
+func wipeList(res *infisical.ListResult) {
+	for i := range res.Secrets {
+		clear(res.Secrets[i].Value)
+	}
+	for i := range res.Imports {
+		for j := range res.Imports[i].Secrets {
+			clear(res.Imports[i].Secrets[j].Value)
+		}
+	}
+}
+
+// markWritten records a local change to a, so that a listing requested before
+// it does not undo it.
+func (s *Syncer) markWritten(as ...vault.Addr) {
+	s.mu.Lock()
+	s.writeSeq++
+	for _, a := range as {
+		s.written[a] = s.writeSeq
+	}
+	s.mu.Unlock()
+}
+
+func (s *Syncer) wroteSince(a vault.Addr, seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written[a] > seq
+}
+
+func (s *Syncer) scopeOK(k scopeKey, etag string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc := s.scopes[k]
+	sc.etag = etag
+	sc.lastSync = time.Now()
+	sc.lastErr = nil
+	sc.synced = true
+	s.saveScopeLocked(k, sc)
+}
+
+func (s *Syncer) scopeFailed(k scopeKey, err error) {
+	s.mu.Lock()
+	sc := s.scopes[k]
+	sc.lastErr = err
+	if errors.Is(err, infisical.ErrPermissionDenied) {
+		s.log.Warn("the identity may not read this environment; grant it a role in Access Control", "project", k.project, "env", k.env, "err", err)
+	}
+	s.counts.Errors++
+	s.saveScopeLocked(k, sc)
+	s.mu.Unlock()
+	s.saveState(func(f *state.File) { f.ErrorCount++ })
+}
+
+// contactFailed marks the mount stale: reads keep the last values, and opens
+// for writing fail early with the reason.
+func (s *Syncer) contactFailed(err error) {
+	s.mu.Lock()
+	if s.staleSince.IsZero() {
+		s.staleSince = time.Now()
+	}
+	s.lastErr = err
+	s.counts.Errors++
+	s.mu.Unlock()
+	s.saveState(func(f *state.File) { f.ErrorCount++ })
+}

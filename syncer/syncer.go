@@ -1,0 +1,222 @@
+// Package syncer keeps the vault in step with Infisical: refresh cycles pull
+// listings into the vault and tell the filesystem what to invalidate; pushes
+// send the filesystem's writes to Infisical and record what the server stored.
+package syncer
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/state"
+	"github.com/infisicalfs/infisicalfs/vault"
+)
+
+// API is the part of the Infisical client the syncer uses; *infisical.Client
+// implements it.
+type API interface {
+	BeginCycle(ctx context.Context) error
+	ListProjects(ctx context.Context) ([]infisical.Project, error)
+	ListSecrets(ctx context.Context, o infisical.ListOptions) (*infisical.ListResult, error)
+	ListFolders(ctx context.Context, projectID, env, path string) ([]infisical.Folder, error)
+	UpsertSecret(ctx context.Context, r infisical.Ref, value []byte, known bool) (*infisical.Secret, error)
+	UpdateSecret(ctx context.Context, r infisical.Ref, u infisical.Update) (*infisical.Secret, error)
+	DeleteSecret(ctx context.Context, r infisical.Ref) error
+	CreateFolder(ctx context.Context, projectID, env, parentPath, name string) (*infisical.Folder, error)
+	DeleteFolder(ctx context.Context, projectID, env, parentPath, name string) error
+}
+
+// Invalidator is told, from the syncer's own goroutine and never from inside
+// a FUSE request, which names and values changed so that it can drop exactly
+// those kernel cache entries. The filesystem implements it.
+type Invalidator interface {
+	Invalidate(ch Changes)
+}
+
+// Changes is what one refresh or push changed.
+type Changes = vault.Changes
+
+// changedPaths lists the mount-relative "project/env/path/KEY" of every
+// changed secret, for change hooks.
+func changedPaths(c Changes, dirOf func(projectID string) string) []string {
+	var out []string
+	for _, list := range [][]vault.Addr{c.Updated, c.Added, c.Removed} {
+		for _, a := range list {
+			p := strings.TrimSuffix(a.Path, "/")
+			out = append(out, dirOf(a.Project)+"/"+a.Env+p+"/"+a.Key)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Options configure a Syncer.
+type Options struct {
+	API    API
+	Vault  *vault.Vault
+	State  *state.Store // may be nil
+	Logger *slog.Logger
+
+	Projects       []string // slugs or IDs; empty = every accessible project
+	Envs           []string // environment slugs; empty = all
+	IncludeImports bool
+	Interval       time.Duration // between refresh cycles (default 60s)
+	Jitter         float64       // fraction of Interval added at random (default 0.1)
+	PushTimeout    time.Duration // per push, on a context of our own (default 2m)
+
+	Invalidator Invalidator                // may be nil
+	OnChange    func(paths []string)       // after a refresh that changed something; may be nil
+	OnSync      func(time.Duration, error) // metrics; may be nil
+	OnPush      func(op string, err error) // metrics; may be nil
+}
+
+// Project is one mounted project with the environments shown for it.
+type Project struct {
+	ID   string
+	Dir  string // directory name: the slug, or the ID where the slug is missing or clashes
+	Envs []string
+}
+
+// Syncer runs refresh cycles and pushes. Its methods are safe for concurrent
+// use.
+type Syncer struct {
+	opt Options
+	log *slog.Logger
+
+	cycleMu sync.Mutex // one refresh cycle at a time
+
+	mu         sync.Mutex
+	projects   []Project
+	scopes     map[scopeKey]*scope
+	lastOK     time.Time
+	staleSince time.Time // zero while the last contact succeeded
+	lastErr    error
+	writeSeq   uint64
+	written    map[vault.Addr]uint64 // local writes since a listing began, to not undo them
+	counts     Counts
+
+	keyLocks sync.Map // vault.Addr → *sync.Mutex: pushes to one secret go in order
+
+	trigger chan struct{}
+	cycles  atomic.Uint64
+
+	notifyQ   chan notifyItem
+	notifyEnd chan struct{}
+	closeOnce sync.Once
+}
+
+type scopeKey struct{ project, env string }
+
+type scope struct {
+	etag      string
+	lastSync  time.Time
+	lastErr   error
+	writeErr  error // a write refused for this environment: fail opens early
+	synced    bool
+	foldersOK bool
+}
+
+// Counts are the syncer's counters, shown in .status and kept in the state
+// file.
+type Counts struct {
+	Pulls      int `json:"pulls"`
+	Pushes     int `json:"pushes"`
+	PushErrors int `json:"push_errors"`
+	Errors     int `json:"errors"`
+}
+
+// New returns a syncer; call Start for the first sync, then Run.
+func New(opt Options) *Syncer {
+	if opt.Interval <= 0 {
+		opt.Interval = 60 * time.Second
+	}
+	if opt.Jitter == 0 {
+		opt.Jitter = 0.1
+	}
+	if opt.PushTimeout <= 0 {
+		opt.PushTimeout = 2 * time.Minute
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Syncer{
+		opt:       opt,
+		log:       opt.Logger,
+		scopes:    map[scopeKey]*scope{},
+		written:   map[vault.Addr]uint64{},
+		trigger:   make(chan struct{}, 1),
+		notifyQ:   make(chan notifyItem, 256),
+		notifyEnd: make(chan struct{}),
+	}
+	go s.notifyLoop()
+	if opt.State != nil {
+		f := opt.State.Snapshot()
+		s.counts = Counts{Pulls: f.PullCount, Pushes: f.PushCount, Errors: f.ErrorCount}
+	}
+	return s
+}
+
+// SetInterval changes the refresh interval from the next wait on (hot reload).
+func (s *Syncer) SetInterval(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.opt.Interval = d
+	s.mu.Unlock()
+	s.Trigger() // restart the wait with the new interval
+}
+
+// SetFilter changes which projects and environments are shown (hot reload);
+// the next cycle applies it.
+func (s *Syncer) SetFilter(projects, envs []string) {
+	s.mu.Lock()
+	s.opt.Projects, s.opt.Envs = projects, envs
+	s.mu.Unlock()
+	s.Trigger()
+}
+
+// Projects returns the mounted projects and environments.
+func (s *Syncer) Projects() []Project {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Project(nil), s.projects...)
+}
+
+// Trigger asks for a sync now (SIGHUP, `infisicalfs refresh`).
+func (s *Syncer) Trigger() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run refreshes every interval (with jitter) until ctx is done.
+func (s *Syncer) Run(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		d := s.opt.Interval
+		s.mu.Unlock()
+		d += time.Duration(rand.Float64() * s.opt.Jitter * float64(d))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+			_ = s.Sync(ctx, false)
+		case <-s.trigger:
+			t.Stop()
+			_ = s.Sync(ctx, true)
+		}
+	}
+}
+
+// Cycles counts completed refresh cycles (tests wait on it).
+func (s *Syncer) Cycles() uint64 { return s.cycles.Load() }
