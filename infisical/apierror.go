@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -238,43 +239,55 @@ const redacted = "[redacted]"
 // sensitiveFields are JSON members whose values are never logged.
 var sensitiveFields = map[string]bool{
 	"secretValue": true, "clientSecret": true, "accessToken": true, "value": true,
+	"received": true, // zod issues may echo the input
 }
 
 // redactBody returns a copy of a JSON body fit for a log line: every
-// secretValue (and clientSecret, accessToken, metadata value) member at any
-// depth is replaced. A body that is not valid JSON cannot be stripped
+// secretValue (and clientSecret, accessToken, metadata value, zod received)
+// member at any depth is replaced. Callers also scrub the values they sent,
+// which a server message may quote. A body that is not valid JSON cannot be stripped
 // reliably, so only its size is returned.
-func redactBody(body []byte) []byte {
+func redactBody(body []byte) []byte { return redactBodyScrubbed(body, nil) }
+
+// redactBodyScrubbed is redactBody that also removes the sensitive byte
+// strings from every string left in the body. Scrubbing the decoded strings
+// (not the re-encoded text) catches values the encoder would escape.
+func redactBodyScrubbed(body []byte, sensitive [][]byte) []byte {
+	unparsable := func() []byte { return []byte(fmt.Sprintf("[unparsable body, %d bytes]", len(body))) }
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return []byte(fmt.Sprintf("[unparsable body, %d bytes]", len(body)))
+	if err := dec.Decode(&v); err != nil {
+		return unparsable()
 	}
-	if _, err := dec.Token(); err == nil {
-		return []byte(fmt.Sprintf("[unparsable body, %d bytes]", len(body)))
+	if _, err := dec.Token(); err != io.EOF {
+		return unparsable() // trailing data
 	}
-	out, err := json.Marshal(redactValue(v))
-	if err != nil {
-		return []byte(fmt.Sprintf("[unparsable body, %d bytes]", len(body)))
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(redactValue(v, sensitive)); err != nil {
+		return unparsable()
 	}
-	return out
+	return bytes.TrimRight(out.Bytes(), "\n")
 }
 
-func redactValue(v any) any {
+func redactValue(v any, sensitive [][]byte) any {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, x := range t {
 			if sensitiveFields[k] {
 				t[k] = redacted
 			} else {
-				t[k] = redactValue(x)
+				t[k] = redactValue(x, sensitive)
 			}
 		}
 	case []any:
 		for i, x := range t {
-			t[i] = redactValue(x)
+			t[i] = redactValue(x, sensitive)
 		}
+	case string:
+		return scrub(t, sensitive)
 	}
 	return v
 }

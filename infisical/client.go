@@ -423,7 +423,7 @@ func (c *Client) send(ctx context.Context, cl *call, tok string) (*response, err
 		}
 		c.log.Debug("infisical request", "method", cl.method, "route", cl.route,
 			"status", resp.status, "duration", d, "reqId", reqID,
-			"body", string(redactBody(resp.body)))
+			"body", string(redactBodyScrubbed(resp.body, cl.sensitive)))
 		return resp, nil
 	}
 	c.log.Debug("infisical request", "method", cl.method, "route", cl.route,
