@@ -87,7 +87,7 @@ func (k *keyring) allocKey(logger *slog.Logger) ([]byte, error) {
 }
 
 // probeMlock tries to lock one page, as memguard will.
-func probeMlock() error {
+var probeMlock = func() error {
 	mem, err := unix.Mmap(-1, 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return fmt.Errorf("map probe page: %w", err)
@@ -112,7 +112,11 @@ func (k *keyring) open(sealed []byte, ad string) ([]byte, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("vault: sealed value for %s is truncated", ad)
 	}
-	out := make([]byte, 0, n)
+	return k.openInto(make([]byte, 0, n), sealed, ad)
+}
+
+// openInto decrypts into out's spare capacity, zeroing all of it on failure.
+func (k *keyring) openInto(out, sealed []byte, ad string) ([]byte, error) {
 	pt, err := k.aead.Open(out, nil, sealed, []byte(ad))
 	if err != nil {
 		clear(out[:cap(out)])
