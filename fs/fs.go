@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -66,6 +67,7 @@ type FS struct {
 	root   *dirNode
 	server *fuse.Server
 	queue  chan func()
+	reqs   atomic.Uint64 // kernel requests seen (see counting)
 }
 
 // New returns a filesystem; Mount serves it.
@@ -136,7 +138,7 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	if f.opt.DebugFUSE {
 		mo.Logger = log.New(os.Stderr, "fuse: ", 0)
 	}
-	srv, err := gofs.Mount(mountpoint, f.root, &gofs.Options{
+	raw := gofs.NewNodeFS(f.root, &gofs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &t,
 		AttrTimeout:     &t,
@@ -144,7 +146,12 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		UID:             f.opt.UID,
 		GID:             f.opt.GID,
 	})
+	srv, err := fuse.NewServer(counting{raw, &f.reqs}, mountpoint, &mo)
 	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	f.server = srv

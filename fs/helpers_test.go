@@ -246,3 +246,16 @@ func statusJSON(s *syncer.Syncer) []byte {
 	b, _ := json.MarshalIndent(s.Status(), "", "  ")
 	return append(b, '\n')
 }
+
+// eventually polls cond for up to 5 s: for effects the kernel delivers
+// after the syscall returned (RELEASE).
+func (m *testMount) eventually(cond func() bool) {
+	m.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			m.t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -277,3 +277,35 @@ func TestNoTornReadsDuringRefresh(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestCachedReadRequests counts the kernel requests a repeat read costs:
+// none on a read-only mount, one OPEN on a read-write mount.
+func TestCachedReadRequests(t *testing.T) {
+	for _, ro := range []bool{true, false} {
+		t.Run(fmt.Sprint("readOnly=", ro), func(t *testing.T) {
+			m := mountForTest(t, withSeed(seedBasic), func(c *mountConfig) { c.readOnly = ro })
+			p := m.path("webshop/dev/API_KEY")
+			for i := 0; i < 3; i++ { // warm every cache
+				if _, err := os.ReadFile(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := m.fsys.Requests()
+			const n = 50
+			for i := 0; i < n; i++ {
+				b, err := os.ReadFile(p)
+				if err != nil || string(b) != "k-123" {
+					t.Fatalf("read %q %v", b, err)
+				}
+			}
+			per := float64(m.fsys.Requests()-before) / n
+			want := 1.0
+			if ro {
+				want = 0
+			}
+			if per > want+0.1 {
+				t.Errorf("%.2f requests per repeat read, want %.0f", per, want)
+			}
+		})
+	}
+}

@@ -69,7 +69,10 @@ func TestShellWrites(t *testing.T) {
 	m.mustSh(d + "printf dd-bytes | dd of=DD_KEY status=none")
 	m.both("dev", "/", "DD_KEY", "dd-bytes")
 
+	// A file created and never written is pushed at release, which the
+	// kernel sends just after close returns.
 	m.mustSh(d + "touch EMPTY_KEY")
+	m.eventually(func() bool { _, ok := m.serverValue("dev", "/", "EMPTY_KEY"); return ok })
 	m.both("dev", "/", "EMPTY_KEY", "")
 
 	m.mustSh(d + "rm CP_KEY")

@@ -11,8 +11,13 @@ type notifyItem struct {
 	done chan struct{} // closed when delivered; only for Flush
 }
 
+func (s *Syncer) invalidator() Invalidator {
+	b, _ := s.inv.Load().(invalidatorBox)
+	return b.Invalidator
+}
+
 func (s *Syncer) notify(ch Changes, statusOnly bool) {
-	if s.opt.Invalidator == nil {
+	if s.invalidator() == nil {
 		return
 	}
 	if statusOnly {
@@ -40,7 +45,7 @@ func (s *Syncer) notifyLoop() {
 			close(it.done)
 			continue
 		}
-		if inv := s.opt.Invalidator; inv != nil {
+		if inv := s.invalidator(); inv != nil {
 			inv.Invalidate(it.ch)
 		}
 	}
@@ -65,5 +70,5 @@ func (s *Syncer) Close() {
 // SetInvalidator sets who is told of changes; the filesystem is created after
 // the syncer, so this is set before it mounts.
 func (s *Syncer) SetInvalidator(inv Invalidator) {
-	s.opt.Invalidator = inv
+	s.inv.Store(invalidatorBox{inv})
 }

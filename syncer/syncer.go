@@ -109,7 +109,10 @@ type Syncer struct {
 	notifyQ   chan notifyItem
 	notifyEnd chan struct{}
 	closeOnce sync.Once
+	inv       atomic.Value // invalidatorBox; set once the filesystem exists
 }
+
+type invalidatorBox struct{ Invalidator }
 
 type scopeKey struct{ project, env string }
 
@@ -153,6 +156,9 @@ func New(opt Options) *Syncer {
 		trigger:   make(chan struct{}, 1),
 		notifyQ:   make(chan notifyItem, 256),
 		notifyEnd: make(chan struct{}),
+	}
+	if opt.Invalidator != nil {
+		s.inv.Store(invalidatorBox{opt.Invalidator})
 	}
 	go s.notifyLoop()
 	if opt.State != nil {
