@@ -1,0 +1,194 @@
+// Package state keeps infisical_sync_state.json, the record of what the
+// mount last synced: per secret a hash, version and time, plus counters. It
+// never holds a value: Hash is a SHA-256 of KEY:VALUE.
+//
+// The schema is the original sync design's (last_sync, project_ids,
+// environment, secrets{id: {hash, version, last_synced}}, error_count,
+// push_count, pull_count), extended with fields its readers ignore.
+//
+// Secret IDs: the original file keyed secrets by bare KEY, which cannot tell
+// two projects, environments or folders apart. SecretID always returns the
+// full form "<projectID>/<env><path>/KEY" ("<projectID>/<env>/KEY" at the
+// root), so an ID never changes when a second environment is mounted. Each
+// record also carries project, environment, path and key. A file in the
+// original schema (schema_version absent) for one project and one
+// environment is migrated on load: its bare KEY ids become full ids at "/".
+// Original readers still parse the file; they see the full ids as names.
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SchemaVersion is written to every file this package saves; files of the
+// original design have none (0).
+const SchemaVersion = 2
+
+// File is the state file's content.
+type File struct {
+	LastSync    time.Time         `json:"last_sync"`
+	ProjectIDs  []string          `json:"project_ids"`
+	Environment string            `json:"environment"` // the environment when only one is mounted, else ""
+	Secrets     map[string]Secret `json:"secrets"`     // by SecretID
+	ErrorCount  int               `json:"error_count"`
+	PushCount   int               `json:"push_count"`
+	PullCount   int               `json:"pull_count"`
+
+	// Extensions; readers of the original schema ignore them.
+	SchemaVersion int              `json:"schema_version"`
+	Environments  []string         `json:"environments,omitempty"`
+	Scopes        map[string]Scope `json:"scopes,omitempty"` // by "projectID/env"
+}
+
+// Secret is what is known about one secret: never its value.
+type Secret struct {
+	Hash       string    `json:"hash"` // Hash(key, value)
+	Version    int       `json:"version"`
+	LastSynced time.Time `json:"last_synced"`
+
+	Project     string `json:"project,omitempty"`
+	Environment string `json:"environment,omitempty"`
+	Path        string `json:"path,omitempty"`
+	Key         string `json:"key,omitempty"`
+}
+
+// Scope is the sync record of one project environment.
+type Scope struct {
+	ETag       string    `json:"etag"`
+	LastSync   time.Time `json:"last_sync"`
+	LastError  string    `json:"last_error,omitempty"`
+	ErrorCount int       `json:"error_count"`
+}
+
+// SecretID is the key of a secret in File.Secrets:
+// "<project>/<env><path>/<key>", with path "/" adding nothing. With an empty
+// key it is the prefix shared by every secret of that folder.
+func SecretID(project, env, path, key string) string {
+	if path == "/" || path == "" {
+		return project + "/" + env + "/" + key
+	}
+	return project + "/" + env + path + "/" + key
+}
+
+// Hash is the hex SHA-256 of "KEY:VALUE", the original design's hash. It
+// hashes in place, making no copy of value.
+func Hash(key string, value []byte) string {
+	h := sha256.New()
+	h.Write([]byte(key))
+	h.Write([]byte{':'})
+	h.Write(value)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Changed compares f's secrets with a fresh listing keyed the same way and
+// returns, each sorted, the IDs that are new, whose hash differs (the value
+// changed; a version bump alone is not reported), and that are gone.
+func (f *File) Changed(current map[string]Secret) (added, changed, removed []string) {
+	for id, cur := range current {
+		old, ok := f.Secrets[id]
+		switch {
+		case !ok:
+			added = append(added, id)
+		case old.Hash != cur.Hash:
+			changed = append(changed, id)
+		}
+	}
+	for id := range f.Secrets {
+		if _, ok := current[id]; !ok {
+			removed = append(removed, id)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(changed)
+	slices.Sort(removed)
+	return added, changed, removed
+}
+
+// clone returns a deep copy.
+func (f *File) clone() File {
+	c := *f
+	c.ProjectIDs = slices.Clone(f.ProjectIDs)
+	c.Environments = slices.Clone(f.Environments)
+	c.Secrets = maps.Clone(f.Secrets)
+	c.Scopes = maps.Clone(f.Scopes)
+	return c
+}
+
+// decode parses a state file and brings it to the current schema.
+func decode(data []byte) (File, error) {
+	var f File
+	if err := json.Unmarshal(data, &f); err != nil {
+		return File{}, err
+	}
+	if f.SchemaVersion > SchemaVersion || f.SchemaVersion < 0 {
+		return File{}, fmt.Errorf("schema_version %d is not one this program knows (up to %d)", f.SchemaVersion, SchemaVersion)
+	}
+	if f.SchemaVersion == 0 {
+		f.migrateOriginal()
+	}
+	f.SchemaVersion = SchemaVersion
+	if f.Secrets == nil {
+		f.Secrets = map[string]Secret{}
+	}
+	return f, nil
+}
+
+// migrateOriginal rewrites bare KEY ids of a one-project, one-environment
+// file of the original design to full ids at the root folder. Files that
+// name several projects or no environment cannot be placed and keep their
+// ids; the next listing replaces them.
+func (f *File) migrateOriginal() {
+	if len(f.ProjectIDs) != 1 || f.Environment == "" || strings.Contains(f.Environment, "/") {
+		return
+	}
+	project := f.ProjectIDs[0]
+	for id, s := range f.Secrets {
+		if id == "" || strings.Contains(id, "/") {
+			continue
+		}
+		full := SecretID(project, f.Environment, "/", id)
+		if _, taken := f.Secrets[full]; taken {
+			continue
+		}
+		s.Project, s.Environment, s.Path, s.Key = project, f.Environment, "/", id
+		delete(f.Secrets, id)
+		f.Secrets[full] = s
+	}
+	if len(f.Environments) == 0 {
+		f.Environments = []string{f.Environment}
+	}
+}
+
+// encode renders f as saved: indented, newline-terminated.
+func encode(f *File) ([]byte, error) {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// describeParseError says what is wrong with a state file without quoting
+// it: encoding/json errors can carry bytes of the input.
+func describeParseError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte offset %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q has the wrong type (want %s) at byte offset %d", typ.Field, typ.Type, typ.Offset)
+	case strings.HasPrefix(err.Error(), "schema_version"):
+		return err.Error()
+	default:
+		return "invalid state file"
+	}
+}
