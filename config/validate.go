@@ -1,0 +1,142 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Validate checks every setting and reports each problem on its own line,
+// naming the setting and where it can be set. Messages never contain a
+// credential.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	switch {
+	case c.URL == "":
+		bad("missing Infisical URL: set %s, --url or url", EnvURL)
+	default:
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("url %q: want http(s)://host[:port], e.g. https://app.infisical.com", redactURL(c.URL))
+		} else if u.User != nil {
+			bad("url: leave credentials out of the URL; use the client id and secret settings")
+		}
+	}
+	switch {
+	case c.ClientID == "" && c.ClientIDFile != "":
+		bad("client id file %s is empty", c.ClientIDFile)
+	case c.ClientID == "":
+		bad("missing client id: set %s, %s or client_id_file", EnvClientID, EnvClientIDFile)
+	}
+	switch {
+	case c.ClientSecret == "" && c.ClientSecretFile != "":
+		bad("client secret file %s is empty", c.ClientSecretFile)
+	case c.ClientSecret == "":
+		bad("missing client secret: set %s, %s or client_secret_file", EnvClientSecret, EnvClientSecretFile)
+	}
+	if c.RefreshInterval.Duration < time.Second {
+		bad("refresh_interval %s: must be at least 1s", c.RefreshInterval.Duration)
+	}
+	if c.ServerErrorDelay.Duration < 0 {
+		bad("server_error_delay %s: must not be negative", c.ServerErrorDelay.Duration)
+	}
+	if c.RateLimitDelay.Duration < 0 {
+		bad("rate_limit_delay %s: must not be negative", c.RateLimitDelay.Duration)
+	}
+	if c.TokenPolicy != TokenPerCycle && c.TokenPolicy != TokenRenew {
+		bad("token_policy %q: want %q or %q", c.TokenPolicy, TokenPerCycle, TokenRenew)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log_format %q: want text or json", c.LogFormat)
+	}
+	if c.Flat && (len(c.Projects) != 1 || len(c.Envs) != 1) {
+		bad("flat needs exactly one project and one env (have %d projects, %d envs): set --project and --env once each", len(c.Projects), len(c.Envs))
+	}
+	for _, p := range c.Projects {
+		if strings.TrimSpace(p) == "" || strings.Contains(p, "/") {
+			bad("project %q: want a project slug or id", p)
+		}
+	}
+	for _, e := range c.Envs {
+		if strings.TrimSpace(e) == "" || strings.Contains(e, "/") {
+			bad("env %q: want an environment slug", e)
+		}
+	}
+	if c.UID < -1 {
+		bad("uid %d: want a user id, or -1 for the mounting user", c.UID)
+	}
+	if c.GID < -1 {
+		bad("gid %d: want a group id, or -1 for the mounting user", c.GID)
+	}
+	if c.FileMode > 0o777 {
+		bad("file_mode %s: only permission bits (up to 0777) are allowed", FormatFileMode(c.FileMode))
+	}
+	for i, h := range c.OnChange {
+		if err := h.validate(); err != nil {
+			bad("on_change[%d] (path %q): %w", i, h.Path, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h Hook) validate() error {
+	switch {
+	case len(h.Command) > 0 && h.Signal != "":
+		return errors.New("set command or signal, not both")
+	case len(h.Command) == 0 && h.Signal == "":
+		return errors.New("set command or signal")
+	case len(h.Command) > 0 && h.Command[0] == "":
+		return errors.New("command: the first element is the program to run")
+	}
+	if h.Signal != "" {
+		if _, err := ParseSignal(h.Signal); err != nil {
+			return err
+		}
+		switch {
+		case h.PID > 0 && h.PIDFile != "":
+			return errors.New("set pid or pid_file, not both")
+		case h.PID <= 0 && h.PIDFile == "":
+			return errors.New("signal needs pid or pid_file")
+		}
+	}
+	if h.Debounce.Duration < 0 || h.Timeout.Duration < 0 {
+		return errors.New("debounce and timeout must not be negative")
+	}
+	return nil
+}
+
+// ParseSignal reads a signal name: "SIGHUP", "HUP" or "hup".
+func ParseSignal(name string) (unix.Signal, error) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	s := unix.SignalNum(n)
+	if s == 0 {
+		return 0, fmt.Errorf("signal %q: unknown; want a name like SIGHUP or SIGUSR1", name)
+	}
+	return s, nil
+}
+
+// redactURL drops any userinfo from a URL before it is shown.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
+	}
+	if i := strings.Index(s, "@"); i >= 0 {
+		return "…" + s[i:]
+	}
+	return s
+}
