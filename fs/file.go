@@ -31,6 +31,12 @@ type fileNode struct {
 	// writers counts open write handles; while any is open, read opens
 	// bypass the page cache so that nobody reads bytes not yet pushed.
 	writers int
+	// settled is the vault generation of the version the kernel's cache
+	// may hold: set at first contact and after each invalidation of this
+	// node is delivered. While the vault is ahead of it, an invalidation
+	// is on its way and the kernel's size and pages may be old, so opens
+	// read a snapshot and page-cache reads serve the settled version.
+	settled uint64
 }
 
 // where is the node's directory and name now; ok is false once unlinked.
@@ -84,6 +90,11 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
 		a.Size = uint64(m.Size)
 		setTime(a, m.UpdatedAt)
+		n.mu.Lock()
+		if n.settled == 0 {
+			n.settled = m.Gen
+		}
+		n.mu.Unlock()
 	}
 	a.Blocks = (a.Size + 511) / 512
 	return 0
@@ -97,8 +108,13 @@ func setTime(a *fuse.Attr, t time.Time) {
 }
 
 // content returns the file's bytes now; the caller wipes them.
-func (n *fileNode) content() ([]byte, syscall.Errno) {
+func (n *fileNode) content() ([]byte, syscall.Errno) { return n.contentAt(false) }
+
+// contentAt returns the file's bytes; settled picks the version the
+// kernel's cache may hold, for reads through the page cache.
+func (n *fileNode) contentAt(settled bool) ([]byte, syscall.Errno) {
 	n.mu.Lock()
+	gen := n.settled
 	if n.scratch || n.pending {
 		b := append([]byte(nil), n.local...)
 		n.mu.Unlock()
@@ -109,7 +125,10 @@ func (n *fileNode) content() ([]byte, syscall.Errno) {
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	v, _, err := n.fsys.opt.Vault.Get(d.addr(name))
+	if !settled {
+		gen = 0
+	}
+	v, _, err := n.fsys.opt.Vault.GetGen(d.addr(name), gen)
 	if err != nil {
 		return nil, syscall.ENOENT
 	}
@@ -134,7 +153,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	n.mu.Lock()
 	writers := n.writers
 	n.mu.Unlock()
-	if !write && writers == 0 && n.size() <= onePage {
+	if !write && writers == 0 && n.cacheable() {
 		// A value of one page is filled by one READ, so the page cache
 		// never holds parts of two versions: keep it, and serve READs
 		// from the vault as it is when the kernel asks (its size comes
@@ -168,20 +187,29 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 // at open instead (direct I/O), which costs a request per read.
 const onePage = 4096
 
-// size is the value's length now, without decrypting.
-func (n *fileNode) size() int {
+// cacheable reports whether a read open may use the page cache: the value
+// fits one page and the kernel has been told of its current version.
+func (n *fileNode) cacheable() bool {
 	n.mu.Lock()
 	if n.scratch || n.pending {
 		defer n.mu.Unlock()
-		return len(n.local)
+		return len(n.local) <= onePage
 	}
+	settled := n.settled
 	n.mu.Unlock()
 	d, name, ok := n.where()
 	if !ok {
-		return 0
+		return false
 	}
 	m, _ := n.fsys.opt.Vault.Stat(d.addr(name))
-	return m.Size
+	return m.Size <= onePage && m.Gen == settled
+}
+
+// settle records that the kernel has dropped what it cached of this node.
+func (n *fileNode) settle(gen uint64) {
+	n.mu.Lock()
+	n.settled = gen
+	n.mu.Unlock()
 }
 
 // writable fails an open-for-write whose push is already known to fail.
@@ -209,7 +237,7 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	if h, ok := fh.(*handle); ok {
 		return h.read(dest, off)
 	}
-	b, errno := n.content()
+	b, errno := n.contentAt(true)
 	if errno != 0 {
 		return nil, errno
 	}

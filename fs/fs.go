@@ -62,12 +62,12 @@ type Options struct {
 
 // FS is a mountable secrets filesystem.
 type FS struct {
-	opt    Options
-	log    *slog.Logger
-	root   *dirNode
-	server *fuse.Server
-	queue  chan func()
-	reqs   atomic.Uint64 // kernel requests seen (see counting)
+	opt     Options
+	log     *slog.Logger
+	root    *dirNode
+	mounted atomic.Bool // Invalidate does nothing before the kernel knows us
+	queue   chan func()
+	reqs    atomic.Uint64 // kernel requests seen (see counting)
 }
 
 // New returns a filesystem; Mount serves it.
@@ -154,7 +154,7 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	if err := srv.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	f.server = srv
+	f.mounted.Store(true)
 	go f.runQueue()
 	return srv, nil
 }

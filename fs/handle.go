@@ -94,10 +94,13 @@ func (h *handle) commit() syscall.Errno {
 	if !h.dirty || h.failed {
 		return 0
 	}
+	// Whatever the outcome, close() has now reported on this handle's
+	// value: release must not push it again behind the caller's back.
+	h.truncated = false
 	if errno := h.n.store(h.buf); errno != 0 {
 		return errno
 	}
-	h.dirty, h.truncated = false, false
+	h.dirty = false
 	return 0
 }
 

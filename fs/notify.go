@@ -15,7 +15,7 @@ import (
 // caller's own, never from inside a FUSE request. ENOENT from a notify means
 // the kernel had nothing cached, which is fine.
 func (f *FS) Invalidate(ch vault.Changes) {
-	if f.server == nil {
+	if !f.mounted.Load() {
 		return
 	}
 	if ch.Status {
@@ -34,7 +34,7 @@ func (f *FS) Invalidate(ch vault.Changes) {
 			continue
 		}
 		if c := d.GetChild(a.Key); c != nil {
-			c.NotifyContent(0, 0)
+			f.invalidateFile(c, a)
 		}
 		views[d] = true
 	}
@@ -45,7 +45,7 @@ func (f *FS) Invalidate(ch vault.Changes) {
 				continue
 			}
 			if c := d.GetChild(a.Key); c != nil {
-				c.NotifyContent(0, 0)
+				f.invalidateFile(c, a)
 			}
 			d.NotifyEntry(a.Key)
 			dirs[d], views[d] = true, true
@@ -140,4 +140,15 @@ func (f *FS) invalidateTree() {
 		}
 	}
 	root.NotifyContent(0, 0)
+}
+
+// invalidateFile drops a file's pages and attributes, then records the
+// version the kernel will see from now on. The generation is read before
+// the notify: a change landing meanwhile stays ahead, and gets its own.
+func (f *FS) invalidateFile(c *gofs.Inode, a vault.Addr) {
+	m, _ := f.opt.Vault.Stat(a)
+	c.NotifyContent(0, 0)
+	if n, ok := c.Operations().(*fileNode); ok {
+		n.settle(m.Gen)
+	}
 }

@@ -232,8 +232,8 @@ func (s *Syncer) Rmdir(project, env, path string) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	err := s.opt.API.DeleteFolder(ctx, project, env, fa.Path, fa.Key)
-	var apiErr *infisical.APIError
-	if errors.As(err, &apiErr) && strings.Contains(apiErr.Message, "contains resources") {
+	if errors.Is(err, infisical.ErrFolderNotEmpty) {
+		// Something the vault has not seen yet lives there.
 		err = ErrNotEmpty
 	}
 	if err != nil && !errors.Is(err, infisical.ErrNotFound) {

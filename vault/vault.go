@@ -53,10 +53,19 @@ type Entry struct {
 	Value *Value
 }
 
-// item is one sealed secret: nonce || ciphertext || tag.
+// item is one sealed secret: nonce || ciphertext || tag. The version it
+// replaced stays sealed beside it (see GetGen) until the next change.
 type item struct {
 	sealed []byte
 	meta   Meta
+	prev   []byte
+	prevM  Meta
+}
+
+// wipe zeroes both sealed versions.
+func (it item) wipe() {
+	clear(it.sealed)
+	clear(it.prev)
 }
 
 // dir is one folder; a folder exists while its dir does, secrets or not.
@@ -147,15 +156,17 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 		m.Size = len(c.Value)
 		m.Gen = v.gen
 		d := v.ensureDirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
+		it := item{sealed: sealed[i], meta: m}
 		if old, ok := d.secrets[c.Addr.Key]; ok {
-			clear(old.sealed)
+			clear(old.prev)
+			it.prev, it.prevM = old.sealed, old.meta
 		} else {
 			v.n++
 		}
 		if d.secrets == nil {
 			d.secrets = map[string]item{}
 		}
-		d.secrets[c.Addr.Key] = item{sealed: sealed[i], meta: m}
+		d.secrets[c.Addr.Key] = it
 	}
 	return v.gen, nil
 }
@@ -176,6 +187,32 @@ func (v *Vault) Get(a Addr) (*Value, Meta, error) {
 		return nil, Meta{}, err
 	}
 	return &Value{b: pt}, it.meta, nil
+}
+
+// GetGen decrypts the version of the secret at a whose generation is gen,
+// if it is the current one or the one it replaced; otherwise the current
+// one. The filesystem uses it to serve the version whose size the kernel
+// was last told, so a page filled just after a refresh, before the kernel's
+// cache is invalidated, does not mix a new value with an old size.
+func (v *Vault) GetGen(a Addr, gen uint64) (*Value, Meta, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.keys == nil {
+		return nil, Meta{}, errDestroyed
+	}
+	it, ok := v.itemLocked(a)
+	if !ok {
+		return nil, Meta{}, ErrNotFound
+	}
+	box, m := it.sealed, it.meta
+	if gen != 0 && it.prev != nil && it.prevM.Gen == gen {
+		box, m = it.prev, it.prevM
+	}
+	pt, err := v.keys.open(box, a.String())
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	return &Value{b: pt}, m, nil
 }
 
 // Stat returns a secret's metadata without decrypting it.
@@ -254,7 +291,7 @@ func (v *Vault) RemoveFolder(project, env, path string) bool {
 	for p, d := range sc.dirs {
 		if under(p, path) {
 			for _, it := range d.secrets {
-				clear(it.sealed)
+				it.wipe()
 			}
 			v.n -= len(d.secrets)
 			delete(sc.dirs, p)
@@ -354,7 +391,7 @@ func (v *Vault) Destroy() {
 	for _, sc := range v.scopes {
 		for _, d := range sc.dirs {
 			for _, it := range d.secrets {
-				clear(it.sealed)
+				it.wipe()
 			}
 		}
 	}
@@ -426,7 +463,7 @@ func (v *Vault) deleteLocked(a Addr) bool {
 	if !ok {
 		return false
 	}
-	clear(it.sealed)
+	it.wipe()
 	delete(d.secrets, a.Key)
 	v.n--
 	return true

@@ -196,9 +196,13 @@ func TestDroppedSealedBuffersAreWiped(t *testing.T) {
 		return s
 	}
 	s := set()
+	set() // s is now the previous version, kept sealed for GetGen
+	if allZero(s) {
+		t.Error("the previous version was dropped after one overwrite")
+	}
 	set()
 	if !allZero(s) {
-		t.Error("overwrite left the old sealed buffer intact")
+		t.Error("a second overwrite left the oldest sealed buffer intact")
 	}
 	s = set()
 	v.Delete(a)
@@ -580,5 +584,30 @@ func TestKeyInLockedMemory(t *testing.T) {
 	v.Destroy()
 	if buf.IsAlive() {
 		t.Fatal("Destroy left the key buffer alive")
+	}
+}
+
+// TestGetGenServesTheVersionAsked: the current version, the one it
+// replaced, and the current one for a generation the vault no longer has.
+func TestGetGenServesTheVersionAsked(t *testing.T) {
+	v := newTestVault(t)
+	a := addr("/", "K")
+	v.Set(a, []byte("one"), Meta{})
+	m1, _ := v.Stat(a)
+	v.Set(a, []byte("two"), Meta{})
+	m2, _ := v.Stat(a)
+	for _, c := range []struct {
+		gen  uint64
+		want string
+	}{{m2.Gen, "two"}, {m1.Gen, "one"}, {0, "two"}, {m1.Gen - 1, "two"}} {
+		val, m, err := v.GetGen(a, c.gen)
+		if err != nil || string(val.Bytes()) != c.want || m.Size != len(c.want) {
+			t.Errorf("GetGen(%d) = %q %+v %v, want %q", c.gen, val.Bytes(), m, err, c.want)
+		}
+		val.Wipe()
+	}
+	v.Set(a, []byte("three"), Meta{})
+	if val, _, _ := v.GetGen(a, m1.Gen); string(val.Bytes()) != "three" {
+		t.Errorf("a version two changes old was still served: %q", val.Bytes())
 	}
 }
