@@ -204,8 +204,8 @@ func FuzzVaultModel(f *testing.F) {
 	}
 	f.Add([]byte{3, 0, 4, 0, 0, 0, 1, 2, 7, 5, 4, 0, 0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		if len(ops) > 4000 {
-			ops = ops[:4000]
+		if len(ops) > 1200 {
+			ops = ops[:1200]
 		}
 		runModel(t, ops)
 	})
