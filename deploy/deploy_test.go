@@ -1,0 +1,182 @@
+package deploy
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeDaemon stands in for infisicalfs: it records its argv one per line
+// and, in "mount" mode, adds its mount point (the last argument) to the
+// fake mountinfo as the kernel would, escaped. "fail" exits 3 at once;
+// "hang" never mounts.
+const fakeDaemon = `#!/bin/sh
+for a in "$@"; do printf '%s\n' "$a"; done > "$ARGV_FILE"
+case $FAKE_MODE in
+mount)
+	eval "mp=\${$#}"
+	esc=$(printf '%s' "$mp" | sed 's/\\/\\134/g; s/ /\\040/g')
+	printf '99 1 0:50 / %s rw,nosuid,nodev - fuse.infisicalfs infisicalfs rw\n' "$esc" >> "$INFISICALFS_MOUNTINFO"
+	;;
+fail) exit 3 ;;
+hang) exec sleep 30 ;;
+esac
+`
+
+type run struct {
+	argv   []string
+	stderr string
+	err    error
+	took   time.Duration
+}
+
+func helper(t *testing.T, mode string, args ...string) run {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "infisicalfs"), []byte(fakeDaemon), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mountinfo := filepath.Join(dir, "mountinfo")
+	// An unrelated mount, and one at a prefix of the mount point's name.
+	if err := os.WriteFile(mountinfo, []byte("22 1 0:21 / / rw - ext4 /dev/sda1 rw\n23 22 0:22 / /mn rw - tmpfs tmpfs rw\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	argvFile := filepath.Join(dir, "argv")
+	shell := "sh"
+	if p, err := exec.LookPath("dash"); err == nil {
+		shell = p // the strictest POSIX shell at hand
+	}
+	cmd := exec.Command(shell, append([]string{"./mount.infisicalfs"}, args...)...)
+	cmd.Env = append(os.Environ(),
+		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"ARGV_FILE="+argvFile, "FAKE_MODE="+mode,
+		"INFISICALFS_MOUNTINFO="+mountinfo, "INFISICALFS_MOUNT_TIMEOUT=2")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := run{stderr: stderr.String(), err: err, took: time.Since(start)}
+	if b, rerr := os.ReadFile(argvFile); rerr == nil {
+		r.argv = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	}
+	return r
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestMountHelperTranslatesOptions(t *testing.T) {
+	mnt := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte("url = \"http://x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := helper(t, "mount", cfg, mnt, "-o",
+		"rw,ro,allow_other,uid=1000,gid=1001,project=webshop,env=dev,flat,noauto,nofail,_netdev,x-systemd.automount,defaults,nosuid,nodev,refresh_interval=30s,user,users")
+	if r.err != nil {
+		t.Fatalf("helper failed: %v\n%s", r.err, r.stderr)
+	}
+	want := []string{"mount", "--read-only", "--allow-other", "--uid", "1000", "--gid", "1001",
+		"--project", "webshop", "--env", "dev", "--flat", "--refresh-interval=30s", "--config", cfg, mnt}
+	if !slices.Equal(r.argv, want) {
+		t.Errorf("daemon argv:\n got %q\nwant %q", r.argv, want)
+	}
+}
+
+func TestMountHelperSourceForms(t *testing.T) {
+	mnt := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// "infisicalfs" as SOURCE: no config unless config= names one; options
+	// may come as -oX, and repeated -o lists add up.
+	r := helper(t, "mount", "infisicalfs", mnt, "-n", "-oproject=a", "-o", "project=b", "-t", "fuse.infisicalfs")
+	if want := []string{"mount", "--project", "a", "--project", "b", mnt}; r.err != nil || !slices.Equal(r.argv, want) {
+		t.Errorf("no config: argv %q, err %v %s", r.argv, r.err, r.stderr)
+	}
+	r = helper(t, "mount", "infisicalfs", mnt, "-o", "config="+cfg)
+	if want := []string{"mount", "--config", cfg, mnt}; r.err != nil || !slices.Equal(r.argv, want) {
+		t.Errorf("config=: argv %q, err %v %s", r.argv, r.err, r.stderr)
+	}
+	r = helper(t, "mount", filepath.Join(t.TempDir(), "missing.toml"), mnt)
+	if exitCode(r.err) != 32 || !strings.Contains(r.stderr, "not found") || r.argv != nil {
+		t.Errorf("missing config: code %d, stderr %q, daemon ran: %v", exitCode(r.err), r.stderr, r.argv != nil)
+	}
+	r = helper(t, "mount", "infisicalfs")
+	if exitCode(r.err) != 1 || !strings.Contains(r.stderr, "usage") {
+		t.Errorf("no mount point: code %d, %q", exitCode(r.err), r.stderr)
+	}
+}
+
+func TestMountHelperSpacesAndGlobs(t *testing.T) {
+	mnt := filepath.Join(t.TempDir(), "my secrets")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := helper(t, "mount", "infisicalfs", mnt, "-o", "env=*")
+	if want := []string{"mount", "--env", "*", mnt}; r.err != nil || !slices.Equal(r.argv, want) {
+		t.Errorf("argv %q, err %v %s", r.argv, r.err, r.stderr)
+	}
+}
+
+func TestMountHelperFakeMode(t *testing.T) {
+	mnt := t.TempDir()
+	r := helper(t, "mount", "infisicalfs", mnt, "-fv", "-o", "ro")
+	if r.err != nil || r.argv != nil || !strings.Contains(r.stderr, "infisicalfs mount --read-only "+mnt) {
+		t.Errorf("-f must only print: err %v, daemon ran %v, stderr %q", r.err, r.argv != nil, r.stderr)
+	}
+}
+
+func TestMountHelperDaemonFails(t *testing.T) {
+	r := helper(t, "fail", "infisicalfs", t.TempDir())
+	if exitCode(r.err) != 32 || !strings.Contains(r.stderr, "status 3") {
+		t.Errorf("daemon exit: code %d, stderr %q", exitCode(r.err), r.stderr)
+	}
+	if r.took > 1500*time.Millisecond {
+		t.Errorf("took %s to notice the daemon died", r.took)
+	}
+}
+
+func TestMountHelperTimeout(t *testing.T) {
+	r := helper(t, "hang", "infisicalfs", t.TempDir())
+	if exitCode(r.err) != 32 || !strings.Contains(r.stderr, "not mounted within 2s") {
+		t.Errorf("timeout: code %d, stderr %q", exitCode(r.err), r.stderr)
+	}
+}
+
+func TestMountHelperIsPOSIX(t *testing.T) {
+	for _, sh := range []string{"sh", "dash", "bash"} {
+		p, err := exec.LookPath(sh)
+		if err != nil {
+			continue
+		}
+		args := []string{"-n", "mount.infisicalfs"}
+		if sh == "bash" {
+			args = []string{"--posix", "-n", "mount.infisicalfs"}
+		}
+		if out, err := exec.Command(p, args...).CombinedOutput(); err != nil {
+			t.Errorf("%s -n: %v\n%s", sh, err, out)
+		}
+	}
+	st, err := os.Stat("mount.infisicalfs")
+	if err != nil || st.Mode()&0o111 == 0 {
+		t.Errorf("mount.infisicalfs must be executable: %v", err)
+	}
+}
