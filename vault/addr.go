@@ -17,18 +17,24 @@ type Addr struct {
 // is the AEAD associated data of the sealed value and safe to log: names are
 // not secret. Components never contain "/" (validate enforces it), so the
 // form is unambiguous.
-func (a Addr) String() string {
-	var b strings.Builder
-	b.Grow(len(a.Project) + len(a.Env) + len(a.Path) + len(a.Key) + 3)
-	b.WriteString(a.Project)
-	b.WriteByte('/')
-	b.WriteString(a.Env)
+func (a Addr) String() string { return string(a.ad()) }
+
+// ad returns the String form as bytes: the AEAD associated data.
+func (a Addr) ad() []byte {
+	return a.appendTo(make([]byte, 0, len(a.Project)+len(a.Env)+len(a.Path)+len(a.Key)+3))
+}
+
+// appendTo appends the String form to dst; sealing and opening use it to
+// build the associated data without an intermediate string.
+func (a Addr) appendTo(dst []byte) []byte {
+	dst = append(dst, a.Project...)
+	dst = append(dst, '/')
+	dst = append(dst, a.Env...)
 	if a.Path != "/" {
-		b.WriteString(a.Path)
+		dst = append(dst, a.Path...)
 	}
-	b.WriteByte('/')
-	b.WriteString(a.Key)
-	return b.String()
+	dst = append(dst, '/')
+	return append(dst, a.Key...)
 }
 
 func (a Addr) validate() error {

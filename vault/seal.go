@@ -99,15 +99,16 @@ var probeMlock = func() error {
 	return unix.Munlock(mem)
 }
 
-// seal encrypts plaintext for address ad into a fresh nonce||ciphertext||tag.
-func (k *keyring) seal(plaintext []byte, ad string) []byte {
+// seal encrypts plaintext for associated data ad (an Addr's String form)
+// into a fresh nonce||ciphertext||tag.
+func (k *keyring) seal(plaintext, ad []byte) []byte {
 	out := make([]byte, 0, len(plaintext)+sealOverhead)
-	return k.aead.Seal(out, nil, plaintext, []byte(ad))
+	return k.aead.Seal(out, nil, plaintext, ad)
 }
 
 // open decrypts sealed for address ad into a fresh buffer; on failure
 // whatever was written into that buffer is zeroed.
-func (k *keyring) open(sealed []byte, ad string) ([]byte, error) {
+func (k *keyring) open(sealed, ad []byte) ([]byte, error) {
 	n := len(sealed) - sealOverhead
 	if n < 0 {
 		return nil, fmt.Errorf("vault: sealed value for %s is truncated", ad)
@@ -116,8 +117,8 @@ func (k *keyring) open(sealed []byte, ad string) ([]byte, error) {
 }
 
 // openInto decrypts into out's spare capacity, zeroing all of it on failure.
-func (k *keyring) openInto(out, sealed []byte, ad string) ([]byte, error) {
-	pt, err := k.aead.Open(out, nil, sealed, []byte(ad))
+func (k *keyring) openInto(out, sealed, ad []byte) ([]byte, error) {
+	pt, err := k.aead.Open(out, nil, sealed, ad)
 	if err != nil {
 		clear(out[:cap(out)])
 		return nil, fmt.Errorf("vault: open value for %s: %w", ad, err)

@@ -58,14 +58,21 @@ type Entry struct {
 type item struct {
 	sealed []byte
 	meta   Meta
-	prev   []byte
-	prevM  Meta
+	prev   *version // nil until the first overwrite; a pointer keeps map slots small
+}
+
+// version is a replaced value kept for GetGen.
+type version struct {
+	sealed []byte
+	meta   Meta
 }
 
 // wipe zeroes both sealed versions.
 func (it item) wipe() {
 	clear(it.sealed)
-	clear(it.prev)
+	if it.prev != nil {
+		clear(it.prev.sealed)
+	}
 }
 
 // dir is one folder; a folder exists while its dir does, secrets or not.
@@ -130,7 +137,7 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 	sealed := make([][]byte, len(changes))
 	for i, c := range changes {
 		if !c.Delete {
-			sealed[i] = v.keys.seal(c.Value, c.Addr.String())
+			sealed[i] = v.keys.seal(c.Value, c.Addr.ad())
 		}
 	}
 	v.mu.RUnlock()
@@ -158,8 +165,12 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 		d := v.ensureDirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
 		it := item{sealed: sealed[i], meta: m}
 		if old, ok := d.secrets[c.Addr.Key]; ok {
-			clear(old.prev)
-			it.prev, it.prevM = old.sealed, old.meta
+			it.prev = old.prev
+			if it.prev == nil {
+				it.prev = &version{}
+			}
+			clear(it.prev.sealed)
+			*it.prev = version{sealed: old.sealed, meta: old.meta}
 		} else {
 			v.n++
 		}
@@ -182,7 +193,7 @@ func (v *Vault) Get(a Addr) (*Value, Meta, error) {
 	if !ok {
 		return nil, Meta{}, ErrNotFound
 	}
-	pt, err := v.keys.open(it.sealed, a.String())
+	pt, err := v.keys.open(it.sealed, a.ad())
 	if err != nil {
 		return nil, Meta{}, err
 	}
@@ -205,10 +216,10 @@ func (v *Vault) GetGen(a Addr, gen uint64) (*Value, Meta, error) {
 		return nil, Meta{}, ErrNotFound
 	}
 	box, m := it.sealed, it.meta
-	if gen != 0 && it.prev != nil && it.prevM.Gen == gen {
-		box, m = it.prev, it.prevM
+	if gen != 0 && it.prev != nil && it.prev.meta.Gen == gen {
+		box, m = it.prev.sealed, it.prev.meta
 	}
-	pt, err := v.keys.open(box, a.String())
+	pt, err := v.keys.open(box, a.ad())
 	if err != nil {
 		return nil, Meta{}, err
 	}
@@ -354,18 +365,35 @@ func (v *Vault) Snapshot(project, env, path string) ([]Entry, uint64, error) {
 	if d == nil {
 		return nil, v.gen, nil
 	}
-	out := make([]Entry, 0, len(d.secrets))
+	// One allocation each for entries, Values, plaintext and associated
+	// data, instead of four per secret: a .env view of a large folder
+	// decrypts everything in it. Each Value's slice is capped at its own
+	// end, so appending to one cannot write into its neighbour.
+	names := make([]string, 0, len(d.secrets))
+	total := 0
 	for k, it := range d.secrets {
-		pt, err := v.keys.open(it.sealed, Addr{Project: project, Env: env, Path: path, Key: k}.String())
+		names = append(names, k)
+		total += max(len(it.sealed)-sealOverhead, 0)
+	}
+	slices.Sort(names)
+	out := make([]Entry, len(names))
+	vals := make([]Value, len(names))
+	arena := make([]byte, total)
+	var ad []byte
+	off := 0
+	for i, k := range names {
+		it := d.secrets[k]
+		n := max(len(it.sealed)-sealOverhead, 0)
+		ad = Addr{Project: project, Env: env, Path: path, Key: k}.appendTo(ad[:0])
+		pt, err := v.keys.openInto(arena[off:off:off+n], it.sealed, ad)
 		if err != nil {
-			for _, e := range out {
-				e.Value.Wipe()
-			}
+			clear(arena)
 			return nil, 0, err
 		}
-		out = append(out, Entry{Key: k, Meta: it.meta, Value: &Value{b: pt}})
+		off += n
+		vals[i].b = pt
+		out[i] = Entry{Key: k, Meta: it.meta, Value: &vals[i]}
 	}
-	slices.SortFunc(out, func(x, y Entry) int { return cmp.Compare(x.Key, y.Key) })
 	return out, v.gen, nil
 }
 

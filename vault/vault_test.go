@@ -243,10 +243,10 @@ func TestDroppedSealedBuffersAreWiped(t *testing.T) {
 
 func TestFailedOpenWipesItsBuffer(t *testing.T) {
 	v := newTestVault(t)
-	blob := v.keys.seal([]byte(canary), "ad")
+	blob := v.keys.seal([]byte(canary), []byte("ad"))
 	blob[len(blob)-1] ^= 1 // a bad tag: the body decrypts, then is refused
 	out := bytes.Repeat([]byte{0xff}, len(canary))
-	pt, err := v.keys.openInto(out[:0], blob, "ad")
+	pt, err := v.keys.openInto(out[:0], blob, []byte("ad"))
 	if err == nil || pt != nil {
 		t.Fatalf("tampered blob opened: %q %v", pt, err)
 	}
@@ -256,7 +256,7 @@ func TestFailedOpenWipesItsBuffer(t *testing.T) {
 	if strings.Contains(err.Error(), canary) {
 		t.Fatalf("error carries the value: %v", err)
 	}
-	if _, err := v.keys.open(blob[:sealOverhead-1], "ad"); err == nil {
+	if _, err := v.keys.open(blob[:sealOverhead-1], []byte("ad")); err == nil {
 		t.Fatal("truncated blob opened")
 	}
 }
@@ -609,5 +609,29 @@ func TestGetGenServesTheVersionAsked(t *testing.T) {
 	v.Set(a, []byte("three"), Meta{})
 	if val, _, _ := v.GetGen(a, m1.Gen); string(val.Bytes()) != "three" {
 		t.Errorf("a version two changes old was still served: %q", val.Bytes())
+	}
+}
+
+// TestSnapshotValuesAreIndependent: Snapshot's Values share one buffer, so
+// appending to one must not write into the next, and wiping one leaves the
+// others.
+func TestSnapshotValuesAreIndependent(t *testing.T) {
+	v := newTestVault(t)
+	for _, k := range []string{"A", "B", "C"} {
+		if err := v.Set(addr("/", k), []byte(k+"-value"), Meta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, _, err := v.Snapshot("p1", "dev", "/")
+	if err != nil || len(es) != 3 {
+		t.Fatalf("Snapshot: %d entries, %v", len(es), err)
+	}
+	_ = append(es[0].Value.Bytes(), "XXXXXXXX"...)
+	es[1].Value.Wipe()
+	if got := string(es[0].Value.Bytes()); got != "A-value" {
+		t.Errorf("A = %q", got)
+	}
+	if got := string(es[2].Value.Bytes()); got != "C-value" {
+		t.Errorf("C = %q after appending to A and wiping B", got)
 	}
 }
