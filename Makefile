@@ -26,8 +26,10 @@ fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# The paired benchmarks (infisicalfs next to tmpfs or the direct API, same
+# run) into docs/bench.md and docs/bench.png; needs /dev/fuse. About 3 min.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem $(PKGS)
+	$(GO) run ./bench -benchtime $(BENCHTIME) -out docs
 
 # Each fuzz target for FUZZTIME; go test -fuzz takes one target at a time.
 fuzz:
@@ -36,6 +38,13 @@ fuzz:
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# The fault-injection soak against a real mount for DURATION, then kill -9
+# of the real binary mid-write; the summary goes to docs/reliability.md.
+DURATION ?= 2m
+reliability:
+	SOAK_DURATION=$(DURATION) SOAK_REPORT=$(CURDIR)/docs/reliability.md \
+	  $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 60m ./reliability/
 
 # The built-in dev server plus a mount in ./mnt, in the foreground; Ctrl-C
 # unmounts cleanly.
