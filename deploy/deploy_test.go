@@ -180,3 +180,77 @@ func TestMountHelperIsPOSIX(t *testing.T) {
 		t.Errorf("mount.infisicalfs must be executable: %v", err)
 	}
 }
+
+func readDeploy(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// directives returns a unit file's directives (comments left out).
+func directives(unit string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(unit, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == '[' {
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// TestServiceUnitKeepsMountVisible guards the unit's one easy mistake: any
+// option that gives the service its own mount namespace hides the FUSE
+// mount from every other process.
+func TestServiceUnitKeepsMountVisible(t *testing.T) {
+	d := directives(readDeploy(t, "infisicalfs.service"))
+	for _, k := range []string{"ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateMounts",
+		"ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectProc",
+		"ReadOnlyPaths", "ReadWritePaths", "InaccessiblePaths", "TemporaryFileSystem", "BindPaths", "RuntimeDirectory",
+		"MountFlags", "PrivateNetwork", "ProtectHostname"} {
+		if _, ok := d[k]; ok {
+			t.Errorf("%s would hide the mount in a private mount namespace", k)
+		}
+	}
+	for k, want := range map[string]string{
+		"Type": "notify", "NotifyAccess": "main", "LimitCORE": "0",
+		"DeviceAllow": "/dev/fuse rw", "NoNewPrivileges": "yes",
+	} {
+		if d[k] != want {
+			t.Errorf("%s=%q, want %q", k, d[k], want)
+		}
+	}
+	if !strings.Contains(d["CapabilityBoundingSet"], "CAP_SYS_ADMIN") {
+		t.Error("CapabilityBoundingSet lacks CAP_SYS_ADMIN: the mount would fail")
+	}
+}
+
+func TestContainerFiles(t *testing.T) {
+	df := readDeploy(t, "Dockerfile")
+	for _, want := range []string{`ENTRYPOINT ["infisicalfs", "mount"]`, `CMD ["/secrets"]`, "fuse3", "AS build"} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
+	k8s := readDeploy(t, "kubernetes/sidecar.yaml")
+	for _, want := range []string{"mountPropagation: Bidirectional", "mountPropagation: HostToContainer",
+		"add: [SYS_ADMIN]", "INFISICAL_CLIENT_SECRET_FILE", "flat = true", "/dev/fuse"} {
+		if !strings.Contains(k8s, want) {
+			t.Errorf("sidecar.yaml lacks %s", want)
+		}
+	}
+	compose := readDeploy(t, "docker-compose.yml")
+	for _, want := range []string{"dev-server", "propagation: rshared", "propagation: rslave", "/dev/fuse"} {
+		if !strings.Contains(compose, want) {
+			t.Errorf("docker-compose.yml lacks %s", want)
+		}
+	}
+	if strings.Contains(k8s+compose, "\t") {
+		t.Error("YAML must not contain tabs")
+	}
+}
