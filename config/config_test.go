@@ -529,3 +529,22 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseFileMode(f *testing.F) {
+	for _, s := range []string{"0440", "440", "0o777", "0", "", "-1", "01777", "9", " 0600 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseFileMode(s)
+		if err != nil {
+			return
+		}
+		if m > 0o777 {
+			t.Fatalf("ParseFileMode(%q) = %o, beyond permission bits", s, m)
+		}
+		back, err := ParseFileMode(FormatFileMode(m))
+		if err != nil || back != m {
+			t.Fatalf("round trip of %o: %o, %v", m, back, err)
+		}
+	})
+}
