@@ -32,11 +32,15 @@ type fileNode struct {
 	// bypass the page cache so that nobody reads bytes not yet pushed.
 	writers int
 	// settled is the vault generation of the version the kernel's cache
-	// may hold: set at first contact and after each invalidation of this
-	// node is delivered. While the vault is ahead of it, an invalidation
-	// is on its way and the kernel's size and pages may be old, so opens
-	// read a snapshot and page-cache reads serve the settled version.
+	// holds: set at first contact and once an invalidation of this node
+	// has been delivered with no request in between. Until then getattr
+	// and page-cache reads serve the settled version, so the kernel's size
+	// and its pages always come from one version (see invalidateFile).
 	settled uint64
+	// touched: a getattr or read served the settled version while an
+	// invalidation was being delivered, so the kernel may have cached it
+	// again and needs one more invalidation.
+	touched bool
 }
 
 // where is the node's directory and name now; ok is false once unlinked.
@@ -87,14 +91,24 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		if !ok {
 			return syscall.ENOENT
 		}
-		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
-		a.Size = uint64(m.Size)
-		setTime(a, m.UpdatedAt)
 		n.mu.Lock()
 		if n.settled == 0 {
 			n.settled = m.Gen
 		}
+		gen := n.settled
+		n.touched = true
 		n.mu.Unlock()
+		if m.Gen != gen {
+			// Tell the kernel the size of the version it caches; the
+			// invalidation on its way will bring the new one.
+			if v, old, err := n.fsys.opt.Vault.GetGen(d.addr(name), gen); err == nil {
+				v.Wipe()
+				m = old
+			}
+		}
+		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
+		a.Size = uint64(m.Size)
+		setTime(a, m.UpdatedAt)
 	}
 	a.Blocks = (a.Size + 511) / 512
 	return 0
@@ -115,6 +129,9 @@ func (n *fileNode) content() ([]byte, syscall.Errno) { return n.contentAt(false)
 func (n *fileNode) contentAt(settled bool) ([]byte, syscall.Errno) {
 	n.mu.Lock()
 	gen := n.settled
+	if settled {
+		n.touched = true
+	}
 	if n.scratch || n.pending {
 		b := append([]byte(nil), n.local...)
 		n.mu.Unlock()
@@ -153,11 +170,12 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	n.mu.Lock()
 	writers := n.writers
 	n.mu.Unlock()
-	if !write && writers == 0 && n.cacheable() {
-		// A value of one page is filled by one READ, so the page cache
-		// never holds parts of two versions: keep it, and serve READs
-		// from the vault as it is when the kernel asks (its size comes
-		// from the same vault and is invalidated with the page).
+	if !write && writers == 0 {
+		// Reads go through the page cache, as on a read-only mount: READs
+		// serve the version the kernel's cache is settled on (see
+		// contentAt), so its size and its pages always agree. A snapshot
+		// with direct I/O here would not help: a short direct read moves
+		// the kernel's size under the other readers of the same inode.
 		return nil, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
 	}
 	h := &handle{n: n, write: write}
@@ -181,35 +199,23 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
-// onePage is the largest value served through the page cache on a
-// read-write mount. A larger value's pages could be filled by READs on both
-// sides of a refresh and mix two versions; it is read from a snapshot taken
-// at open instead (direct I/O), which costs a request per read.
-const onePage = 4096
-
-// cacheable reports whether a read open may use the page cache: the value
-// fits one page and the kernel has been told of its current version.
-func (n *fileNode) cacheable() bool {
+// beginInvalidate starts watching for requests served during a delivery.
+func (n *fileNode) beginInvalidate() {
 	n.mu.Lock()
-	if n.scratch || n.pending {
-		defer n.mu.Unlock()
-		return len(n.local) <= onePage
-	}
-	settled := n.settled
+	n.touched = false
 	n.mu.Unlock()
-	d, name, ok := n.where()
-	if !ok {
-		return false
-	}
-	m, _ := n.fsys.opt.Vault.Stat(d.addr(name))
-	return m.Size <= onePage && m.Gen == settled
 }
 
-// settle records that the kernel has dropped what it cached of this node.
-func (n *fileNode) settle(gen uint64) {
+// settle records that the kernel dropped its cache of this node, unless a
+// request was served meanwhile (then it reports false: deliver again).
+func (n *fileNode) settle(gen uint64) bool {
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.touched {
+		return false
+	}
 	n.settled = gen
-	n.mu.Unlock()
+	return true
 }
 
 // writable fails an open-for-write whose push is already known to fail.

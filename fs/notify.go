@@ -142,13 +142,30 @@ func (f *FS) invalidateTree() {
 	root.NotifyContent(0, 0)
 }
 
-// invalidateFile drops a file's pages and attributes, then records the
-// version the kernel will see from now on. The generation is read before
-// the notify: a change landing meanwhile stays ahead, and gets its own.
+// invalidateFile drops a file's pages and attributes, and moves the node
+// to the vault's current version. Until it is moved, getattr and reads
+// serve the version the kernel had, so anything the kernel caches while
+// the notify is on its way is consistent; if anything was served
+// meanwhile, the kernel may have cached it again, so the notify is sent
+// again. The generation is read first: a change landing meanwhile gets its
+// own invalidation.
 func (f *FS) invalidateFile(c *gofs.Inode, a vault.Addr) {
-	m, _ := f.opt.Vault.Stat(a)
-	c.NotifyContent(0, 0)
-	if n, ok := c.Operations().(*fileNode); ok {
-		n.settle(m.Gen)
+	n, ok := c.Operations().(*fileNode)
+	if !ok {
+		c.NotifyContent(0, 0)
+		return
 	}
+	m, _ := f.opt.Vault.Stat(a)
+	for i := 0; i < 8; i++ {
+		n.beginInvalidate()
+		c.NotifyContent(0, 0)
+		if n.settle(m.Gen) {
+			return
+		}
+	}
+	// Requests keep coming: move on, and drop what they cached once more.
+	n.mu.Lock()
+	n.touched, n.settled = false, m.Gen
+	n.mu.Unlock()
+	c.NotifyContent(0, 0)
 }

@@ -3,6 +3,7 @@ package fs_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -230,13 +231,22 @@ func TestDotenvIsInert(t *testing.T) {
 	}
 }
 
-// TestNoTornReadsDuringRefresh reads while refreshes swap values: every read
-// is one whole value.
+// TestNoTornReadsDuringRefresh reads while refreshes swap values of
+// different sizes (over a page and under): every read() returns one whole
+// version, on both kinds of mount. A reader that loops over several read()
+// calls can straddle a refresh between them; an O_RDWR open reads a
+// snapshot (TestReadWriteOpenSeesOneVersion).
 func TestNoTornReadsDuringRefresh(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		t.Run(fmt.Sprint("readOnly=", ro), func(t *testing.T) { testNoTornReads(t, ro) })
+	}
+}
+
+func testNoTornReads(t *testing.T, ro bool) {
 	a, b := strings.Repeat("a", 9000), strings.Repeat("b", 3000)
 	m := mountForTest(t, withSeed(func(srv *infisicaltest.Server, pid string) {
 		srv.SetSecret(pid, "dev", "/", "BIG", a)
-	}))
+	}), func(c *mountConfig) { c.readOnly = ro })
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan string, 100)
@@ -244,19 +254,27 @@ func TestNoTornReadsDuringRefresh(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			buf := make([]byte, 64<<10)
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				got, err := os.ReadFile(m.path("webshop/dev/BIG"))
+				f, err := os.Open(m.path("webshop/dev/BIG"))
 				if err != nil {
 					errs <- err.Error()
 					return
 				}
-				if s := string(got); s != a && s != b {
-					errs <- fmt.Sprintf("torn read: %d bytes of %q", len(s), s[:1])
+				// One pread(2): os.File.ReadAt would loop over several.
+				k, err := syscall.Pread(int(f.Fd()), buf, 0)
+				f.Close()
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				if s := string(buf[:k]); s != a && s != b {
+					errs <- fmt.Sprintf("torn read: %d bytes: %s", len(s), runs(s))
 					return
 				}
 			}
@@ -275,6 +293,33 @@ func TestNoTornReadsDuringRefresh(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestReadWriteOpenSeesOneVersion: an O_RDWR open reads the snapshot taken
+// at open, whatever refreshes happen while it is open.
+func TestReadWriteOpenSeesOneVersion(t *testing.T) {
+	a := strings.Repeat("a", 9000)
+	m := mountForTest(t, withSeed(func(srv *infisicaltest.Server, pid string) {
+		srv.SetSecret(pid, "dev", "/", "BIG", a)
+	}))
+	f, err := os.OpenFile(m.path("webshop/dev/BIG"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	head := make([]byte, 100)
+	if _, err := io.ReadFull(f, head); err != nil {
+		t.Fatal(err)
+	}
+	m.srv.SetSecret(m.project, "dev", "/", "BIG", "short")
+	m.refresh()
+	rest, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(head) + string(rest); got != a {
+		t.Errorf("an O_RDWR open read %d bytes: %s", len(got), runs(got))
 	}
 }
 
@@ -308,4 +353,18 @@ func TestCachedReadRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runs describes s as runs of equal bytes, e.g. "3000×b 6000×\x00".
+func runs(s string) string {
+	var out []string
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] == s[i] {
+			j++
+		}
+		out = append(out, fmt.Sprintf("%d×%q", j-i, s[i]))
+		i = j
+	}
+	return strings.Join(out, " ")
 }
