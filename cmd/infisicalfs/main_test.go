@@ -1,0 +1,482 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+)
+
+// binary is the infisicalfs built once for every test here: the tests run
+// the real program as a user would.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "infisicalfs-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "infisicalfs")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err == nil {
+		f.Close()
+		if os.Geteuid() == 0 {
+			return
+		}
+		if _, err = exec.LookPath("fusermount3"); err == nil {
+			return
+		}
+	}
+	if os.Getenv("REQUIRE_FUSE") == "1" {
+		t.Fatalf("REQUIRE_FUSE=1 but FUSE is not usable: %v", err)
+	}
+	t.Skip("FUSE not usable:", err)
+}
+
+// syncBuf collects a daemon's stderr.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+const (
+	testID     = "cmd-test-client"
+	testSecret = "cmd-test-secret-5d1c"
+)
+
+// world is a test server with project "webshop" (dev, prod) and a temp dir.
+type world struct {
+	t       *testing.T
+	srv     *infisicaltest.Server
+	project string
+	dir     string
+}
+
+func newWorld(t *testing.T) *world {
+	srv := infisicaltest.New()
+	t.Cleanup(srv.Close)
+	pid := srv.AddProject("webshop", "Webshop", "dev", "prod")
+	srv.AddIdentity(testID, testSecret)
+	srv.Grant(testID, pid, infisicaltest.PermReadWrite)
+	srv.SetSecret(pid, "dev", "/", "DATABASE_URL", "postgres://dev")
+	srv.SetSecret(pid, "dev", "/app", "PORT", "8080")
+	return &world{t: t, srv: srv, project: pid, dir: t.TempDir()}
+}
+
+func (w *world) env(extra ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "XDG_STATE_HOME=" + filepath.Join(w.dir, "state"),
+		"INFISICAL_URL=" + w.srv.URL(), "INFISICAL_CLIENT_ID=" + testID, "INFISICAL_CLIENT_SECRET=" + testSecret,
+	}
+	return append(env, extra...)
+}
+
+// daemon is one running `infisicalfs mount`.
+type daemon struct {
+	cmd  *exec.Cmd
+	mnt  string
+	logs *syncBuf
+	done chan error
+}
+
+// mount starts `infisicalfs mount ARGS MNT` and waits until .status reads.
+func (w *world) mount(mnt string, env []string, args ...string) *daemon {
+	w.t.Helper()
+	requireFUSE(w.t)
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	d := &daemon{mnt: mnt, logs: &syncBuf{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(binary, append(append([]string{"mount"}, args...), mnt)...)
+	d.cmd.Env = env
+	d.cmd.Stderr = d.logs
+	d.cmd.Stdout = d.logs
+	if err := d.cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	w.t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.done:
+			case <-time.After(10 * time.Second):
+				d.cmd.Process.Kill()
+			}
+		}
+		exec.Command(binary, "unmount", mnt).Run()
+		if w.t.Failed() {
+			w.t.Logf("daemon log:\n%s", d.logs.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.ReadFile(filepath.Join(mnt, ".status")); err == nil {
+			return d
+		}
+		select {
+		case err := <-d.done:
+			w.t.Fatalf("daemon exited: %v\n%s", err, d.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("mount not ready in 20s\n%s", d.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runCmd(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func mounted(mnt string) bool {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	return strings.Contains(string(b), " "+mnt+" ")
+}
+
+func TestUsageAndVersion(t *testing.T) {
+	if out, code := runCmd(t, nil, "version"); code != 0 || !strings.HasPrefix(out, "infisicalfs ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	for _, c := range []string{"mount", "unmount", "refresh", "status", "dev-server"} {
+		out, code := runCmd(t, nil, c, "--help")
+		if code != 0 || !strings.Contains(out, "Usage: infisicalfs "+c) {
+			t.Errorf("%s --help: %d %q", c, code, out)
+		}
+	}
+	if _, code := runCmd(t, nil, "frobnicate"); code != 2 {
+		t.Errorf("unknown command exit %d, want 2", code)
+	}
+}
+
+func TestMissingCredentialNamedInOneLine(t *testing.T) {
+	w := newWorld(t)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "INFISICAL_URL=" + w.srv.URL(), "INFISICAL_CLIENT_ID=" + testID}
+	out, code := runCmd(t, env, "mount", filepath.Join(w.dir, "mnt"))
+	if code == 0 || !strings.Contains(out, "client secret") || !strings.Contains(out, "INFISICAL_CLIENT_SECRET") {
+		t.Errorf("exit %d, output %q: want a line naming the missing client secret", code, out)
+	}
+	env = append(env, "INFISICAL_CLIENT_SECRET=")
+	if out, code := runCmd(t, env, "mount", filepath.Join(w.dir, "mnt")); code == 0 || !strings.Contains(out, "client secret") {
+		t.Errorf("empty secret: exit %d, %q", code, out)
+	}
+}
+
+func TestStartFailuresAreClear(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	// Wrong secret: authentication failed, with what to check.
+	out, code := runCmd(t, w.env("INFISICAL_CLIENT_SECRET=wrong"), "mount", mnt)
+	if code == 0 || !strings.Contains(out, "authentication failed") {
+		t.Errorf("bad secret: exit %d, %q", code, out)
+	}
+	// Unreachable: the URL and what /api/status said.
+	w.srv.SetOutage(true)
+	out, code = runCmd(t, w.env(), "mount", mnt)
+	if code == 0 || !strings.Contains(out, w.srv.URL()) || !strings.Contains(out, "status") {
+		t.Errorf("unreachable: exit %d, %q", code, out)
+	}
+	if strings.Contains(out, testSecret) {
+		t.Error("the client secret was printed")
+	}
+	if mounted(mnt) {
+		t.Error("a failed start left a mount")
+	}
+}
+
+func TestMountRefreshStatusUnmount(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	d := w.mount(mnt, w.env(), "--refresh-interval", "1h")
+	if b, _ := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); string(b) != "postgres://dev" {
+		t.Fatalf("read %q", b)
+	}
+	w.srv.SetSecret(w.project, "dev", "/", "DATABASE_URL", "postgres://changed")
+	if out, code := runCmd(t, w.env(), "refresh", mnt); code != 0 || !strings.Contains(out, "synced") {
+		t.Fatalf("refresh: %d %q", code, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); string(b) != "postgres://changed" {
+		t.Errorf("after refresh: %q", b)
+	}
+	out, code := runCmd(t, w.env(), "status", mnt)
+	if code != 0 || !strings.Contains(out, "read-write") || !strings.Contains(out, "webshop/dev: 2 secrets") {
+		t.Errorf("status: %d %q", code, out)
+	}
+	var st statusDoc
+	b, _ := os.ReadFile(filepath.Join(mnt, ".status"))
+	if err := json.Unmarshal(b, &st); err != nil || st.PID != d.cmd.Process.Pid || st.Counts.Pulls < 2 {
+		t.Errorf(".status = %+v %v", st, err)
+	}
+	// SIGTERM unmounts cleanly and exits 0.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if mounted(mnt) {
+		t.Error("still mounted after SIGTERM")
+	}
+	if w.srv.LiveTokens(testID) != 0 {
+		t.Errorf("%d access tokens left alive after shutdown", w.srv.LiveTokens(testID))
+	}
+	if strings.Contains(d.logs.String(), "postgres://") {
+		t.Error("a value reached the log")
+	}
+}
+
+func TestKill9ThenRemount(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	d := w.mount(mnt, w.env())
+	d.cmd.Process.Kill()
+	<-d.done
+	if !mounted(mnt) {
+		t.Fatal("expected a stale mount after kill -9")
+	}
+	if out, code := runCmd(t, w.env(), "status", mnt); code == 0 || !strings.Contains(out, "stale") {
+		t.Errorf("status on a stale mount: %d %q", code, out)
+	}
+	d2 := w.mount(mnt, w.env()) // clears the stale mount itself
+	if b, err := os.ReadFile(filepath.Join(mnt, "webshop/dev/app/PORT")); err != nil || string(b) != "8080" {
+		t.Errorf("after remount: %q %v", b, err)
+	}
+	if !strings.Contains(d2.logs.String(), "stale mount") {
+		t.Errorf("no word of the stale mount in the log:\n%s", d2.logs.String())
+	}
+	// The state file written before the kill loads whole.
+	matches, _ := filepath.Glob(filepath.Join(w.dir, "state", "infisicalfs", "*", "infisical_sync_state.json"))
+	if len(matches) != 1 {
+		t.Fatalf("state files: %v", matches)
+	}
+	b, _ := os.ReadFile(matches[0])
+	if !json.Valid(b) || strings.Contains(string(b), "postgres://dev") {
+		t.Errorf("state file invalid or holds a value: %s", b)
+	}
+	// unmount clears a stale mount too.
+	d2.cmd.Process.Kill()
+	<-d2.done
+	if out, code := runCmd(t, w.env(), "unmount", mnt); code != 0 || mounted(mnt) {
+		t.Errorf("unmount of a stale mount: %d %q", code, out)
+	}
+}
+
+func TestHotReload(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	cfgPath := filepath.Join(w.dir, "config.toml")
+	secretPath := filepath.Join(w.dir, "client-secret")
+	os.WriteFile(secretPath, []byte(testSecret+"\n"), 0o600)
+	os.WriteFile(cfgPath, []byte("refresh_interval = \"1h\"\nclient_secret_file = \""+secretPath+"\"\n"), 0o600)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "XDG_STATE_HOME=" + filepath.Join(w.dir, "state"),
+		"INFISICAL_URL=" + w.srv.URL(), "INFISICAL_CLIENT_ID=" + testID}
+	d := w.mount(mnt, env, "--config", cfgPath, "--log-level", "debug")
+
+	// Rotate the client secret: the server takes only the new one now.
+	const rotated = "rotated-secret-77a0"
+	w.srv.AddIdentity(testID, rotated)
+	tmp := secretPath + ".new"
+	os.WriteFile(tmp, []byte(rotated+"\n"), 0o600)
+	os.Rename(tmp, secretPath) // as Kubernetes and editors replace files
+	// A shorter interval takes effect without a remount.
+	os.WriteFile(cfgPath, []byte("refresh_interval = \"1s\"\nclient_secret_file = \""+secretPath+"\"\n"), 0o600)
+	w.srv.SetSecret(w.project, "dev", "/", "DATABASE_URL", "after-reload")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL"))
+		if string(b) == "after-reload" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new interval or secret did not take effect; file %q", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(d.logs.String(), "config reloaded") {
+		t.Error("no log line for the reload")
+	}
+	// A change that needs a remount says so and keeps the old value.
+	os.WriteFile(cfgPath, []byte("refresh_interval = \"1s\"\nread_only = true\nclient_secret_file = \""+secretPath+"\"\n"), 0o600)
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.logs.String(), "need a remount") {
+		if time.Now().After(deadline) {
+			t.Fatal("no log line for a remount-only change")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "webshop/dev/STILL_RW"), []byte("x"), 0o600); err != nil {
+		t.Errorf("the mount stopped being read-write: %v", err)
+	}
+	// A config that does not parse keeps the running one.
+	os.WriteFile(cfgPath, []byte("refresh_interval = [broken"), 0o600)
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.logs.String(), "keeping the running settings") {
+		if time.Now().After(deadline) {
+			t.Fatal("no log line for a broken config")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(d.logs.String(), rotated) || strings.Contains(d.logs.String(), testSecret) {
+		t.Error("a client secret reached the log")
+	}
+}
+
+func TestMetricsAndHardening(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	d := w.mount(mnt, w.env(), "--metrics-addr", "127.0.0.1:0")
+	re := regexp.MustCompile(`serving metrics"? addr=(\S+)`)
+	var addr string
+	deadline := time.Now().Add(10 * time.Second)
+	for addr == "" {
+		if m := re.FindStringSubmatch(d.logs.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no metrics address in the log:\n%s", d.logs.String())
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"infisicalfs_secrets 2", "infisicalfs_sync_total", "infisicalfs_api_requests_total"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Core dumps are off for the daemon.
+	limits, _ := os.ReadFile(fmt.Sprintf("/proc/%d/limits", d.cmd.Process.Pid))
+	sc := bufio.NewScanner(bytes.NewReader(limits))
+	found := false
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); strings.HasPrefix(sc.Text(), "Max core file size") && len(f) >= 6 {
+			found = true
+			if f[4] != "0" || f[5] != "0" {
+				t.Errorf("core limit of the daemon: %q", sc.Text())
+			}
+		}
+	}
+	if !found {
+		t.Error("no core limit line in /proc/PID/limits")
+	}
+	st, _ := os.Stat(mnt)
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("mount root mode %v, want 0700", st.Mode())
+	}
+}
+
+func TestReadOnlyFlatMount(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	w.mount(mnt, w.env(), "--read-only", "--flat", "--project", "webshop", "--env", "dev")
+	if b, err := os.ReadFile(filepath.Join(mnt, "DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+		t.Errorf("flat read: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, ".env")); err != nil {
+		t.Errorf("flat root has no .env: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "DATABASE_URL"), []byte("x"), 0o600); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("write on a read-only mount: %v, want EROFS", err)
+	}
+}
+
+// TestMountHelper mounts through mount(8) with deploy/mount.infisicalfs
+// installed as the helper for type fuse.infisicalfs.
+func TestMountHelper(t *testing.T) {
+	requireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mount(8) with a helper needs root")
+	}
+	if _, err := exec.LookPath("mount"); err != nil {
+		t.Skip("no mount(8)")
+	}
+	helper := "/sbin/mount.fuse.infisicalfs"
+	if _, err := os.Stat(helper); err == nil {
+		t.Skip(helper + " exists already; not replacing it")
+	}
+	src, err := os.ReadFile("../../deploy/mount.infisicalfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(helper, src, 0o755); err != nil {
+		t.Skip("cannot install the helper:", err)
+	}
+	t.Cleanup(func() { os.Remove(helper) })
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	cmd := exec.Command("mount", "-t", "fuse.infisicalfs", "infisicalfs", mnt, "-o", "ro,env=dev")
+	cmd.Env = w.env("INFISICALFS_BIN="+binary, "INFISICALFS_MOUNT_TIMEOUT=20")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount -t fuse.infisicalfs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(binary, "unmount", mnt).Run() })
+	if b, err := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+		t.Errorf("read through the helper's mount: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "webshop/prod")); err == nil {
+		t.Error("env=dev did not reach the daemon")
+	}
+}

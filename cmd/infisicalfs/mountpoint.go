@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// fuseMagic is statfs's f_type of a FUSE mount.
+const fuseMagic = 0x65735546
+
+// isMounted reports whether path is a mount point of ours (any FUSE mount),
+// reading /proc/self/mountinfo so that a dead mount (ENOTCONN) counts too.
+func isMounted(path string) (bool, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false, err
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		// fields[4] is the mount point, escaped as \040 for spaces; the
+		// fs type follows the "-" separator.
+		if len(fields) < 10 {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if mp != abs {
+			continue
+		}
+		for i, x := range fields {
+			if x == "-" && i+1 < len(fields) && strings.HasPrefix(fields[i+1], "fuse") {
+				return true, nil
+			}
+		}
+	}
+	return false, sc.Err()
+}
+
+func unescapeMountinfo(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+// stale reports whether path is a FUSE mount whose daemon is gone. statfs
+// always reaches the daemon (stat of the root can be answered from the
+// kernel's attribute cache), so a dead one shows as ENOTCONN.
+func stale(path string) bool {
+	var st unix.Statfs_t
+	err := unix.Statfs(path, &st)
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// unmount detaches a FUSE mount, live or dead: the umount syscall as root,
+// else fusermount3 (lazily, so a dead mount goes too).
+func unmount(path string, stderr io.Writer) error {
+	if os.Geteuid() == 0 {
+		err := unix.Unmount(path, 0)
+		if err == nil {
+			return nil
+		}
+		if err2 := unix.Unmount(path, unix.MNT_DETACH); err2 == nil {
+			return nil
+		}
+		return fmt.Errorf("unmount %s: %w", path, err)
+	}
+	for _, prog := range []string{"fusermount3", "fusermount"} {
+		if p, err := exec.LookPath(prog); err == nil {
+			cmd := exec.Command(p, "-u", "-z", path)
+			cmd.Stderr = stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("%s -u %s: %w", prog, path, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("unmount %s: not root and no fusermount3 found (apt-get install fuse3)", path)
+}
+
+// clearStale removes a mount left by a dead earlier process, so that a
+// restart after kill -9 works.
+func clearStale(path string, stderr io.Writer) error {
+	mounted, err := isMounted(path)
+	if err != nil || !mounted {
+		return err
+	}
+	if !stale(path) {
+		return fmt.Errorf("%s is already mounted by a live filesystem; unmount it first", path)
+	}
+	fmt.Fprintf(stderr, "infisicalfs: clearing the stale mount at %s left by a dead process\n", path)
+	return unmount(path, stderr)
+}
