@@ -37,10 +37,15 @@ type fileNode struct {
 	// and page-cache reads serve the settled version, so the kernel's size
 	// and its pages always come from one version (see invalidateFile).
 	settled uint64
-	// touched: a getattr or read served the settled version while an
-	// invalidation was being delivered, so the kernel may have cached it
-	// again and needs one more invalidation.
+	// touched: a read served the settled version while an invalidation
+	// was being delivered, so the kernel may have cached it again and
+	// needs one more invalidation.
 	touched bool
+	// invalidating is closed when a delivery in progress ends; getattr
+	// waits for it, so the kernel never takes a new size while pages of
+	// the old version may still be cached. (Reads are not held: the
+	// kernel locks the pages of a READ, which the delivery waits for.)
+	invalidating chan struct{}
 }
 
 // where is the node's directory and name now; ok is false once unlinked.
@@ -87,6 +92,15 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(false)
 		setTime(a, mt)
 	default:
+		n.mu.Lock()
+		wait := n.invalidating
+		n.mu.Unlock()
+		if wait != nil {
+			select {
+			case <-wait:
+			case <-time.After(invalidateWait):
+			}
+		}
 		m, ok := n.fsys.opt.Vault.Stat(d.addr(name))
 		if !ok {
 			return syscall.ENOENT
@@ -96,7 +110,6 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 			n.settled = m.Gen
 		}
 		gen := n.settled
-		n.touched = true
 		n.mu.Unlock()
 		if m.Gen != gen {
 			// Tell the kernel the size of the version it caches; the
@@ -199,22 +212,34 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
-// beginInvalidate starts watching for requests served during a delivery.
+// invalidateWait bounds how long a getattr waits for a delivery: a
+// delivery that cannot finish must not hang stat(2).
+const invalidateWait = 100 * time.Millisecond
+
+// beginInvalidate starts a delivery: getattrs wait, reads are watched.
 func (n *fileNode) beginInvalidate() {
 	n.mu.Lock()
 	n.touched = false
+	if n.invalidating == nil {
+		n.invalidating = make(chan struct{})
+	}
 	n.mu.Unlock()
 }
 
 // settle records that the kernel dropped its cache of this node, unless a
-// request was served meanwhile (then it reports false: deliver again).
-func (n *fileNode) settle(gen uint64) bool {
+// read was served meanwhile (then it reports false: deliver again). force
+// settles regardless.
+func (n *fileNode) settle(gen uint64, force bool) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.touched {
+	if n.touched && !force {
 		return false
 	}
-	n.settled = gen
+	n.settled, n.touched = gen, false
+	if n.invalidating != nil {
+		close(n.invalidating)
+		n.invalidating = nil
+	}
 	return true
 }
 

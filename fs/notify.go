@@ -156,16 +156,14 @@ func (f *FS) invalidateFile(c *gofs.Inode, a vault.Addr) {
 		return
 	}
 	m, _ := f.opt.Vault.Stat(a)
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 64; i++ {
 		n.beginInvalidate()
 		c.NotifyContent(0, 0)
-		if n.settle(m.Gen) {
+		if n.settle(m.Gen, false) {
 			return
 		}
 	}
-	// Requests keep coming: move on, and drop what they cached once more.
-	n.mu.Lock()
-	n.touched, n.settled = false, m.Gen
-	n.mu.Unlock()
+	// Reads keep coming: move on, and drop what they cached once more.
+	n.settle(m.Gen, true)
 	c.NotifyContent(0, 0)
 }

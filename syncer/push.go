@@ -137,12 +137,15 @@ func (s *Syncer) Delete(a vault.Addr) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	if err := s.opt.API.DeleteSecret(ctx, ref(a)); err != nil && !errors.Is(err, infisical.ErrNotFound) {
+	err := s.opt.API.DeleteSecret(ctx, ref(a))
+	if err != nil && !errors.Is(err, infisical.ErrNotFound) {
 		return s.failed("delete", a, err)
 	}
 	s.forget(a)
 	s.notify(Changes{Removed: []vault.Addr{a}}, false)
-	s.pushed("delete")
+	if err == nil { // already gone: nothing was pushed
+		s.pushed("delete")
+	}
 	return nil
 }
 
