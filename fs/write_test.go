@@ -393,3 +393,42 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		t.Error(".status shows a value or no counts")
 	}
 }
+
+func TestImportedSecretsAreReadOnly(t *testing.T) {
+	m := mountForTest(t, withSeed(func(srv *infisicaltest.Server, pid string) {
+		seedWrite(srv, pid)
+		srv.SetSecret(pid, "prod", "/shared", "SMTP_HOST", "smtp.internal")
+		srv.AddImport(pid, "dev", "/", "prod", "/shared")
+	}))
+	if got := m.readFile("webshop/dev/SMTP_HOST"); got != "smtp.internal" {
+		t.Fatalf("imported secret reads %q", got)
+	}
+	st, _ := os.Stat(m.path("webshop/dev/SMTP_HOST"))
+	if st.Mode().Perm() != 0o400 {
+		t.Errorf("imported secret mode %v, want 0400", st.Mode())
+	}
+	// The mount is root-run with default_permissions, so the kernel lets
+	// root open a 0400 file for writing: the daemon must refuse it.
+	if err := writeErr(m.path("webshop/dev/SMTP_HOST"), "x"); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("write to an imported secret: %v, want EACCES", err)
+	}
+	if err := os.Remove(m.path("webshop/dev/SMTP_HOST")); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("rm of an imported secret: %v, want EACCES", err)
+	}
+	if v, _, _ := m.srv.Secret(m.project, "prod", "/shared", "SMTP_HOST"); v != "smtp.internal" {
+		t.Errorf("source changed: %q", v)
+	}
+	if !strings.Contains(m.logs.String(), "read-only") {
+		t.Error("no log line naming where to edit the imported secret")
+	}
+}
+
+func TestExpiredTokenOnPushIsTransparent(t *testing.T) {
+	m := mountForTest(t, withSeed(seedWrite))
+	m.srv.ExpireAllTokens()
+	m.mustSh("echo after-expiry > webshop/dev/KEY")
+	m.both("dev", "/", "KEY", "after-expiry")
+	m.srv.RevokeAllTokens()
+	m.mustSh("echo after-revoke > webshop/dev/KEY")
+	m.both("dev", "/", "KEY", "after-revoke")
+}

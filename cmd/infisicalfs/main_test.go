@@ -480,3 +480,111 @@ func TestMountHelper(t *testing.T) {
 		t.Error("env=dev did not reach the daemon")
 	}
 }
+
+// TestOwnerFlags: --uid and --gid set the owner of everything.
+func TestOwnerFlags(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	w.mount(mnt, w.env(), "--uid", "1234", "--gid", "5678", "--file-mode", "0440")
+	for _, p := range []string{"", "webshop", "webshop/dev", "webshop/dev/DATABASE_URL"} {
+		st, err := os.Stat(filepath.Join(mnt, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if sys.Uid != 1234 || sys.Gid != 5678 {
+			t.Errorf("%q owned by %d:%d, want 1234:5678", p, sys.Uid, sys.Gid)
+		}
+		if p == "webshop/dev/DATABASE_URL" && st.Mode().Perm() != 0o440 {
+			t.Errorf("file mode %v, want 0440", st.Mode())
+		}
+	}
+}
+
+// TestMountAsNormalUser mounts through fusermount3 as an unprivileged user.
+func TestMountAsNormalUser(t *testing.T) {
+	requireFUSE(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if os.Geteuid() != 0 || err != nil {
+		t.Skip("needs root to switch to an unprivileged user, and setpriv")
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		if os.Getenv("REQUIRE_FUSE") == "1" {
+			t.Fatal("fusermount3 missing (apt-get install fuse3)")
+		}
+		t.Skip("no fusermount3")
+	}
+	// Distributions ship /dev/fuse as 0666 (fusermount3 opens it as the
+	// user); a machine whose device is root-only gets that for this test.
+	if st, err := os.Stat("/dev/fuse"); err == nil && st.Mode().Perm()&0o006 != 0o006 {
+		if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+			t.Skip("cannot make /dev/fuse usable by other users:", err)
+		}
+		t.Cleanup(func() { os.Chmod("/dev/fuse", st.Mode().Perm()) })
+	}
+	w := newWorld(t)
+	// A world-traversable home for user nobody, with a copy of the binary.
+	home, err := os.MkdirTemp("/tmp", "infisicalfs-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	os.Chmod(home, 0o755)
+	bin := filepath.Join(home, "infisicalfs")
+	b, _ := os.ReadFile(binary)
+	os.WriteFile(bin, b, 0o755)
+	mnt := filepath.Join(home, "mnt")
+	os.Mkdir(mnt, 0o755)
+	os.Chown(mnt, 65534, 65534)
+	state := filepath.Join(home, "state")
+	os.Mkdir(state, 0o755)
+	os.Chown(state, 65534, 65534)
+	logs := &syncBuf{}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "mount", mnt)
+	cmd.Env = append(w.env(), "HOME="+home, "XDG_STATE_HOME="+state)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() { done <- cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			exec.Command("umount", "-l", mnt).Run()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !mounted(mnt) {
+		select {
+		case err := <-done:
+			t.Fatalf("daemon exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not mounted in 20s\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Without allow_other only the mounting user may enter: read as nobody.
+	out, err := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "cat", filepath.Join(mnt, "webshop/dev/DATABASE_URL")).CombinedOutput()
+	if err != nil || string(out) != "postgres://dev" {
+		t.Errorf("read as the mounting user: %q %v", out, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if mounted(mnt) {
+		t.Error("still mounted after SIGTERM")
+	}
+}
