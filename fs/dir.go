@@ -65,6 +65,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 }
 
 func (f *FS) dirAttr(a *fuse.Attr) {
+	a.SetTimes(&f.start, &f.start, &f.start)
 	a.Mode = syscall.S_IFDIR | f.dirMode()
 	a.Nlink = 2
 	f.setAttrCommon(a)

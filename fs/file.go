@@ -87,10 +87,10 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 	case scratch:
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(false)
 		a.Size = uint64(size)
-		setTime(a, mt)
+		n.setTime(a, mt)
 	case pending:
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(false)
-		setTime(a, mt)
+		n.setTime(a, mt)
 	default:
 		n.mu.Lock()
 		wait := n.invalidating
@@ -121,15 +121,15 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		}
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
 		a.Size = uint64(m.Size)
-		setTime(a, m.UpdatedAt)
+		n.setTime(a, m.UpdatedAt)
 	}
 	a.Blocks = (a.Size + 511) / 512
 	return 0
 }
 
-func setTime(a *fuse.Attr, t time.Time) {
+func (n *fileNode) setTime(a *fuse.Attr, t time.Time) {
 	if t.IsZero() {
-		return
+		t = n.fsys.start // imported secrets come without times
 	}
 	a.SetTimes(&t, &t, &t)
 }

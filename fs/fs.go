@@ -68,6 +68,7 @@ type FS struct {
 	mounted atomic.Bool // Invalidate does nothing before the kernel knows us
 	queue   chan func()
 	reqs    atomic.Uint64 // kernel requests seen (see counting)
+	start   time.Time     // the time shown where Infisical gives none
 }
 
 // New returns a filesystem; Mount serves it.
@@ -84,7 +85,7 @@ func New(opt Options) *FS {
 	if opt.CacheTimeout == 0 {
 		opt.CacheTimeout = time.Hour
 	}
-	f := &FS{opt: opt, log: opt.Logger, queue: make(chan func(), 1024)}
+	f := &FS{opt: opt, log: opt.Logger, queue: make(chan func(), 1024), start: time.Now()}
 	if opt.Flat {
 		f.root = f.newDir(kindFolder, opt.FlatProject, opt.FlatEnv, "/")
 	} else {
