@@ -27,8 +27,15 @@ func (d *dirNode) settle(name string, n *fileNode) {
 	d.mu.Unlock()
 }
 
-// refuse logs why a change was refused, once, and returns the errno.
-func (d *dirNode) refuse(errno syscall.Errno, name, why string) syscall.Errno {
+// refuse logs why a name was refused, once, and returns the errno.
+func (d *dirNode) refuse(name string, err error) syscall.Errno {
+	errno := toErrno(err)
+	d.fsys.log.Warn("refused", "path", d.display(name), "errno", errno.Error(), "err", err)
+	return errno
+}
+
+// deny logs why an operation is not allowed here and returns errno.
+func (d *dirNode) deny(errno syscall.Errno, name, why string) syscall.Errno {
 	d.fsys.log.Warn("refused: "+why, "path", d.display(name), "errno", errno.Error())
 	return errno
 }
@@ -50,10 +57,10 @@ func (d *dirNode) writableHere(name string) syscall.Errno {
 		return syscall.EROFS
 	}
 	if d.kind != kindFolder {
-		return d.refuse(syscall.EPERM, name, "projects and environments are made in Infisical, not here")
+		return d.deny(syscall.EPERM, name, "projects and environments are made in Infisical, not here")
 	}
 	if isView(name) {
-		return d.refuse(syscall.EACCES, name, ".env, .json and .status are rendered views and read-only")
+		return d.deny(syscall.EACCES, name, ".env, .json and .status are rendered views and read-only")
 	}
 	return 0
 }
@@ -68,8 +75,8 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if d.scratchName(name) {
 		n.scratch = true
 	} else {
-		if errno, why := checkSecretName(name); errno != 0 {
-			return nil, nil, 0, d.refuse(errno, name, why)
+		if err := d.fsys.opt.Backend.CheckKey(name); err != nil {
+			return nil, nil, 0, d.refuse(name, err)
 		}
 		if err := d.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
 			return nil, nil, 0, toErrno(err)
@@ -145,8 +152,8 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if errno := d.writableHere(name); errno != 0 {
 		return nil, errno
 	}
-	if errno, why := checkFolderName(name); errno != 0 {
-		return nil, d.refuse(errno, name, why)
+	if err := d.fsys.opt.Backend.CheckFolder(name); err != nil {
+		return nil, d.refuse(name, err)
 	}
 	if err := d.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
 		return nil, toErrno(err)
@@ -212,8 +219,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	toScratch := nd.scratchName(newName)
 	if !toScratch {
-		if errno, why := checkSecretName(newName); errno != 0 {
-			return d.refuse(errno, newName, why)
+		if err := d.fsys.opt.Backend.CheckKey(newName); err != nil {
+			return d.refuse(newName, err)
 		}
 	}
 	switch {

@@ -32,6 +32,10 @@ type Backend interface {
 	Rename(from, to vault.Addr) error
 	Mkdir(project, env, path string) error
 	Rmdir(project, env, path string) error
+	// CheckKey and CheckFolder apply Infisical's name rules before
+	// anything is created; their errors carry EINVAL.
+	CheckKey(name string) error
+	CheckFolder(name string) error
 }
 
 // Options configure the filesystem.

@@ -3,7 +3,6 @@ package fs
 import (
 	"regexp"
 	"strings"
-	"syscall"
 )
 
 // Names of the rendered views.
@@ -31,35 +30,6 @@ func scratchPattern(name string) bool {
 		return true
 	}
 	return false
-}
-
-// maxNameBytes is Infisical's key column size.
-const maxNameBytes = 500
-
-// checkSecretName applies Infisical's key rules, refusing what the server
-// would silently change (surrounding spaces) as well as what it rejects.
-func checkSecretName(name string) (syscall.Errno, string) {
-	switch {
-	case strings.ContainsAny(name, ":/"):
-		return syscall.EINVAL, "a secret name may not contain ':' or '/'"
-	case strings.TrimSpace(name) != name:
-		return syscall.EINVAL, "a secret name may not start or end with white space (Infisical would trim it)"
-	case len(name) > maxNameBytes:
-		return syscall.EINVAL, "a secret name may be at most 500 bytes"
-	case name == "":
-		return syscall.EINVAL, "a secret name may not be empty"
-	}
-	return 0, ""
-}
-
-var folderName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
-// checkFolderName applies Infisical's folder name rule.
-func checkFolderName(name string) (syscall.Errno, string) {
-	if !folderName.MatchString(name) {
-		return syscall.EINVAL, "a folder name may only hold letters, digits, '-' and '_'"
-	}
-	return 0, ""
 }
 
 // shellName reports whether a key can be a shell variable, so .env can hold it.

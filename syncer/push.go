@@ -76,6 +76,17 @@ func (s *Syncer) dirOfLocked(projectID string) string {
 	return projectID
 }
 
+// CheckKey applies Infisical's secret name rules (and refuses names the
+// server would silently change).
+func (s *Syncer) CheckKey(name string) error {
+	return opError("name", name, infisical.ValidateKey(name))
+}
+
+// CheckFolder applies Infisical's folder name rule.
+func (s *Syncer) CheckFolder(name string) error {
+	return opError("name", name, infisical.ValidateFolderName(name))
+}
+
 // Push upserts a secret's value and records what Infisical stored (the
 // server trims whitespace), so a read shows the stored value.
 func (s *Syncer) Push(a vault.Addr, value []byte) error {

@@ -155,4 +155,3 @@ func TestPushRecordsWhatTheServerStored(t *testing.T) {
 		t.Errorf("push count %d, want 3", snap.PushCount)
 	}
 }
-
