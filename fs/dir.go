@@ -57,8 +57,6 @@ func (d *dirNode) childPath(name string) string {
 	return d.path + "/" + name
 }
 
-func (d *dirNode) isEnvRoot() bool { return d.kind == kindFolder && d.path == "/" }
-
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	d.fsys.dirAttr(&out.Attr)
 	return 0

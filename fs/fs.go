@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"context"
 	"fmt"
 	"log"
 	"log/slog"
@@ -183,6 +182,3 @@ func (f *FS) runQueue() {
 func (f *FS) setAttrCommon(out *fuse.Attr) {
 	out.Uid, out.Gid = f.opt.UID, f.opt.GID
 }
-
-// background is the context for work a request starts but must not cancel.
-var background = context.Background()

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -236,10 +234,6 @@ func (m *testMount) serverValue(env, path, key string) (string, bool) {
 	v, _, ok := m.srv.Secret(m.project, env, path, key)
 	return v, ok
 }
-
-func isErrno(err error, want error) bool { return errors.Is(err, want) }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // statusJSON renders .status as cmd/infisicalfs does, minus the process.
 func statusJSON(s *syncer.Syncer) []byte {

@@ -117,12 +117,11 @@ type invalidatorBox struct{ Invalidator }
 type scopeKey struct{ project, env string }
 
 type scope struct {
-	etag      string
-	lastSync  time.Time
-	lastErr   error
-	writeErr  error // a write refused for this environment: fail opens early
-	synced    bool
-	foldersOK bool
+	etag     string
+	lastSync time.Time
+	lastErr  error
+	writeErr error // a write refused for this environment: fail opens early
+	synced   bool
 }
 
 // Counts are the syncer's counters, shown in .status and kept in the state

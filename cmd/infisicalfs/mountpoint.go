@@ -14,9 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fuseMagic is statfs's f_type of a FUSE mount.
-const fuseMagic = 0x65735546
-
 // isMounted reports whether path is a mount point of ours (any FUSE mount),
 // reading /proc/self/mountinfo so that a dead mount (ENOTCONN) counts too.
 func isMounted(path string) (bool, error) {
