@@ -300,7 +300,9 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 	n.mu.Lock()
 	clear(n.local)
 	n.local, n.scratch, n.origin, n.originDir = nil, false, "", nil
+	n.settled = 0 // the kernel knows this node as the scratch file
 	n.mu.Unlock()
+	d.fsys.invalidateFile(n.EmbeddedInode(), nd.addr(newName))
 	if origin != "" && od != nil && (od != nd || origin != newName) {
 		// The scratch copy stood in for another secret: that move is done.
 		if err := d.fsys.opt.Backend.Delete(od.addr(origin)); err != nil {

@@ -408,6 +408,7 @@ func (n *fileNode) store(b []byte) syscall.Errno {
 	n.pending = false
 	n.mu.Unlock()
 	d.settle(name, n)
+	n.fsys.invalidateFile(n.EmbeddedInode(), d.addr(name))
 	return 0
 }
 

@@ -142,6 +142,13 @@ func (f *FS) invalidateTree() {
 	root.NotifyContent(0, 0)
 }
 
+// invalidateFile is also called from inside FLUSH, FSYNC, SETATTR and
+// RENAME after a push, so that the writer's close() returns only once every
+// reader will see the pushed value. That is safe where the rest is not: an
+// inode invalidation takes page locks, which those requests do not hold,
+// and no directory lock (entry invalidations do, and stay on the notifier
+// goroutine).
+//
 // invalidateFile drops a file's pages and attributes, and moves the node
 // to the vault's current version. Until it is moved, getattr and reads
 // serve the version the kernel had, so anything the kernel caches while

@@ -432,3 +432,23 @@ func TestExpiredTokenOnPushIsTransparent(t *testing.T) {
 	m.mustSh("echo after-revoke > webshop/dev/KEY")
 	m.both("dev", "/", "KEY", "after-revoke")
 }
+
+// TestReadAfterWriteIsFresh: once close() returned, every reader sees the
+// pushed value, even with the old one in the page cache.
+func TestReadAfterWriteIsFresh(t *testing.T) {
+	m := mountForTest(t, withSeed(seedWrite))
+	for i := 0; i < 30; i++ {
+		want := fmt.Sprintf("value-%d-%s", i, strings.Repeat("x", i*50))
+		m.readFile("webshop/dev/KEY") // cache the old value
+		if err := writeErr(m.path("webshop/dev/KEY"), want+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.readFile("webshop/dev/KEY"); got != want {
+			t.Fatalf("read after write %d = %q, want %q", i, got, want)
+		}
+		m.mustSh("sed -i 's/value/edited/' webshop/dev/KEY")
+		if got, want := m.readFile("webshop/dev/KEY"), strings.Replace(want, "value", "edited", 1); got != want {
+			t.Fatalf("read after sed -i %d = %q, want %q", i, got, want)
+		}
+	}
+}

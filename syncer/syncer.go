@@ -106,8 +106,7 @@ type Syncer struct {
 	trigger chan struct{}
 	cycles  atomic.Uint64
 
-	notifyQ   chan notifyItem
-	notifyEnd chan struct{}
+	notifyQ   *notifier
 	closeOnce sync.Once
 	inv       atomic.Value // invalidatorBox; set once the filesystem exists
 }
@@ -148,18 +147,17 @@ func New(opt Options) *Syncer {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Syncer{
-		opt:       opt,
-		log:       opt.Logger,
-		scopes:    map[scopeKey]*scope{},
-		written:   map[vault.Addr]uint64{},
-		trigger:   make(chan struct{}, 1),
-		notifyQ:   make(chan notifyItem, 256),
-		notifyEnd: make(chan struct{}),
+		opt:     opt,
+		log:     opt.Logger,
+		scopes:  map[scopeKey]*scope{},
+		written: map[vault.Addr]uint64{},
+		trigger: make(chan struct{}, 1),
+		notifyQ: newNotifier(),
 	}
 	if opt.Invalidator != nil {
 		s.inv.Store(invalidatorBox{opt.Invalidator})
 	}
-	go s.notifyLoop()
+	go s.notifyQ.loop(s.deliver)
 	if opt.State != nil {
 		f := opt.State.Snapshot()
 		s.counts = Counts{Pulls: f.PullCount, Pushes: f.PushCount, Errors: f.ErrorCount}
