@@ -8,60 +8,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/syncer"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
-
-// requireFUSE skips a test that needs a real mount where FUSE is not usable,
-// or fails it when REQUIRE_FUSE=1 (CI), so that a mount test never passes
-// by being skipped there.
-func requireFUSE(t testing.TB) {
-	t.Helper()
-	why := ""
-	if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
-		why = "cannot open /dev/fuse: " + err.Error()
-	} else {
-		f.Close()
-		if os.Geteuid() != 0 {
-			if _, err := exec.LookPath("fusermount3"); err != nil {
-				why = "not root and no fusermount3 (apt-get install fuse3)"
-			}
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("REQUIRE_FUSE") == "1" {
-		t.Fatalf("REQUIRE_FUSE=1 but %s", why)
-	}
-	t.Skip(why)
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // backend adapts the syncer for fs, as cmd/infisicalfs does.
 type backend struct{ *syncer.Syncer }
@@ -88,7 +45,7 @@ type testMount struct {
 	sync    *syncer.Syncer
 	vault   *vault.Vault
 	fsys    *fs.FS
-	logs    *syncBuffer
+	logs    *testutil.Buffer
 	project string // ID of project "webshop"
 }
 
@@ -106,7 +63,7 @@ type mountConfig struct {
 // in t.Cleanup.
 func mountForTest(t testing.TB, opts ...func(*mountConfig)) *testMount {
 	t.Helper()
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	mc := mountConfig{trimNewline: true, tokenPolicy: infisical.TokenPerCycle}
 	for _, o := range opts {
 		o(&mc)
@@ -124,7 +81,7 @@ func mountForTest(t testing.TB, opts ...func(*mountConfig)) *testMount {
 
 func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountConfig) *testMount {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tmp := t.TempDir()
 	m := &testMount{t: t, srv: srv, dir: filepath.Join(tmp, "mnt"), stateF: filepath.Join(tmp, "state", "infisical_sync_state.json"), logs: logs, project: pid}
@@ -253,3 +210,6 @@ func (m *testMount) eventually(cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// requireFUSE is testutil.RequireFUSE, for the benchmark files.
+func requireFUSE(t testing.TB) { t.Helper(); testutil.RequireFUSE(t) }

@@ -1,8 +1,9 @@
 package hooks
 
 import (
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
+
 	"bufio"
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,26 +42,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newRunner(t *testing.T, hooks []config.Hook) (*Runner, *syncBuf) {
+func newRunner(t *testing.T, hooks []config.Hook) (*Runner, *testutil.Buffer) {
 	t.Helper()
-	logs := new(syncBuf)
+	logs := new(testutil.Buffer)
 	r := New(hooks, slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(r.Close)
 	return r, logs

@@ -1,7 +1,8 @@
 package infisical
 
 import (
-	"bytes"
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
+
 	"context"
 	"log/slog"
 	"sync"
@@ -30,27 +31,13 @@ func (f *fakeClock) Add(d time.Duration) {
 	f.t = f.t.Add(d)
 }
 
-// lockedBuffer is a log sink safe for concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 type testEnv struct {
 	t      *testing.T
 	srv    *infisicaltest.Server
 	c      *Client
 	proj   string
 	clock  *fakeClock
-	logs   *lockedBuffer
+	logs   *testutil.Buffer
 	sleeps *sleepLog
 }
 
@@ -93,7 +80,7 @@ func newEnv(t testing.TB, mod ...func(*Config)) *testEnv {
 	proj := srv.AddProject("proj", "Project", "dev", "prod")
 	srv.AddIdentity(testID, testSecret)
 	srv.Grant(testID, proj, infisicaltest.PermReadWrite)
-	e := &testEnv{srv: srv, proj: proj, clock: clock, logs: &lockedBuffer{},
+	e := &testEnv{srv: srv, proj: proj, clock: clock, logs: &testutil.Buffer{},
 		sleeps: &sleepLog{clock: clock}}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -17,29 +19,12 @@ import (
 
 const canary = "CANARY-v4lue-71c0ffee"
 
-func testLogger() (*slog.Logger, *syncBuffer) {
-	var b syncBuffer
+func testLogger() (*slog.Logger, *testutil.Buffer) {
+	var b testutil.Buffer
 	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func mustOpen(t testing.TB, path string) (*Store, *syncBuffer) {
+func mustOpen(t testing.TB, path string) (*Store, *testutil.Buffer) {
 	t.Helper()
 	log, buf := testLogger()
 	s, err := Open(path, log)

@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
 // binary is the infisicalfs built once for every test here: the tests run
@@ -38,42 +38,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
-	if err == nil {
-		f.Close()
-		if os.Geteuid() == 0 {
-			return
-		}
-		if _, err = exec.LookPath("fusermount3"); err == nil {
-			return
-		}
-	}
-	if os.Getenv("REQUIRE_FUSE") == "1" {
-		t.Fatalf("REQUIRE_FUSE=1 but FUSE is not usable: %v", err)
-	}
-	t.Skip("FUSE not usable:", err)
-}
-
-// syncBuf collects a daemon's stderr.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const (
@@ -112,18 +76,18 @@ func (w *world) env(extra ...string) []string {
 type daemon struct {
 	cmd  *exec.Cmd
 	mnt  string
-	logs *syncBuf
+	logs *testutil.Buffer
 	done chan error
 }
 
 // mount starts `infisicalfs mount ARGS MNT` and waits until .status reads.
 func (w *world) mount(mnt string, env []string, args ...string) *daemon {
 	w.t.Helper()
-	requireFUSE(w.t)
+	testutil.RequireFUSE(w.t)
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		w.t.Fatal(err)
 	}
-	d := &daemon{mnt: mnt, logs: &syncBuf{}, done: make(chan error, 1)}
+	d := &daemon{mnt: mnt, logs: &testutil.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append(append([]string{"mount"}, args...), mnt)...)
 	d.cmd.Env = env
 	d.cmd.Stderr = d.logs
@@ -444,7 +408,7 @@ func TestReadOnlyFlatMount(t *testing.T) {
 // TestMountHelper mounts through mount(8) with deploy/mount.infisicalfs
 // installed as the helper for type fuse.infisicalfs.
 func TestMountHelper(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	if os.Geteuid() != 0 {
 		t.Skip("mount(8) with a helper needs root")
 	}
@@ -503,7 +467,7 @@ func TestOwnerFlags(t *testing.T) {
 
 // TestMountAsNormalUser mounts through fusermount3 as an unprivileged user.
 func TestMountAsNormalUser(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	setpriv, err := exec.LookPath("setpriv")
 	if os.Geteuid() != 0 || err != nil {
 		t.Skip("needs root to switch to an unprivileged user, and setpriv")
@@ -539,7 +503,7 @@ func TestMountAsNormalUser(t *testing.T) {
 	state := filepath.Join(home, "state")
 	os.Mkdir(state, 0o755)
 	os.Chown(state, 65534, 65534)
-	logs := &syncBuf{}
+	logs := &testutil.Buffer{}
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "mount", mnt)
 	cmd.Env = append(w.env(), "HOME="+home, "XDG_STATE_HOME="+state)
 	cmd.Stdout, cmd.Stderr = logs, logs
