@@ -37,6 +37,7 @@ import (
 	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/syncer"
 	"github.com/infisicalfs/infisicalfs/vault"
@@ -334,7 +335,7 @@ type refreshStack struct {
 
 func newRefreshStack(b *testing.B, n int) *refreshStack {
 	b.Helper()
-	requireFUSE(b)
+	testutil.RequireFUSE(b)
 	srv := infisicaltest.New()
 	b.Cleanup(srv.Close)
 	pid := srv.AddProject("webshop", "Webshop", "dev")
@@ -362,7 +363,7 @@ func newRefreshStack(b *testing.B, n int) *refreshStack {
 	if err := s.Sync(context.Background(), true); err != nil {
 		b.Fatal(err)
 	}
-	fsys := fs.New(fs.Options{Vault: v, Backend: backend{s}, Logger: log, TrimNewline: true,
+	fsys := fs.New(fs.Options{Vault: v, Backend: s, Logger: log, TrimNewline: true,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
 	s.SetInvalidator(fsys)
 	dir := filepath.Join(tmp, "mnt")

@@ -134,37 +134,42 @@ func (n *fileNode) setTime(a *fuse.Attr, t time.Time) {
 	a.SetTimes(&t, &t, &t)
 }
 
-// content returns the file's bytes now; the caller wipes them.
-func (n *fileNode) content() ([]byte, syscall.Errno) { return n.contentAt(false) }
+// content returns a copy of the file's bytes now; the caller wipes it.
+func (n *fileNode) content() ([]byte, syscall.Errno) {
+	var b []byte
+	errno := n.use(false, func(v []byte) { b = append([]byte(nil), v...) })
+	return b, errno
+}
 
-// contentAt returns the file's bytes; settled picks the version the
-// kernel's cache may hold, for reads through the page cache.
-func (n *fileNode) contentAt(settled bool) ([]byte, syscall.Errno) {
+// use runs fn on the file's plaintext and wipes the vault's copy after.
+// settled picks the version the kernel's cache holds, for page-cache reads;
+// otherwise the current one. fn must not keep v.
+func (n *fileNode) use(settled bool, fn func(v []byte)) syscall.Errno {
 	n.mu.Lock()
 	gen := n.settled
 	if settled {
 		n.touched = true
 	}
 	if n.scratch || n.pending {
-		b := append([]byte(nil), n.local...)
-		n.mu.Unlock()
-		return b, 0
+		defer n.mu.Unlock()
+		fn(n.local)
+		return 0
 	}
 	n.mu.Unlock()
 	d, name, ok := n.where()
 	if !ok {
-		return nil, syscall.ENOENT
+		return syscall.ENOENT
 	}
 	if !settled {
 		gen = 0
 	}
 	v, _, err := n.fsys.opt.Vault.GetGen(d.addr(name), gen)
 	if err != nil {
-		return nil, syscall.ENOENT
+		return syscall.ENOENT
 	}
-	b := append([]byte(nil), v.Bytes()...)
+	fn(v.Bytes())
 	v.Wipe()
-	return b, 0
+	return 0
 }
 
 // Open serves read-write mounts. Read-only mounts answer ENOSYS: the kernel
@@ -186,7 +191,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if !write && writers == 0 {
 		// Reads go through the page cache, as on a read-only mount: READs
 		// serve the version the kernel's cache is settled on (see
-		// contentAt), so its size and its pages always agree. A snapshot
+		// use), so its size and its pages always agree. A snapshot
 		// with direct I/O here would not help: a short direct read moves
 		// the kernel's size under the other readers of the same inode.
 		return nil, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
@@ -268,15 +273,15 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	if h, ok := fh.(*handle); ok {
 		return h.read(dest, off)
 	}
-	b, errno := n.contentAt(true)
+	k := 0
+	errno := n.use(true, func(v []byte) {
+		if off < int64(len(v)) {
+			k = copy(dest, v[off:])
+		}
+	})
 	if errno != 0 {
 		return nil, errno
 	}
-	k := 0
-	if off < int64(len(b)) {
-		k = copy(dest, b[off:])
-	}
-	clear(b)
 	return fuse.ReadResultData(dest[:k]), 0
 }
 

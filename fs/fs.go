@@ -15,11 +15,7 @@ import (
 )
 
 // Project is one project directory and the environments shown in it.
-type Project struct {
-	ID   string
-	Dir  string
-	Envs []string
-}
+type Project = vault.Project
 
 // Backend is what the filesystem needs from the sync engine. Writes block
 // until Infisical answered; their errors carry an errno (see toErrno).

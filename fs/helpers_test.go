@@ -20,17 +20,6 @@ import (
 	"github.com/infisicalfs/infisicalfs/vault"
 )
 
-// backend adapts the syncer for fs, as cmd/infisicalfs does.
-type backend struct{ *syncer.Syncer }
-
-func (b backend) Projects() []fs.Project {
-	var out []fs.Project
-	for _, p := range b.Syncer.Projects() {
-		out = append(out, fs.Project{ID: p.ID, Dir: p.Dir, Envs: p.Envs})
-	}
-	return out
-}
-
 const (
 	clientID     = "test-client"
 	clientSecret = "test-client-secret-0123456789"
@@ -115,7 +104,7 @@ func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountCo
 	if err := s.Sync(context.Background(), true); err != nil && len(s.Projects()) == 0 {
 		t.Fatalf("first sync: %v", err)
 	}
-	fo := fs.Options{Vault: v, Backend: backend{s}, Logger: log, ReadOnly: mc.readOnly, TrimNewline: mc.trimNewline,
+	fo := fs.Options{Vault: v, Backend: s, Logger: log, ReadOnly: mc.readOnly, TrimNewline: mc.trimNewline,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	if mc.flat {
 		ps := s.Projects()
@@ -210,6 +199,3 @@ func (m *testMount) eventually(cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-// requireFUSE is testutil.RequireFUSE, for the benchmark files.
-func requireFUSE(t testing.TB) { t.Helper(); testutil.RequireFUSE(t) }

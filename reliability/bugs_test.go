@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
 // TestReadDuringTruncatingWrite: while a program has KEY open with O_TRUNC
@@ -14,7 +15,7 @@ import (
 // readers still see the last pushed value. The soak's empty reads are not
 // these single-threaded cases; this pins them down.
 func TestReadDuringTruncatingWrite(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	srv := infisicaltest.New()
 	t.Cleanup(srv.Close)
 	pid := srv.AddProject("webshop", "Webshop", "dev")

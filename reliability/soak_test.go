@@ -30,6 +30,7 @@ import (
 	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/syncer"
 	"github.com/infisicalfs/infisicalfs/vault"
@@ -39,26 +40,6 @@ const (
 	clientID     = "soak-client"
 	clientSecret = "soak-client-secret-0123456789"
 )
-
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	why := ""
-	if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
-		why = "cannot open /dev/fuse: " + err.Error()
-	} else {
-		f.Close()
-		if os.Geteuid() != 0 {
-			why = "the soak mounts with DirectMount and needs root"
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("REQUIRE_FUSE") == "1" {
-		t.Fatalf("REQUIRE_FUSE=1 but %s", why)
-	}
-	t.Skip(why)
-}
 
 func soakDuration(t *testing.T) time.Duration {
 	s := os.Getenv("SOAK_DURATION")
@@ -217,7 +198,7 @@ func (r *report) markdown() string {
 }
 
 func TestSoak(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	dur := soakDuration(t)
 	rep := &report{}
 	start := time.Now()
@@ -715,7 +696,7 @@ func mountInProcess(t *testing.T, srv *infisicaltest.Server, log *slog.Logger) (
 	if err := s.Sync(context.Background(), true); err != nil {
 		t.Fatalf("first sync: %v", err)
 	}
-	fsys := fs.New(fs.Options{Vault: v, Backend: backend{s}, Logger: log, TrimNewline: true,
+	fsys := fs.New(fs.Options{Vault: v, Backend: s, Logger: log, TrimNewline: true,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
 	s.SetInvalidator(fsys)
 	fsrv, err := fsys.Mount(mnt)
@@ -727,15 +708,4 @@ func mountInProcess(t *testing.T, srv *infisicaltest.Server, log *slog.Logger) (
 		s.Close()
 		return err
 	}
-}
-
-// backend adapts the syncer for fs, as cmd/infisicalfs does.
-type backend struct{ *syncer.Syncer }
-
-func (b backend) Projects() []fs.Project {
-	var out []fs.Project
-	for _, p := range b.Syncer.Projects() {
-		out = append(out, fs.Project{ID: p.ID, Dir: p.Dir, Envs: p.Envs})
-	}
-	return out
 }

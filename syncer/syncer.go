@@ -77,11 +77,7 @@ type Options struct {
 }
 
 // Project is one mounted project with the environments shown for it.
-type Project struct {
-	ID   string
-	Dir  string // directory name: the slug, or the ID where the slug is missing or clashes
-	Envs []string
-}
+type Project = vault.Project
 
 // Syncer runs refresh cycles and pushes. Its methods are safe for concurrent
 // use.

@@ -49,18 +49,6 @@ func parseFlags(fset *flag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// backend adapts the syncer to what the filesystem needs.
-type backend struct{ *syncer.Syncer }
-
-func (b backend) Projects() []fs.Project {
-	ps := b.Syncer.Projects()
-	out := make([]fs.Project, len(ps))
-	for i, p := range ps {
-		out[i] = fs.Project{ID: p.ID, Dir: p.Dir, Envs: p.Envs}
-	}
-	return out
-}
-
 func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar) {
 	lv := new(slog.LevelVar)
 	_ = lv.UnmarshalText([]byte(level))
@@ -174,7 +162,7 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	fo := fs.Options{
-		Vault: v, Backend: backend{s}, Logger: log,
+		Vault: v, Backend: s, Logger: log,
 		ReadOnly: cfg.ReadOnly, TrimNewline: cfg.TrimNewline,
 		FileMode: cfg.FileMode, AllowOther: cfg.AllowOther, DebugFUSE: cfg.DebugFUSE,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),

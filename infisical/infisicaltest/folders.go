@@ -108,21 +108,30 @@ func (s *Server) listFolders(c *call) (any, *apiError) {
 	return map[string]any{"folders": out}, nil
 }
 
-func (s *Server) createFolder(c *call) (any, *apiError) {
-	var b folderBody
-	if e := c.decodeBody(&b); e != nil {
-		return nil, e
+// decodeNamedFolder reads the body of a create or rename: the trimmed,
+// validated name and the parent path (v1 calls it "directory").
+func decodeNamedFolder(c *call) (b folderBody, name string, rawPath *string, e *apiError) {
+	if e = c.decodeBody(&b); e != nil {
+		return b, "", nil, e
 	}
 	if b.Name == nil {
-		return nil, errValidation(requiredIssue("name"))
+		return b, "", nil, errValidation(requiredIssue("name"))
 	}
-	name := strings.TrimSpace(*b.Name)
+	name = strings.TrimSpace(*b.Name)
 	if !validFolderName(name) {
-		return nil, errValidation(issue("custom", msgInvalidFolderName, "name"))
+		return b, "", nil, errValidation(issue("custom", msgInvalidFolderName, "name"))
 	}
-	rawPath := b.Path
+	rawPath = b.Path
 	if rawPath == nil {
 		rawPath = b.Directory
+	}
+	return b, name, rawPath, nil
+}
+
+func (s *Server) createFolder(c *call) (any, *apiError) {
+	b, name, rawPath, e := decodeNamedFolder(c)
+	if e != nil {
+		return nil, e
 	}
 	_, env, path, e := c.folderScope(firstNonEmpty(b.ProjectID, b.WorkspaceID), b.Environment, rawPath, "create")
 	if e != nil {
@@ -155,20 +164,9 @@ func findFolderByID(env *environment, id string) *folder {
 
 func (s *Server) renameFolder(c *call) (any, *apiError) {
 	id := c.r.PathValue("folderId")
-	var b folderBody
-	if e := c.decodeBody(&b); e != nil {
+	b, name, rawPath, e := decodeNamedFolder(c)
+	if e != nil {
 		return nil, e
-	}
-	if b.Name == nil {
-		return nil, errValidation(requiredIssue("name"))
-	}
-	name := strings.TrimSpace(*b.Name)
-	if !validFolderName(name) {
-		return nil, errValidation(issue("custom", msgInvalidFolderName, "name"))
-	}
-	rawPath := b.Path
-	if rawPath == nil {
-		rawPath = b.Directory
 	}
 	_, env, _, e := c.folderScope(firstNonEmpty(b.ProjectID, b.WorkspaceID), b.Environment, rawPath, "edit")
 	if e != nil {

@@ -154,3 +154,21 @@ func approvalJSON(f *folder, now time.Time) map[string]any {
 		"bypassReason": nil, "createdAt": iso(now), "updatedAt": iso(now),
 	}}
 }
+
+// readScope resolves the project, canonical path and read permission of a
+// secret read (list or get one); the routes' own checks of missing
+// parameters come first, since their messages differ.
+func (c *call) readScope(pid, pslug, envSlug, rawPath string) (*project, string, *apiError) {
+	path, ok := canonicalSecretPath(rawPath)
+	if !ok {
+		return nil, "", errBadRequest(msgInvalidPath)
+	}
+	p, e := c.project(pid, pslug)
+	if e != nil {
+		return nil, "", e
+	}
+	if e := c.authorize(p, envSlug, path, "read", "secrets"); e != nil {
+		return nil, "", e
+	}
+	return p, path, nil
+}

@@ -286,15 +286,8 @@ func (s *Server) listSecrets(c *call) (any, *apiError) {
 	if (pid == "" && pslug == "") || envSlug == "" {
 		return nil, errBadRequest("Missing project id or environment")
 	}
-	path, ok := canonicalSecretPath(q.Get("secretPath"))
-	if !ok {
-		return nil, errBadRequest(msgInvalidPath)
-	}
-	p, e := c.project(pid, pslug)
+	p, path, e := c.readScope(pid, pslug, envSlug, q.Get("secretPath"))
 	if e != nil {
-		return nil, e
-	}
-	if e := c.authorize(p, envSlug, path, "read", "secrets"); e != nil {
 		return nil, e
 	}
 	out := map[string]any{"secrets": []any{}, "imports": []any{}}
@@ -383,15 +376,8 @@ func (s *Server) getSecret(c *call) (any, *apiError) {
 	if envSlug == "" {
 		return nil, errBadRequest("Missing environment")
 	}
-	path, ok := canonicalSecretPath(q.Get("secretPath"))
-	if !ok {
-		return nil, errBadRequest(msgInvalidPath)
-	}
-	p, e := c.project(pid, pslug)
+	p, path, e := c.readScope(pid, pslug, envSlug, q.Get("secretPath"))
 	if e != nil {
-		return nil, e
-	}
-	if e := c.authorize(p, envSlug, path, "read", "secrets"); e != nil {
 		return nil, e
 	}
 	var f *folder
