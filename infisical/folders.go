@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path"
+	"sort"
+	"strings"
 )
 
 const (
@@ -13,9 +16,10 @@ const (
 )
 
 type wireFolder struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	UpdatedAt string `json:"updatedAt"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	UpdatedAt    string `json:"updatedAt"`
+	RelativePath string `json:"relativePath"` // recursive lists only
 }
 
 func (w wireFolder) folder(parent string) Folder {
@@ -58,6 +62,45 @@ func (c *Client) ListFolders(ctx context.Context, projectID, env, path string) (
 	for _, f := range ans.Folders {
 		out = append(out, f.folder(path))
 	}
+	return out, nil
+}
+
+// ListFolderTree returns the canonical path of every folder of an
+// environment, in one request (recursive=true), sorted. Empty folders do
+// not show in a secret listing, so this is how they are found.
+func (c *Client) ListFolderTree(ctx context.Context, projectID, env string) ([]string, error) {
+	const op = "list folder tree"
+	if _, err := checkScope(op, projectID, env, "/"); err != nil {
+		return nil, err
+	}
+	cl := &call{op: op, method: http.MethodGet, route: routeFolders, path: routeFolders, auth: true,
+		query: url.Values{"projectId": {projectID}, "environment": {env}, "path": {"/"}, "recursive": {"true"}},
+		scope: scope{projectID, env, "/"}}
+	resp, err := c.do(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	var ans struct {
+		Folders []wireFolder `json:"folders"`
+	}
+	if err := json.Unmarshal(resp.body, &ans); err != nil {
+		return nil, c.badAnswer(cl, resp, err)
+	}
+	out := make([]string, 0, len(ans.Folders))
+	for _, f := range ans.Folders {
+		p := "/" + strings.Trim(f.RelativePath, "/")
+		// The contract does not confirm whether relativePath names the
+		// folder itself or its parent; accept both.
+		if path.Base(p) != f.Name {
+			p = strings.TrimSuffix(p, "/") + "/" + f.Name
+		}
+		clean, err := CleanPath(p)
+		if err != nil {
+			return nil, c.badAnswer(cl, resp, err)
+		}
+		out = append(out, clean)
+	}
+	sort.Strings(out)
 	return out, nil
 }
 

@@ -408,3 +408,26 @@ func TestFoldersAndProjects(t *testing.T) {
 		t.Fatalf("status %+v %v", st, err)
 	}
 }
+
+func TestListFolderTreeIsOneRequest(t *testing.T) {
+	e := newEnv(t)
+	e.login(t)
+	for _, p := range []string{"/a/b/c", "/a/d", "/empty"} {
+		e.srv.AddFolder(e.proj, "dev", p)
+	}
+	e.srv.ResetRequests()
+	got, err := e.c.ListFolderTree(context.Background(), e.proj, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/a", "/a/b", "/a/b/c", "/a/d", "/empty"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ListFolderTree = %v, want %v", got, want)
+	}
+	if n := len(e.srv.Requests()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+	if _, err := e.c.ListFolderTree(context.Background(), e.proj, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown env: %v, want ErrNotFound", err)
+	}
+}

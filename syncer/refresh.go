@@ -203,7 +203,7 @@ func (s *Syncer) syncScope(ctx context.Context, p Project, env string, full bool
 
 	// Empty folders never show in a secret listing, so the folder tree is
 	// read whenever the listing changed (a 304 above skips it).
-	folders, err := s.listFolderTree(ctx, p.ID, env)
+	folders, err := s.opt.API.ListFolderTree(ctx, p.ID, env)
 	foldersListed := err == nil
 	if err != nil {
 		s.log.Warn("listing folders failed; folders without secrets may be missing", "project", p.Dir, "env", env, "err", err)
@@ -211,27 +211,6 @@ func (s *Syncer) syncScope(ctx context.Context, p Project, env string, full bool
 	ch := s.apply(p, env, res, folders, foldersListed, seq)
 	s.scopeOK(key, res.ETag)
 	return ch, nil
-}
-
-// listFolderTree walks the folder tree breadth first (the folder route lists
-// children only) and returns every folder path below "/".
-func (s *Syncer) listFolderTree(ctx context.Context, projectID, env string) ([]string, error) {
-	var out []string
-	queue := []string{"/"}
-	for len(queue) > 0 {
-		parent := queue[0]
-		queue = queue[1:]
-		fs, err := s.opt.API.ListFolders(ctx, projectID, env, parent)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range fs {
-			p := joinPath(parent, f.Name)
-			out = append(out, p)
-			queue = append(queue, p)
-		}
-	}
-	return out, nil
 }
 
 func joinPath(parent, name string) string {

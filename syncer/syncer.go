@@ -24,7 +24,7 @@ type API interface {
 	BeginCycle(ctx context.Context) error
 	ListProjects(ctx context.Context) ([]infisical.Project, error)
 	ListSecrets(ctx context.Context, o infisical.ListOptions) (*infisical.ListResult, error)
-	ListFolders(ctx context.Context, projectID, env, path string) ([]infisical.Folder, error)
+	ListFolderTree(ctx context.Context, projectID, env string) ([]string, error)
 	UpsertSecret(ctx context.Context, r infisical.Ref, value []byte, known bool) (*infisical.Secret, error)
 	UpdateSecret(ctx context.Context, r infisical.Ref, u infisical.Update) (*infisical.Secret, error)
 	DeleteSecret(ctx context.Context, r infisical.Ref) error

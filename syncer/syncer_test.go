@@ -3,6 +3,7 @@ package syncer
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -153,5 +154,27 @@ func TestPushRecordsWhatTheServerStored(t *testing.T) {
 	snap := f.state.Snapshot()
 	if snap.PushCount != 3 {
 		t.Errorf("push count %d, want 3", snap.PushCount)
+	}
+}
+
+// TestChangedRefreshReadsFoldersOnce: a change costs one folder request
+// however deep the tree, and empty folders appear.
+func TestChangedRefreshReadsFoldersOnce(t *testing.T) {
+	f := newFixture(t, filepath.Join(t.TempDir(), "s.json"), func(s *infisicaltest.Server, p string) {
+		for i := 0; i < 20; i++ {
+			s.SetSecret(p, "dev", fmt.Sprintf("/f%d/g%d", i, i), "K", "v")
+		}
+	})
+	f.syncNow(t)
+	f.syncNow(t)
+	f.srv.AddFolder(f.project, "dev", "/empty/deeper")
+	f.srv.SetSecret(f.project, "dev", "/f3/g3", "K", "changed")
+	f.srv.ResetRequests()
+	f.syncNow(t)
+	if n := f.srv.Count("GET", "/api/v2/folders"); n != 1 {
+		t.Errorf("%d folder requests for one change in a 41-folder tree, want 1", n)
+	}
+	if !f.vault.HasFolder(f.project, "dev", "/empty/deeper") {
+		t.Error("an empty folder did not appear")
 	}
 }
