@@ -287,10 +287,7 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 	origin, od := n.origin, n.originDir
 	n.mu.Unlock()
 	defer clear(v)
-	if d.fsys.opt.TrimNewline && len(v) > 0 && v[len(v)-1] == '\n' {
-		v = v[:len(v)-1]
-	}
-	if err := d.fsys.opt.Backend.Push(nd.addr(newName), v); err != nil {
+	if err := d.fsys.push(nd.addr(newName), v); err != nil {
 		return toErrno(err)
 	}
 	d.mu.Lock()

@@ -399,11 +399,7 @@ func (n *fileNode) store(b []byte) syscall.Errno {
 		return 0
 	}
 	n.mu.Unlock()
-	v := b
-	if n.fsys.opt.TrimNewline && len(v) > 0 && v[len(v)-1] == '\n' {
-		v = v[:len(v)-1]
-	}
-	if err := n.fsys.opt.Backend.Push(d.addr(name), v); err != nil {
+	if err := n.fsys.push(d.addr(name), b); err != nil {
 		if n.dropPending(d, name) {
 			n.fsys.log.Info("created file removed: its first push failed", "path", d.display(name))
 		}

@@ -159,6 +159,15 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	return srv, nil
 }
 
+// push sends a file's bytes as a secret's value, less the one trailing
+// newline that echo adds, unless trim_newline is off.
+func (f *FS) push(a vault.Addr, b []byte) error {
+	if f.opt.TrimNewline && len(b) > 0 && b[len(b)-1] == '\n' {
+		b = b[:len(b)-1]
+	}
+	return f.opt.Backend.Push(a, b)
+}
+
 // later runs fn on the filesystem's own goroutine: kernel notifications
 // must never be sent from inside a FUSE request.
 func (f *FS) later(fn func()) {
