@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -40,26 +41,12 @@ func checkScope(op, projectID, env, path string) (string, error) {
 // ListFolders lists the direct sub-folders of path. An unknown path is an
 // empty list (the server's answer); an unknown environment is ErrNotFound.
 func (c *Client) ListFolders(ctx context.Context, projectID, env, path string) ([]Folder, error) {
-	const op = "list folders"
-	path, err := checkScope(op, projectID, env, path)
+	path, ws, err := c.listFolders(ctx, "list folders", projectID, env, path, false)
 	if err != nil {
 		return nil, err
 	}
-	cl := &call{op: op, method: http.MethodGet, route: routeFolders, path: routeFolders, auth: true,
-		query: url.Values{"projectId": {projectID}, "environment": {env}, "path": {path}, "recursive": {"false"}},
-		scope: scope{projectID, env, path}}
-	resp, err := c.do(ctx, cl)
-	if err != nil {
-		return nil, err
-	}
-	var ans struct {
-		Folders []wireFolder `json:"folders"`
-	}
-	if err := json.Unmarshal(resp.body, &ans); err != nil {
-		return nil, c.badAnswer(cl, resp, err)
-	}
-	out := make([]Folder, 0, len(ans.Folders))
-	for _, f := range ans.Folders {
+	out := make([]Folder, 0, len(ws))
+	for _, f := range ws {
 		out = append(out, f.folder(path))
 	}
 	return out, nil
@@ -70,24 +57,12 @@ func (c *Client) ListFolders(ctx context.Context, projectID, env, path string) (
 // not show in a secret listing, so this is how they are found.
 func (c *Client) ListFolderTree(ctx context.Context, projectID, env string) ([]string, error) {
 	const op = "list folder tree"
-	if _, err := checkScope(op, projectID, env, "/"); err != nil {
-		return nil, err
-	}
-	cl := &call{op: op, method: http.MethodGet, route: routeFolders, path: routeFolders, auth: true,
-		query: url.Values{"projectId": {projectID}, "environment": {env}, "path": {"/"}, "recursive": {"true"}},
-		scope: scope{projectID, env, "/"}}
-	resp, err := c.do(ctx, cl)
+	_, ws, err := c.listFolders(ctx, op, projectID, env, "/", true)
 	if err != nil {
 		return nil, err
 	}
-	var ans struct {
-		Folders []wireFolder `json:"folders"`
-	}
-	if err := json.Unmarshal(resp.body, &ans); err != nil {
-		return nil, c.badAnswer(cl, resp, err)
-	}
-	out := make([]string, 0, len(ans.Folders))
-	for _, f := range ans.Folders {
+	out := make([]string, 0, len(ws))
+	for _, f := range ws {
 		p := "/" + strings.Trim(f.RelativePath, "/")
 		// The contract does not confirm whether relativePath names the
 		// folder itself or its parent; accept both.
@@ -96,12 +71,34 @@ func (c *Client) ListFolderTree(ctx context.Context, projectID, env string) ([]s
 		}
 		clean, err := CleanPath(p)
 		if err != nil {
-			return nil, c.badAnswer(cl, resp, err)
+			return nil, &APIError{Op: op, Err: ErrServer, Message: "answer holds an invalid folder path: " + err.Error()}
 		}
 		out = append(out, clean)
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// listFolders is one GET of the folders route.
+func (c *Client) listFolders(ctx context.Context, op, projectID, env, path string, recursive bool) (string, []wireFolder, error) {
+	path, err := checkScope(op, projectID, env, path)
+	if err != nil {
+		return "", nil, err
+	}
+	cl := &call{op: op, method: http.MethodGet, route: routeFolders, path: routeFolders, auth: true,
+		query: url.Values{"projectId": {projectID}, "environment": {env}, "path": {path}, "recursive": {strconv.FormatBool(recursive)}},
+		scope: scope{projectID, env, path}}
+	resp, err := c.do(ctx, cl)
+	if err != nil {
+		return "", nil, err
+	}
+	var ans struct {
+		Folders []wireFolder `json:"folders"`
+	}
+	if err := json.Unmarshal(resp.body, &ans); err != nil {
+		return "", nil, c.badAnswer(cl, resp, err)
+	}
+	return path, ans.Folders, nil
 }
 
 // CreateFolder creates parentPath/name (the server creates missing parents);

@@ -182,23 +182,9 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 	return v.gen, nil
 }
 
-// Get decrypts the secret at a. The caller wipes the Value when done.
-func (v *Vault) Get(a Addr) (*Value, Meta, error) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	if v.keys == nil {
-		return nil, Meta{}, errDestroyed
-	}
-	it, ok := v.itemLocked(a)
-	if !ok {
-		return nil, Meta{}, ErrNotFound
-	}
-	pt, err := v.keys.open(it.sealed, a.ad())
-	if err != nil {
-		return nil, Meta{}, err
-	}
-	return &Value{b: pt}, it.meta, nil
-}
+// Get decrypts the current version of the secret at a. The caller wipes the
+// Value when done.
+func (v *Vault) Get(a Addr) (*Value, Meta, error) { return v.GetGen(a, 0) }
 
 // GetGen decrypts the version of the secret at a whose generation is gen,
 // if it is the current one or the one it replaced; otherwise the current
