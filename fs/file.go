@@ -31,6 +31,10 @@ type fileNode struct {
 	// writers counts open write handles; while any is open, read opens
 	// bypass the page cache so that nobody reads bytes not yet pushed.
 	writers int
+	// truncOpen is the last write open and the process that made it: the
+	// kernel sends that open's O_TRUNC as a SETATTR without a handle.
+	truncOpen    *handle
+	truncOpenPid uint32
 	// settled is the vault generation of the version the kernel's cache
 	// holds: set at first contact and once an invalidation of this node
 	// has been delivered with no request in between. Until then getattr
@@ -209,6 +213,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if write {
 		n.mu.Lock()
 		n.writers++
+		// The kernel strips O_TRUNC from OPEN and sends it next as a
+		// handle-less SETATTR from the same process: remember who opened.
+		if fc, ok := ctx.(*fuse.Context); ok {
+			n.truncOpen, n.truncOpenPid = h, fc.Caller.Pid
+		}
 		n.mu.Unlock()
 	}
 	// Direct I/O: a writer's bytes must not reach the page cache before
@@ -335,7 +344,11 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	if errno := n.fsys.checkModeOwner(in, mode); errno != 0 {
 		return errno
 	}
-	if sz, ok := in.GetSize(); ok {
+	if sz, ok := in.GetSize(); ok && sz == 0 && fh == nil && n.takeTruncOpen(ctx) != nil {
+		// The O_TRUNC of the caller's own write open: the handle starts
+		// empty, but Infisical still holds the old value until close, so
+		// the kernel is told the old size and keeps the old pages.
+	} else if ok {
 		if h, isH := fh.(*handle); isH && h.write {
 			if errno := h.truncate(sz); errno != 0 {
 				return errno
@@ -360,6 +373,37 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		h.mu.Unlock()
 	}
 	return 0
+}
+
+// takeTruncOpen matches a handle-less truncate to 0 with the write open the
+// same process just made, and empties that handle.
+func (n *fileNode) takeTruncOpen(ctx context.Context) *handle {
+	fc, ok := ctx.(*fuse.Context)
+	if !ok {
+		return nil
+	}
+	n.mu.Lock()
+	h := n.truncOpen
+	if h == nil || n.truncOpenPid != fc.Caller.Pid {
+		n.mu.Unlock()
+		return nil
+	}
+	n.truncOpen = nil
+	n.mu.Unlock()
+	h.mu.Lock()
+	clear(h.buf)
+	h.buf = h.buf[:0]
+	h.truncated = true
+	h.mu.Unlock()
+	return h
+}
+
+func (n *fileNode) forgetTruncOpen(h *handle) {
+	n.mu.Lock()
+	if n.truncOpen == h {
+		n.truncOpen = nil
+	}
+	n.mu.Unlock()
 }
 
 // truncatePath is truncate(2) without an open file: push the cut value now.

@@ -128,9 +128,11 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		Debug: f.opt.DebugFUSE,
 		// Writes arrive whole up to Infisical's 1 MiB limit.
 		MaxWrite: 1 << 20,
-		// O_TRUNC arrives with OPEN rather than as a separate SETATTR
-		// without a handle, which would push an empty value at once.
-		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+		// No atomic O_TRUNC: with it the kernel sets the file's size to 0
+		// for every reader as soon as a writer opens, before anything is
+		// pushed. Without it, O_TRUNC arrives as a SETATTR whose answer
+		// gives the size; see fileNode.Setattr.
+		DisabledCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 	}
 	if f.opt.ReadOnly {
 		mo.Options = append(mo.Options, "ro")

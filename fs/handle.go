@@ -46,6 +46,7 @@ func (h *handle) writeAt(data []byte, off int64) (uint32, syscall.Errno) {
 		return 0, syscall.EBADF
 	}
 	end := off + int64(len(data))
+	h.n.forgetTruncOpen(h) // a truncate after writing is not the open's
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if end > maxValue {
@@ -117,6 +118,9 @@ func (h *handle) release() {
 	if h.write {
 		h.n.mu.Lock()
 		h.n.writers--
+		if h.n.truncOpen == h {
+			h.n.truncOpen = nil
+		}
 		h.n.mu.Unlock()
 	}
 }

@@ -152,6 +152,18 @@ func fdCount() int {
 	return len(es)
 }
 
+// fdTargets names what each open fd is, for a leak report.
+func fdTargets() string {
+	es, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range es {
+		l, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
 func heapNow() uint64 {
 	runtime.GC()
 	var ms runtime.MemStats
@@ -549,7 +561,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 		t.Errorf("goroutine leak: %d before, %d after", g0, g1)
 	}
 	if fd1 > fd0+2 {
-		t.Errorf("fd leak: %d before, %d after", fd0, fd1)
+		t.Errorf("fd leak: %d before, %d after: %s", fd0, fd1, fdTargets())
 	}
 	// Flat: the heap at the end of the run may not have grown much past
 	// the middle (a leak grows with the number of operations).
