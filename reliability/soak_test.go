@@ -585,6 +585,9 @@ func tornKind(got string, m *keyModel) string {
 			return fmt.Sprintf("torn read: a prefix (%d of %d bytes) of a written value", len(got), len(v))
 		}
 	}
+	if trimmed := strings.TrimRight(got, "\x00"); trimmed != got && m.all[trimmed] {
+		return fmt.Sprintf("torn read: a whole written value padded with %d zero bytes (the kernel's size was a newer, longer value's)", len(got)-len(trimmed))
+	}
 	return fmt.Sprintf("torn read: %d bytes, no prefix of a written value", len(got))
 }
 
