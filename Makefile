@@ -15,7 +15,7 @@ build:
 # The README's test command: vet, formatting, then every test under the race
 # detector. Mount tests skip without /dev/fuse unless REQUIRE_FUSE=1.
 test: lint
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
 
 lint: vet fmt
 

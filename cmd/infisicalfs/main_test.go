@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -428,21 +429,63 @@ func TestMountHelper(t *testing.T) {
 	}
 	t.Cleanup(func() { os.Remove(helper) })
 	w := newWorld(t)
-	mnt := filepath.Join(w.dir, "mnt")
-	os.Mkdir(mnt, 0o755)
-	cmd := exec.Command("mount", "-t", "fuse.infisicalfs", "infisicalfs", mnt, "-o", "ro,env=dev")
-	cmd.Env = w.env("INFISICALFS_BIN="+binary, "INFISICALFS_MOUNT_TIMEOUT=20")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("mount -t fuse.infisicalfs: %v\n%s", err, out)
+	logFile := filepath.Join(w.dir, "daemon.log")
+	for _, tc := range []struct{ name, opts string }{
+		{"log discarded", "ro,env=dev"},
+		{"log to a file", "ro,env=dev,log=" + logFile},
+	} {
+		mnt := filepath.Join(w.dir, "mnt-"+strings.ReplaceAll(tc.name, " ", "-"))
+		os.Mkdir(mnt, 0o755)
+		cmd := exec.Command("mount", "-t", "fuse.infisicalfs", "infisicalfs", mnt, "-o", tc.opts)
+		cmd.Env = w.env("INFISICALFS_BIN="+binary, "INFISICALFS_MOUNT_TIMEOUT=20")
+		// The daemon must let go of mount(8)'s output: a caller reading
+		// it would otherwise wait until the unmount. WaitDelay turns that
+		// wait into an error instead of a hung test.
+		cmd.WaitDelay = 5 * time.Second
+		t.Cleanup(func() { stopHelperMount(t, mnt) })
+		out, err := cmd.CombinedOutput()
+		if errors.Is(err, exec.ErrWaitDelay) {
+			t.Errorf("%s: mount(8) returned but its stdout/stderr stayed open (the daemon kept them)", tc.name)
+		} else if err != nil {
+			t.Fatalf("%s: mount -t fuse.infisicalfs: %v\n%s", tc.name, err, out)
+		}
+		if b, err := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+			t.Errorf("%s: read through the helper's mount: %q %v", tc.name, b, err)
+		}
+		if _, err := os.Stat(filepath.Join(mnt, "webshop/prod")); err == nil {
+			t.Errorf("%s: env=dev did not reach the daemon", tc.name)
+		}
 	}
-	t.Cleanup(func() { exec.Command(binary, "unmount", mnt).Run() })
-	if b, err := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
-		t.Errorf("read through the helper's mount: %q %v", b, err)
+	if b, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(b), "msg=mounted") {
+		t.Errorf("log=%s has no \"mounted\" line: %v\n%s", logFile, err, b)
 	}
-	if _, err := os.Stat(filepath.Join(mnt, "webshop/prod")); err == nil {
-		t.Error("env=dev did not reach the daemon")
+}
+
+// stopHelperMount unmounts a mount made through mount(8), and kills its
+// daemon if the unmount did not end it, so that a failed test leaves no
+// mount or process behind.
+func stopHelperMount(t *testing.T, mnt string) {
+	pid := 0
+	if b, err := os.ReadFile(filepath.Join(mnt, ".status")); err == nil {
+		var st struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(b, &st) == nil {
+			pid = st.PID
+		}
 	}
+	exec.Command(binary, "unmount", mnt).Run()
+	if pid > 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("the daemon (pid %d) outlived the unmount of %s; killing it", pid, mnt)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	syscall.Unmount(mnt, syscall.MNT_DETACH)
 }
 
 // TestOwnerFlags: --uid and --gid set the owner of everything.
