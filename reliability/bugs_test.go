@@ -64,3 +64,51 @@ func TestReadDuringTruncatingWrite(t *testing.T) {
 		t.Errorf("after a failed push = %q (%v), want the last pushed value", got, err)
 	}
 }
+
+// TestReadWhileWriterExtends: a reader that cached the old, shorter value
+// reads again after a writer (not yet closed) wrote a longer one. The
+// kernel grew its size with the WRITE; the reader must still get the old
+// value whole, not the old value padded with zeros to the new length.
+// Sequentially the kernel asks for the size again before such a read; the
+// race where it does not (a GETATTR overtaken by the WRITE) is the soak's.
+func TestReadWhileWriterExtends(t *testing.T) {
+	testutil.RequireFUSE(t)
+	srv := infisicaltest.New()
+	t.Cleanup(srv.Close)
+	pid := srv.AddProject("webshop", "Webshop", "dev")
+	srv.AddIdentity(clientID, clientSecret)
+	srv.Grant(clientID, pid, infisicaltest.PermReadWrite)
+	srv.SetSecret(pid, "dev", "/", "KEY", "short")
+	mnt, _, _, _, unmount := mountInProcess(t, srv, slog.New(slog.DiscardHandler))
+	defer unmount()
+	p := filepath.Join(mnt, "webshop", "dev", "KEY")
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 64)
+	if n, err := r.ReadAt(buf, 0); string(buf[:n]) != "short" {
+		t.Fatalf("before: %q %v", buf[:n], err)
+	}
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.WriteAt([]byte("a much longer value"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.ReadAt(buf, 0); string(buf[:n]) != "short" {
+		t.Errorf("earlier open, read while the writer is open = %q, want %q", buf[:n], "short")
+	}
+	if got, _ := os.ReadFile(p); string(got) != "short" {
+		t.Errorf("new open while the writer is open = %q, want %q", got, "short")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.ReadAt(buf, 0); string(buf[:n]) != "a much longer value" {
+		t.Errorf("earlier open, read after the push = %q", buf[:n])
+	}
+}
