@@ -434,7 +434,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 				c.fault("outage 1-3s")
 				srv.SetOutage(true)
 				sleepOrStop(stop, time.Duration(1000+mrand.IntN(2000))*time.Millisecond)
-				endOutage(srv, c)
+				srv.SetOutage(false)
 			case 4:
 				c.fault("token expiry")
 				srv.ExpireAllTokens()
@@ -455,7 +455,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 	wg.Wait()
 	cancel()
 	<-runDone
-	endOutage(srv, c)
+	srv.SetOutage(false)
 	srv.ClearFaults()
 
 	// Final sync: faults are over, so it must succeed (a token expired at
@@ -619,30 +619,6 @@ func tornKind(got string, m *keyModel) string {
 		}
 	}
 	return fmt.Sprintf("torn read: %d bytes, no prefix of a written value", len(got))
-}
-
-// endOutage listens again. infisicaltest's SetOutage(false) panics when
-// its port is still taken after a second (seen under load: a client's
-// connection attempt holding it); the outage then simply lasts longer.
-func endOutage(srv *infisicaltest.Server, c *counters) {
-	for i := 0; ; i++ {
-		ok := func() (ok bool) {
-			defer func() {
-				if r := recover(); r != nil {
-					c.failure(fmt.Sprint("infisicaltest SetOutage(false) panicked: ", r))
-					if i >= 20 {
-						panic(r)
-					}
-				}
-			}()
-			srv.SetOutage(false)
-			return true
-		}()
-		if ok {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

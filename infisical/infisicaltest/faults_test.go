@@ -3,7 +3,10 @@ package infisicaltest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -164,5 +167,24 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if n := len(f.s.Secrets(f.pid, "dev")); n != 80 {
 		t.Fatalf("%d secrets, want 80", n)
+	}
+}
+
+// TestPortBelowEphemeralRange: a client dialling the port during an outage
+// must never be handed it as its own source port (TCP would connect the
+// socket to itself and hold the port), so the port is below the range the
+// kernel picks source ports from.
+func TestPortBelowEphemeralRange(t *testing.T) {
+	for range 5 {
+		s := New()
+		_, port, err := net.SplitHostPort(strings.TrimPrefix(s.URL(), "http://"))
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := strconv.Atoi(port)
+		if lo := ephemeralLow(); p >= lo || p < 1024 {
+			t.Fatalf("port %d: want one in [1024, %d)", p, lo)
+		}
 	}
 }

@@ -27,8 +27,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -81,18 +83,63 @@ const (
 	defaultMaxTTL   = 30 * 24 * time.Hour
 )
 
-// New starts a server on 127.0.0.1 with a free port. It panics if it cannot
-// listen, as httptest.NewServer does.
+// New starts a server on 127.0.0.1 with a free port below the kernel's
+// ephemeral range. It panics if it cannot listen, as httptest.NewServer
+// does.
+//
+// Why below: SetOutage closes the listener, and a client dialling a closed
+// loopback port can be given that very port as its own source port; TCP
+// then connects the socket to itself. The port is taken (listening again
+// fails) and the client reads its own request back as the answer. Source
+// ports come only from the ephemeral range, so a port under it is safe.
 func New() *Server {
-	s, err := Start("127.0.0.1:0")
+	ln, err := listenBelowEphemeral()
 	if err != nil {
 		panic(fmt.Sprintf("infisicaltest: %v", err))
 	}
-	return s
+	return start(ln)
+}
+
+// ephemeralLow is the lowest port the kernel hands out as a source port.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768 // Linux's default
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 1024 {
+		return 32768
+	}
+	return lo
+}
+
+func listenBelowEphemeral() (net.Listener, error) {
+	lo := ephemeralLow()
+	base := max(1024, lo-12000)
+	if base >= lo {
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	var err error
+	for range 200 {
+		port := base + mrand.IntN(lo-base)
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("no free port in [%d, %d): %w", base, lo, err)
 }
 
 // Start starts a server listening on addr (host:port; port 0 picks one).
 func Start(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return start(ln), nil
+}
+
+func start(ln net.Listener) *Server {
 	s := &Server{
 		now:        time.Now,
 		projects:   map[string]*project{},
@@ -103,13 +150,9 @@ func Start(addr string) (*Server, error) {
 		retryAfter: 60,
 	}
 	s.routes()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
 	s.addr = ln.Addr().String()
 	s.serve(ln)
-	return s, nil
+	return s
 }
 
 func (s *Server) serve(ln net.Listener) {
