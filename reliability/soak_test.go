@@ -18,7 +18,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -261,6 +260,13 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 		models[k] = &keyModel{all: map[string]bool{v: true}, acked: v}
 	}
 
+	// One runner per reader and writer, started before the mount (see
+	// runner_test.go).
+	runners := make(chan *runner, 16)
+	for range 3 + len(wKeys) {
+		runners <- startRunner(t)
+	}
+
 	logs := &scanLog{marker: marker}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mnt, stateFile, s, tr, unmount := mountInProcess(t, srv, log)
@@ -306,6 +312,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			run := <-runners
 			for i := 0; !stopped(); i++ {
 				k := keys[mrand.IntN(len(keys))]
 				var got []byte
@@ -313,7 +320,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 				multi := (i+r)%2 == 0
 				if multi {
 					// cat loops over read() until it returns 0.
-					got, err = exec.Command("cat", filepath.Join(dir, k)).Output()
+					got, _, err = run.run("cat", filepath.Join(dir, k))
 				} else {
 					got, err = readOnce(filepath.Join(dir, k))
 				}
@@ -350,6 +357,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 			defer wg.Done()
 			m := models[k]
 			p := filepath.Join(dir, k)
+			run := <-runners
 			for seq := 1; !stopped(); seq++ {
 				val := makeValue(marker, k, seq)
 				m.sent(val)
@@ -358,19 +366,15 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 				how := []string{"tee", "go", "printf"}[(seq+wi)%3]
 				switch how {
 				case "tee":
-					cmd := exec.Command("sh", "-c", `printf %s "$1" | tee "$2" >/dev/null`, "sh", val, p)
-					var out bytes.Buffer
-					cmd.Stderr = &out
-					if err = cmd.Run(); err != nil {
-						err = fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()))
+					var stderr string
+					if _, stderr, err = run.run("sh", "-c", `printf %s "$1" | tee "$2" >/dev/null`, "sh", val, p); err != nil {
+						err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr))
 					}
 				case "go":
 					err = goWrite(p, val)
 				case "printf":
-					cmd := exec.Command("sh", "-c", `printf %s "$1" > "$2"`, "sh", val, p)
-					var out bytes.Buffer
-					cmd.Stderr = &out
-					if err = cmd.Run(); err == nil {
+					var stderr string
+					if _, stderr, err = run.run("sh", "-c", `printf %s "$1" > "$2"`, "sh", val, p); err == nil {
 						// The shell ignored close(): read back to learn the outcome.
 						got, rerr := os.ReadFile(p)
 						if rerr != nil || string(got) != val {
@@ -379,7 +383,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 							continue
 						}
 					} else {
-						err = fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()))
+						err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr))
 					}
 				}
 				if err != nil {
@@ -645,13 +649,13 @@ func errText(err error) string {
 	if err == nil {
 		return "no error"
 	}
-	var ee *exec.ExitError
+	var ee *exitError
 	if errors.As(err, &ee) {
 		msg := err.Error()
 		if i := strings.LastIndex(msg, ": "); i >= 0 {
-			return fmt.Sprintf("exit %d (%s)", ee.ExitCode(), msg[i+2:])
+			return fmt.Sprintf("exit %d (%s)", ee.code, msg[i+2:])
 		}
-		return fmt.Sprintf("exit %d", ee.ExitCode())
+		return fmt.Sprintf("exit %d", ee.code)
 	}
 	var pe *os.PathError
 	if errors.As(err, &pe) {
