@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -556,8 +555,7 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	fsDir := m.path("webshop/dev")
 	printf := func(dir, key, value string) error {
-		cmd := exec.Command("sh", "-c", `printf %s "$1" > "$2"`, "sh", value, key)
-		cmd.Dir = dir
+		cmd := shIn(dir, `printf %s "$1" > "$2"`, value, key)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("printf > %s: %v: %s", key, err, out)
 		}

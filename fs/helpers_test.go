@@ -135,11 +135,19 @@ func (m *testMount) path(parts ...string) string {
 	return filepath.Join(append([]string{m.dir}, parts...)...)
 }
 
+// shIn is `sh -c script` run in dir, with args as $1...: the shell
+// changes into dir itself. Not cmd.Dir: the child would chdir between fork
+// and exec, a FUSE request to this very process while the forking thread
+// holds its P (a Go fork is a vfork), which can deadlock the daemon.
+func shIn(dir, script string, args ...string) *exec.Cmd {
+	return exec.Command("sh", append([]string{"-c", `cd -- "$0" || exit 125
+` + script, dir}, args...)...)
+}
+
 // sh runs a shell command in the mount directory and returns its output.
 func (m *testMount) sh(script string) (string, error) {
 	m.t.Helper()
-	cmd := exec.Command("sh", "-c", script)
-	cmd.Dir = m.dir
+	cmd := shIn(m.dir, script)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -207,8 +206,7 @@ func TestDotenvIsInert(t *testing.T) {
 		t.Errorf(".env holds a key that is not a shell name:\n%s", env)
 	}
 	for k, want := range hostile {
-		cmd := exec.Command("sh", "-c", `set -a; . ./.env; printf %s "$`+k+`"`)
-		cmd.Dir = m.path("webshop", "dev")
+		cmd := shIn(m.path("webshop", "dev"), `set -a; . ./.env; printf %s "$`+k+`"`)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("sourcing .env: %v\n%s", err, out)
