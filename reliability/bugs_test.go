@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
@@ -16,11 +15,7 @@ import (
 // these single-threaded cases; this pins them down.
 func TestReadDuringTruncatingWrite(t *testing.T) {
 	testutil.RequireFUSE(t)
-	srv := infisicaltest.New()
-	t.Cleanup(srv.Close)
-	pid := srv.AddProject("webshop", "Webshop", "dev")
-	srv.AddIdentity(clientID, clientSecret)
-	srv.Grant(clientID, pid, infisicaltest.PermReadWrite)
+	srv, pid := newServer(t)
 	srv.SetSecret(pid, "dev", "/", "KEY", "old-value")
 	mnt, _, _, _, unmount := mountInProcess(t, srv, slog.New(slog.DiscardHandler))
 	defer unmount()
@@ -73,11 +68,7 @@ func TestReadDuringTruncatingWrite(t *testing.T) {
 // race where it does not (a GETATTR overtaken by the WRITE) is the soak's.
 func TestReadWhileWriterExtends(t *testing.T) {
 	testutil.RequireFUSE(t)
-	srv := infisicaltest.New()
-	t.Cleanup(srv.Close)
-	pid := srv.AddProject("webshop", "Webshop", "dev")
-	srv.AddIdentity(clientID, clientSecret)
-	srv.Grant(clientID, pid, infisicaltest.PermReadWrite)
+	srv, pid := newServer(t)
 	srv.SetSecret(pid, "dev", "/", "KEY", "short")
 	mnt, _, _, _, unmount := mountInProcess(t, srv, slog.New(slog.DiscardHandler))
 	defer unmount()

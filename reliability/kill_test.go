@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 )
 
 // isMounted reports whether dir is a mount point in /proc/self/mountinfo.
@@ -79,11 +77,7 @@ func soakKill9(t *testing.T, rep *report) {
 		t.Fatalf("go build ./cmd/infisicalfs: %v\n%s", err, out)
 	}
 
-	srv := infisicaltest.New()
-	t.Cleanup(srv.Close)
-	pid := srv.AddProject("webshop", "Webshop", "dev")
-	srv.AddIdentity(clientID, clientSecret)
-	srv.Grant(clientID, pid, infisicaltest.PermReadWrite)
+	srv, pid := newServer(t)
 	srv.SetSecret(pid, "dev", "/", "DATABASE_URL", "postgres://db")
 	srv.SetSecret(pid, "dev", "/", "TOKEN", makeValue(marker, "TOKEN", 0))
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -113,28 +114,36 @@ func startRunner(t *testing.T) *runner {
 	return r
 }
 
-// exitError is a program's non-zero exit, as exec.ExitError says it.
-type exitError struct{ code int }
+// exitError is a program's non-zero exit and what it said on stderr.
+type exitError struct {
+	code   int
+	stderr string
+}
 
-func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e *exitError) Error() string {
+	if e.stderr == "" {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return fmt.Sprintf("exit status %d: %s", e.code, e.stderr)
+}
 
-// run runs argv in the runner and returns its stdout and stderr; a
-// non-zero exit is an *exitError.
-func (r *runner) run(argv ...string) ([]byte, string, error) {
+// run runs argv in the runner and returns its stdout; a non-zero exit is
+// an *exitError.
+func (r *runner) run(argv ...string) ([]byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.enc.Encode(runRequest{Argv: argv}); err != nil {
-		return nil, "", fmt.Errorf("runner: %w", err)
+		return nil, fmt.Errorf("runner: %w", err)
 	}
 	var res runResult
 	if err := r.dec.Decode(&res); err != nil {
-		return nil, "", fmt.Errorf("runner: %w", err)
+		return nil, fmt.Errorf("runner: %w", err)
 	}
 	switch {
 	case res.Err != "":
-		return res.Stdout, res.Stderr, errors.New(res.Err)
+		return res.Stdout, errors.New(res.Err)
 	case res.Exit != 0:
-		return res.Stdout, res.Stderr, &exitError{code: res.Exit}
+		return res.Stdout, &exitError{code: res.Exit, stderr: strings.TrimSpace(res.Stderr)}
 	}
-	return res.Stdout, res.Stderr, nil
+	return res.Stdout, nil
 }

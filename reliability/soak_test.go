@@ -238,11 +238,7 @@ func passFail(t *testing.T) string {
 
 func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 	marker := newMarker()
-	srv := infisicaltest.New()
-	t.Cleanup(srv.Close)
-	pid := srv.AddProject("webshop", "Webshop", "dev")
-	srv.AddIdentity(clientID, clientSecret)
-	srv.Grant(clientID, pid, infisicaltest.PermReadWrite)
+	srv, pid := newServer(t)
 	srv.SetRetryAfter(0)
 
 	var wKeys, oKeys []string
@@ -262,8 +258,9 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 
 	// One runner per reader and writer, started before the mount (see
 	// runner_test.go).
-	runners := make(chan *runner, 16)
-	for range 3 + len(wKeys) {
+	const readers = 3
+	runners := make(chan *runner, readers+len(wKeys))
+	for range cap(runners) {
 		runners <- startRunner(t)
 	}
 
@@ -308,7 +305,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 
 	// Readers: cat and Go reads of random keys; every key always has a
 	// last-known value, so every read must succeed.
-	for r := range 3 {
+	for r := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -320,7 +317,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 				multi := (i+r)%2 == 0
 				if multi {
 					// cat loops over read() until it returns 0.
-					got, _, err = run.run("cat", filepath.Join(dir, k))
+					got, err = run.run("cat", filepath.Join(dir, k))
 				} else {
 					got, err = readOnce(filepath.Join(dir, k))
 				}
@@ -337,15 +334,15 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 				switch {
 				case len(got) == 0:
 					c.emptyReads.Add(1)
-				case !wholeValue(string(got), k) && multi:
-					c.straddled.Add(1)
-					c.failure(k[:1] + "-key cat " + tornKind(string(got), m))
-				case !wholeValue(string(got), k) && strings.HasPrefix(k, "W_"):
-					c.tornWriter.Add(1)
-					c.failure(k[:1] + "-key one read() " + tornKind(string(got), m))
 				case !wholeValue(string(got), k):
-					c.torn.Add(1)
-					c.failure(k[:1] + "-key one read() " + tornKind(string(got), m))
+					count, how := &c.torn, "one read()"
+					if multi {
+						count, how = &c.straddled, "cat"
+					} else if strings.HasPrefix(k, "W_") {
+						count = &c.tornWriter
+					}
+					count.Add(1)
+					c.failure(k[:1] + "-key " + how + " " + tornKind(string(got), m))
 				case !known:
 					c.phantomReads.Add(1)
 				}
@@ -369,15 +366,11 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 				how := []string{"tee", "go", "printf"}[(seq+wi)%3]
 				switch how {
 				case "tee":
-					var stderr string
-					if _, stderr, err = run.run("sh", "-c", `printf %s "$1" | tee "$2" >/dev/null`, "sh", val, p); err != nil {
-						err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr))
-					}
+					_, err = run.run("sh", "-c", `printf %s "$1" | tee "$2" >/dev/null`, "sh", val, p)
 				case "go":
 					err = goWrite(p, val)
 				case "printf":
-					var stderr string
-					if _, stderr, err = run.run("sh", "-c", `printf %s "$1" > "$2"`, "sh", val, p); err == nil {
+					if _, err = run.run("sh", "-c", `printf %s "$1" > "$2"`, "sh", val, p); err == nil {
 						// The shell ignored close(): read back to learn the outcome.
 						got, rerr := os.ReadFile(p)
 						if rerr != nil || string(got) != val {
@@ -385,8 +378,6 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 							m.outcome(val, false)
 							continue
 						}
-					} else {
-						err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr))
 					}
 				}
 				if err != nil {
@@ -656,9 +647,8 @@ func errText(err error) string {
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
-		msg := err.Error()
-		if i := strings.LastIndex(msg, ": "); i >= 0 {
-			return fmt.Sprintf("exit %d (%s)", ee.code, msg[i+2:])
+		if i := strings.LastIndex(ee.stderr, ": "); i >= 0 {
+			return fmt.Sprintf("exit %d (%s)", ee.code, ee.stderr[i+2:])
 		}
 		return fmt.Sprintf("exit %d", ee.code)
 	}
@@ -705,6 +695,18 @@ func sleepOrStop(stop <-chan struct{}, d time.Duration) {
 	case <-t.C:
 	case <-stop:
 	}
+}
+
+// newServer starts infisicaltest with project webshop (environment dev) and
+// the soak's identity allowed to read and write it.
+func newServer(t *testing.T) (srv *infisicaltest.Server, projectID string) {
+	t.Helper()
+	srv = infisicaltest.New()
+	t.Cleanup(srv.Close)
+	projectID = srv.AddProject("webshop", "Webshop", "dev")
+	srv.AddIdentity(clientID, clientSecret)
+	srv.Grant(clientID, projectID, infisicaltest.PermReadWrite)
+	return srv, projectID
 }
 
 // mountInProcess wires client, vault, state, syncer and filesystem as

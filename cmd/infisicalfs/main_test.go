@@ -465,17 +465,12 @@ func TestMountHelper(t *testing.T) {
 // daemon if the unmount did not end it, so that a failed test leaves no
 // mount or process behind.
 func stopHelperMount(t *testing.T, mnt string) {
-	pid := 0
+	var st statusDoc
 	if b, err := os.ReadFile(filepath.Join(mnt, ".status")); err == nil {
-		var st struct {
-			PID int `json:"pid"`
-		}
-		if json.Unmarshal(b, &st) == nil {
-			pid = st.PID
-		}
+		json.Unmarshal(b, &st)
 	}
 	exec.Command(binary, "unmount", mnt).Run()
-	if pid > 0 {
+	if pid := st.PID; pid > 0 {
 		deadline := time.Now().Add(5 * time.Second)
 		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
