@@ -182,7 +182,7 @@ func (s *Source) Vault() *vault.Vault       { return s.vault }
 func (s *Source) Client() *infisical.Client { return s.client }
 func (s *Source) Hooks() *hooks.Runner      { return s.hooks }
 
-// Close stops the refresh loop, delivers what is queued, saves the state
+// Close stops the refresh loop, saves the state
 // file, revokes the access token (bounded by ctx and 5 s) and wipes the
 // vault. Unmount every view first.
 func (s *Source) Close(ctx context.Context) error {
@@ -196,7 +196,6 @@ func (s *Source) Close(ctx context.Context) error {
 		cancel()
 		<-loop
 	}
-	s.sync.Close()
 	s.hooks.Close()
 	var errs []error
 	if s.state != nil {
