@@ -55,6 +55,8 @@ type Server struct {
 	retryAfter int
 	failPaths  []*pathFault
 	requests   []Request
+	oldServer  bool     // answer as a server without v2 folders and v1/projects
+	k8sLogins  []string // JWT of every Kubernetes login attempt
 
 	mux *http.ServeMux
 
@@ -224,7 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	latency := s.latency
+	latency, old := s.latency, s.oldServer
 	s.mu.Unlock()
 	if latency > 0 {
 		t := time.NewTimer(latency)
@@ -237,7 +239,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	bw := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
-	if !s.injectFault(bw, r) {
+	switch {
+	case s.injectFault(bw, r):
+	case old && missingOnOldServer(r):
+		writeRouteNotFound(bw, r)
+	default:
 		r.Body = http.MaxBytesReader(bw, r.Body, bodyLimit)
 		s.mux.ServeHTTP(bw, r)
 	}
@@ -361,10 +367,7 @@ func (s *Server) handle(pattern string, auth bool, h handler) {
 
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &apiError{status: 404, name: "NotFound",
-			message: fmt.Sprintf("Route %s:%s not found", r.Method, r.URL.Path)})
-	})
+	s.mux.HandleFunc("/", writeRouteNotFound)
 	s.handle("GET /api/status", false, s.status)
 	s.authRoutes()
 	s.projectRoutes()
