@@ -151,6 +151,7 @@ type Client struct {
 	now    func() time.Time // replaced by tests
 
 	loginSem chan struct{} // one login at a time; a channel so waiting honours ctx
+	legacy   legacyRoutes  // older routes this server needs (atomic, no lock)
 
 	mu           sync.Mutex // guards the fields below
 	clientID     string
@@ -453,7 +454,8 @@ func (c *Client) apiError(cl *call, resp *response) *APIError {
 	e := &APIError{
 		Op: cl.op, Method: cl.method, Route: cl.route, Status: resp.status,
 		Code: p.Code, Message: scrub(p.Message, cl.sensitive), ReqID: p.ReqID,
-		Err: kindOf(resp.status, p.Code, p.Message),
+		Err:          kindOf(resp.status, p.Code, p.Message),
+		routeMissing: isRouteNotFound(resp.status, p),
 	}
 	if e.Message == "" && resp.status >= 400 {
 		e.Message = http.StatusText(resp.status)
