@@ -252,7 +252,7 @@ const redacted = "[redacted]"
 
 // sensitiveFields are JSON members whose values are never logged.
 var sensitiveFields = map[string]bool{
-	"secretValue": true, "clientSecret": true, "accessToken": true, "value": true,
+	"secretValue": true, "clientSecret": true, "accessToken": true, "value": true, "jwt": true,
 	"received": true, // zod issues may echo the input
 }
 
