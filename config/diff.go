@@ -50,5 +50,13 @@ func Diff(old, new Config) (hot []string, remount []string) {
 	add(old.TokenPolicy != new.TokenPolicy, "token_policy", false)
 	add(old.LogFormat != new.LogFormat, "log_format", false)
 	add(old.DebugFUSE != new.DebugFUSE, "debug_fuse", false)
+	// The auth method and its settings are fixed when the client is built.
+	// A rewritten token or JWT file needs no remount: the client rereads it
+	// at every login; only a new path does.
+	add(old.AuthMethod != new.AuthMethod, "auth_method", false)
+	add(old.IdentityID != new.IdentityID, "identity_id", false)
+	add(old.KubernetesTokenPath != new.KubernetesTokenPath, "kubernetes_token_path", false)
+	add(old.TokenFile != new.TokenFile, "token_file", false)
+	add(old.Token != new.Token, "token", false) // from the environment, which a reload does not change
 	return hot, remount
 }
