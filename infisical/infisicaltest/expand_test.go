@@ -247,3 +247,31 @@ func FuzzExpand(f *testing.F) {
 		}
 	})
 }
+
+func TestWriteReferenceChecks(t *testing.T) {
+	f := newFixture(t)
+	f.s.SetSecret(f.pid, "prod", "/", "P", "p")
+	f.s.SetSecret(f.pid, "dev", "/", "D", "d")
+	create := func(tok, key, value string) resp {
+		return f.do("POST", "/api/v4/secrets/"+key, tok, f.body("dev", "/", "secretValue", value))
+	}
+	// Environments are checked before folders, folders before secrets.
+	wantErr(t, create(f.token, "A", "${prod.nope.X} ${qa.Y} ${zz.Z} ${qa.W}"), 400, "BadRequest",
+		"Referenced environment not found. Missing qa,zz")
+	wantErr(t, create(f.token, "B", "${MISSING} ${prod.nope.X}"), 400, "BadRequest", "Referenced path /nope doesn't exist")
+	wantErr(t, create(f.token, "C", "${MISSING} ${prod.P} ${prod.GONE}"), 400, "BadRequest",
+		"Referenced secret(s) not found: MISSING,prod.GONE")
+	// Writing a reference the writer may not read is the CASL 403.
+	f.s.AddIdentity("dev-writer", "pw")
+	f.s.Grant("dev-writer", f.pid, PermReadWrite, "dev")
+	tok := f.login("dev-writer", "pw")
+	wantErr(t, create(tok, "E", "${prod.P}"), 403, "PermissionDenied", "You are not allowed to read on secrets")
+	if r := create(tok, "F", "${D}"); r.status != 200 {
+		t.Fatalf("readable reference: %d %s", r.status, r.raw)
+	}
+	for _, k := range []string{"A", "B", "C", "E"} {
+		if _, _, ok := f.s.Secret(f.pid, "dev", "/", k); ok {
+			t.Errorf("%s was written despite the error", k)
+		}
+	}
+}

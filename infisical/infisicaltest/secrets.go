@@ -2,6 +2,7 @@ package infisicaltest
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -242,28 +243,47 @@ func expandFailed(details []string) *apiError {
 	return &apiError{status: 403, name: "ForbiddenError", message: msgExpandFailed, details: details}
 }
 
-// checkReferences is the write-time check that every ${…} in value exists.
-func checkReferences(p *project, env, path, value string) *apiError {
-	var missing []string
+// checkReferences is the write-time check of $validateSecretReferences
+// (secret-v2-bridge-service.ts): every referenced environment must exist,
+// then every referenced folder, then every referenced secret, and the
+// writer must be allowed to read each (else the CASL 403). Messages are
+// those of the contract §1, from the newer backend.
+func (c *call) checkReferences(p *project, env, path, value string) *apiError {
+	type ref struct{ raw, env, path, key string }
+	var refs []ref
 	for _, m := range referenceRe.FindAllStringSubmatch(value, -1) {
 		renv, rpath, key, local := parseReference(m[1])
 		if local {
 			renv, rpath = env, path
 		}
-		e := p.env(renv)
-		if e == nil {
-			return errBadRequest("Referenced environment not found. Missing " + renv)
+		refs = append(refs, ref{m[1], renv, rpath, key})
+	}
+	var missingEnvs []string
+	for _, r := range refs {
+		if p.env(r.env) == nil && !slices.Contains(missingEnvs, r.env) {
+			missingEnvs = append(missingEnvs, r.env)
 		}
-		f := e.lookup(rpath)
+	}
+	if missingEnvs != nil {
+		return errBadRequest("Referenced environment not found. Missing " + strings.Join(missingEnvs, ","))
+	}
+	var missing []string
+	for _, r := range refs {
+		f := p.env(r.env).lookup(r.path)
 		if f == nil {
-			return errBadRequest(fmt.Sprintf("Referenced path %s doesn't exist", rpath))
+			return errBadRequest(fmt.Sprintf("Referenced path %s doesn't exist", r.path))
 		}
-		if f.secrets[key] == nil {
-			missing = append(missing, m[1])
+		if f.secrets[r.key] == nil {
+			missing = append(missing, r.raw)
 		}
 	}
 	if missing != nil {
 		return errBadRequest("Referenced secret(s) not found: " + strings.Join(missing, ","))
+	}
+	for _, r := range refs {
+		if e := c.authorize(p, r.env, r.path, "read", "secrets"); e != nil {
+			return e
+		}
 	}
 	return nil
 }
@@ -527,7 +547,7 @@ func (s *Server) createSecret(c *call) (any, *apiError) {
 		return nil, errDatabase()
 	}
 	value := normalizeValue(*b.SecretValue)
-	if e := checkReferences(sc.p, sc.slug, sc.path, value); e != nil {
+	if e := c.checkReferences(sc.p, sc.slug, sc.path, value); e != nil {
 		return nil, e
 	}
 	if sc.p.approval[sc.slug] {
@@ -586,7 +606,7 @@ func (c *call) planUpdate(sc *scope, f *folder, path, key string, value, comment
 	}
 	if value != nil {
 		v := normalizeValue(*value)
-		if e := checkReferences(sc.p, sc.slug, path, v); e != nil {
+		if e := c.checkReferences(sc.p, sc.slug, path, v); e != nil {
 			return nil, e
 		}
 		ch.value = &v
@@ -725,7 +745,7 @@ func (s *Server) batchCreate(c *call) (any, *apiError) {
 		if len(strings.TrimSpace(*it.SecretKey)) > maxKeyLen {
 			return nil, errDatabase()
 		}
-		if e := checkReferences(sc.p, sc.slug, sc.path, normalizeValue(*it.SecretValue)); e != nil {
+		if e := c.checkReferences(sc.p, sc.slug, sc.path, normalizeValue(*it.SecretValue)); e != nil {
 			return nil, e
 		}
 	}
@@ -797,7 +817,7 @@ func (s *Server) batchUpdate(c *call) (any, *apiError) {
 				return nil, errNotFound(fmt.Sprintf("Secret does not exist: %s in path %s", key, path))
 			}
 			v := normalizeValue(deref(it.SecretValue, ""))
-			if e := checkReferences(sc.p, sc.slug, path, v); e != nil {
+			if e := c.checkReferences(sc.p, sc.slug, path, v); e != nil {
 				return nil, e
 			}
 			creates = append(creates, created{f: f, path: path, sec: &secret{id: newID(), key: key,

@@ -11,10 +11,18 @@
 //     found: K", and deletes nothing;
 //   - recursive folder lists give relativePath = the folder's path relative
 //     to the listed path ("/b/c"); a created folder's "path" is its full path;
-//   - get-one with ?version= answers only the current version (404 else);
+//   - every version of a secret is kept until PruneSecretVersions; a
+//     pruned version answers 404 "Secret with name 'X' not found", the
+//     backend's answer for a missing version row (getSecretByName);
 //   - renew mints a new string for the same token row: the old string stays
 //     valid until its own expiry, and revoking either revokes the row;
-//   - skipMultilineEncoding is stored and echoed but does not change expansion.
+//   - references expand as the backend's secret-reference-fns.ts at commit
+//     58d2a53 expands them (expand.go), skipMultilineEncoding included;
+//   - permissions are per environment; SetValueHidden stands for a rule
+//     that lets identities describe a secret but not read its value;
+//   - SetOldServer answers as a server without /api/v2/folders and
+//     /api/v1/projects, with Fastify's own route-not-found body (which
+//     every unknown route gets).
 //
 // All state sits behind one mutex; every exported method is safe for
 // concurrent use. Request handlers hold the mutex for their whole run, so a
