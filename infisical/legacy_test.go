@@ -3,8 +3,10 @@ package infisical
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -142,4 +144,63 @@ func TestIsRouteNotFound(t *testing.T) {
 	if isRouteNotFound(400, parseErrorBody([]byte(`{"message":"Route GET:/x not found","error":"Not Found"}`))) {
 		t.Error("a 400 taken for a missing route")
 	}
+}
+
+func TestOldServerConcurrentFallback(t *testing.T) {
+	e := newEnv(t)
+	e.srv.SetOldServer(true)
+	e.srv.AddFolder(e.proj, "dev", "/a")
+	e.login(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			fs, err := e.c.ListFolders(context.Background(), e.proj, "dev", "/")
+			if err == nil && (len(fs) != 1 || fs[0].Name != "a") {
+				err = fmt.Errorf("folders %v", fs)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each call may have tried v2 once before the flag flipped, none after.
+	if n := e.srv.Count("GET", "/api/v2/folders"); n < 1 || n > 8 {
+		t.Fatalf("%d v2 attempts", n)
+	}
+	e.srv.ResetRequests()
+	if _, err := e.c.ListFolders(context.Background(), e.proj, "dev", "/"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Count("GET", "/api/v2/folders"); n != 0 {
+		t.Fatalf("v2 tried again after the switch")
+	}
+	if n := strings.Count(e.logs.String(), "using /api/v1/folders from now on"); n != 1 {
+		t.Errorf("logged %d times", n)
+	}
+}
+
+func FuzzIsRouteNotFound(f *testing.F) {
+	f.Add(`{"message":"Route GET:/api/v2/folders?x=1 not found","error":"Not Found","statusCode":404}`)
+	f.Add(`{"reqId":"req-abcdefghijklmn","message":"Route GET:/x not found","error":"NotFound"}`)
+	f.Add(`{"message":["Route"],"error":"Not Found"}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		p := parseErrorBody([]byte(body))
+		if !isRouteNotFound(404, p) {
+			return
+		}
+		// Only Fastify's own shape qualifies: never an Infisical error
+		// (which has a reqId and a NotFound-style name).
+		if p.ReqID != "" || p.Code != "Not Found" || !strings.HasPrefix(p.Message, "Route ") {
+			t.Fatalf("%q taken for a missing route: %+v", body, p)
+		}
+		if isRouteNotFound(400, p) || isRouteNotFound(500, p) {
+			t.Fatal("a non-404 taken for a missing route")
+		}
+	})
 }
