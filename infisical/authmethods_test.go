@@ -252,3 +252,22 @@ func TestAuthConfigErrors(t *testing.T) {
 		t.Fatalf("default JWT path: %v", err)
 	}
 }
+
+func TestTokenAuthRevoked(t *testing.T) {
+	e := newEnv(t)
+	tok := e.srv.IssueToken(testID, time.Hour, 0)
+	c := tokenClient(e, t, func(cfg *Config) { cfg.Token = tok })
+	ctx := context.Background()
+	if _, err := c.ListSecrets(ctx, ListOptions{ProjectID: e.proj, Environment: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.RevokeAllTokens()
+	_, err := c.ListSecrets(ctx, ListOptions{ProjectID: e.proj, Environment: "dev"})
+	if !errors.Is(err, ErrAuthFailed) ||
+		!strings.Contains(err.Error(), "the access token given with INFISICAL_TOKEN was refused: No identity access token found") {
+		t.Fatalf("revoked: %v", err)
+	}
+	if n := e.srv.Count("POST", "/api/v1/auth/universal-auth"); n != 0 {
+		t.Fatalf("%d universal logins by a token client", n)
+	}
+}
