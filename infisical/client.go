@@ -42,8 +42,9 @@ func (p TokenPolicy) String() string {
 	return "per-cycle"
 }
 
-// Config configures a Client. Only SiteURL is required; credentials may be
-// set later with SetCredentials.
+// Config configures a Client. SiteURL is required, and so are the settings
+// of the chosen auth method, except universal auth's client id and secret,
+// which may be set later with SetCredentials.
 type Config struct {
 	SiteURL string // e.g. http://127.0.0.1:8222; "/api" appended unless present
 
