@@ -1,10 +1,12 @@
 // Package infisical is infisicalfs's only way to talk to Infisical: a client
 // for the HTTP API described in /work/shared/infisical-api.md, with
-// universal-auth login, one re-login on auth failures, a small retry policy
-// and typed errors (*APIError wrapping a sentinel from errors.go).
+// universal, Kubernetes or token auth (authmethods.go), one re-login on auth
+// failures, a small retry policy, a one-time fallback to the routes of older
+// servers (legacy.go) and typed errors (*APIError wrapping a sentinel from
+// errors.go).
 //
 // Nothing this package logs or returns carries a secret value, an access
-// token or the client secret.
+// token, a service-account JWT or the client secret.
 package infisical
 
 import (
