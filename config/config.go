@@ -9,6 +9,13 @@ import (
 	"time"
 )
 
+// Auth methods (auth_method).
+const (
+	AuthUniversal  = "universal"  // client id + client secret (the default)
+	AuthKubernetes = "kubernetes" // identity_id + the pod's service-account JWT
+	AuthToken      = "token"      // a given access token (INFISICAL_TOKEN or token_file)
+)
+
 // Token policies (token_policy).
 const (
 	TokenPerCycle = "per-cycle" // a fresh access token each sync cycle, the old one revoked
@@ -18,11 +25,20 @@ const (
 // Config is one mount's complete settings. TOML keys are the snake_case of
 // the flag names; see testdata/config/full.toml for every key.
 type Config struct {
-	URL              string   `toml:"url"`
-	ClientID         string   `toml:"client_id"`
-	ClientSecret     string   `toml:"-"` // never from the file: use client_secret_file
-	ClientIDFile     string   `toml:"client_id_file"`
-	ClientSecretFile string   `toml:"client_secret_file"`
+	URL              string `toml:"url"`
+	AuthMethod       string `toml:"auth_method"`
+	ClientID         string `toml:"client_id"`
+	ClientSecret     string `toml:"-"` // never from the file: use client_secret_file
+	ClientIDFile     string `toml:"client_id_file"`
+	ClientSecretFile string `toml:"client_secret_file"`
+	// Kubernetes auth: the machine identity and the JWT file, which the
+	// client rereads at every login ("" = the kubelet's default path).
+	IdentityID          string `toml:"identity_id"`
+	KubernetesTokenPath string `toml:"kubernetes_token_path"`
+	// Token auth: the access token from INFISICAL_TOKEN (never from the
+	// file or a flag, like the client secret), or a file holding it.
+	Token            string   `toml:"-"`
+	TokenFile        string   `toml:"token_file"`
 	Projects         []string `toml:"project"`
 	Envs             []string `toml:"env"`
 	Flat             bool     `toml:"flat"`
@@ -91,6 +107,7 @@ func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 // Default returns the settings used where nothing else is given.
 func Default() Config {
 	return Config{
+		AuthMethod:       AuthUniversal,
 		RefreshInterval:  Duration{60 * time.Second},
 		UID:              -1,
 		GID:              -1,
@@ -106,11 +123,15 @@ func Default() Config {
 
 const redacted = "[REDACTED]"
 
-// Redacted returns a copy safe to log or print: the client secret is
-// replaced. The client id is not a secret (Infisical shows it in its UI).
+// Redacted returns a copy safe to log or print: the client secret and an
+// access token are replaced. The client id and identity id are not secrets
+// (Infisical shows them in its UI).
 func (c Config) Redacted() Config {
 	if c.ClientSecret != "" {
 		c.ClientSecret = redacted
+	}
+	if c.Token != "" {
+		c.Token = redacted
 	}
 	c.Projects = append([]string(nil), c.Projects...)
 	c.Envs = append([]string(nil), c.Envs...)
@@ -134,7 +155,7 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // CredentialFiles lists the credential files in use, for Watch.
 func (c Config) CredentialFiles() []string {
 	var out []string
-	for _, f := range []string{c.ClientIDFile, c.ClientSecretFile} {
+	for _, f := range []string{c.ClientIDFile, c.ClientSecretFile, c.TokenFile} {
 		if f != "" {
 			out = append(out, f)
 		}

@@ -393,6 +393,8 @@ func tomlKey(f reflect.StructField) string {
 	switch f.Name {
 	case "ClientSecret":
 		return "client_secret"
+	case "Token":
+		return "token"
 	case "FileMode":
 		return "file_mode"
 	case "ConfigFile":
@@ -546,8 +548,8 @@ func TestFlagHelpNamesEveryKey(t *testing.T) {
 	for i := 0; i < typ.NumField(); i++ {
 		key := tomlKey(typ.Field(i))
 		switch key {
-		case "", "-", "client_secret", "on_change":
-			continue // not flags: the secret stays off the command line; hooks are file-only
+		case "", "-", "client_secret", "token", "on_change":
+			continue // not flags: secrets stay off the command line; hooks are file-only
 		}
 		name := strings.ReplaceAll(key, "_", "-")
 		if fs.Lookup(name) == nil {

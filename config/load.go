@@ -82,6 +82,8 @@ func Load(path string) (Config, toml.MetaData, error) {
 	}
 	c.ClientIDFile = abs(c.ClientIDFile)
 	c.ClientSecretFile = abs(c.ClientSecretFile)
+	c.TokenFile = abs(c.TokenFile)
+	c.KubernetesTokenPath = abs(c.KubernetesTokenPath)
 	c.StateFile = abs(c.StateFile)
 	for i := range c.OnChange {
 		c.OnChange[i].PIDFile = abs(c.OnChange[i].PIDFile)
@@ -133,6 +135,9 @@ func undecoded(md toml.MetaData) error {
 			secretInFile = true
 			continue
 		}
+		if s == "token" {
+			return errors.New("token is not read from the config file: name a file holding it with token_file, or set INFISICAL_TOKEN")
+		}
 		unknown = append(unknown, s)
 	}
 	if secretInFile {
@@ -173,9 +178,9 @@ func (c *Config) normalize() {
 }
 
 // TOML writes the settings as a config file that Load reads back to
-// the same Config. The client secret is never written.
+// the same Config. The client secret and a token are never written.
 func (c Config) TOML() ([]byte, error) {
-	c.ClientSecret = ""
+	c.ClientSecret, c.Token = "", ""
 	var buf bytes.Buffer
 	fc := fileConfig{Config: c, FileMode: fileMode(c.FileMode)}
 	if err := toml.NewEncoder(&buf).Encode(fc); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,17 +29,37 @@ func (c Config) Validate() error {
 			bad("url: leave credentials out of the URL; use the client id and secret settings")
 		}
 	}
-	switch {
-	case c.ClientID == "" && c.ClientIDFile != "":
-		bad("client id file %s is empty", c.ClientIDFile)
-	case c.ClientID == "":
-		bad("missing client id: set %s, %s or client_id_file", EnvClientID, EnvClientIDFile)
-	}
-	switch {
-	case c.ClientSecret == "" && c.ClientSecretFile != "":
-		bad("client secret file %s is empty", c.ClientSecretFile)
-	case c.ClientSecret == "":
-		bad("missing client secret: set %s, %s or client_secret_file", EnvClientSecret, EnvClientSecretFile)
+	switch c.AuthMethod {
+	case AuthUniversal:
+		// The client id and secret are needed only here.
+		switch {
+		case c.ClientID == "" && c.ClientIDFile != "":
+			bad("client id file %s is empty", c.ClientIDFile)
+		case c.ClientID == "":
+			bad("missing client id: set %s, %s or client_id_file", EnvClientID, EnvClientIDFile)
+		}
+		switch {
+		case c.ClientSecret == "" && c.ClientSecretFile != "":
+			bad("client secret file %s is empty", c.ClientSecretFile)
+		case c.ClientSecret == "":
+			bad("missing client secret: set %s, %s or client_secret_file", EnvClientSecret, EnvClientSecretFile)
+		}
+	case AuthKubernetes:
+		if strings.TrimSpace(c.IdentityID) == "" {
+			bad("auth_method kubernetes needs the machine identity id: set %s, --identity-id or identity_id", EnvIdentityID)
+		}
+		if c.KubernetesTokenPath != "" && !filepath.IsAbs(c.KubernetesTokenPath) {
+			bad("kubernetes_token_path %q: want an absolute path", c.KubernetesTokenPath)
+		}
+	case AuthToken:
+		switch {
+		case c.Token != "" && c.TokenFile != "":
+			bad("auth_method token: set %s or token_file (%s), not both", EnvToken, EnvTokenFile)
+		case strings.TrimSpace(c.Token) == "" && c.TokenFile == "":
+			bad("auth_method token needs an access token: set %s, %s, --token-file or token_file", EnvToken, EnvTokenFile)
+		}
+	default:
+		bad("auth_method %q: want %q, %q or %q", c.AuthMethod, AuthUniversal, AuthKubernetes, AuthToken)
 	}
 	if c.RefreshInterval.Duration < time.Second {
 		bad("refresh_interval %s: must be at least 1s", c.RefreshInterval.Duration)

@@ -91,10 +91,15 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		retry = *o.Retry
 	}
 	client, err := infisical.New(infisical.Config{
-		SiteURL:      cfg.URL,
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret,
-		TokenPolicy:  tokenPolicy(cfg.TokenPolicy),
+		SiteURL:             cfg.URL,
+		AuthMethod:          infisical.AuthMethod(cfg.AuthMethod),
+		ClientID:            cfg.ClientID,
+		ClientSecret:        cfg.ClientSecret,
+		IdentityID:          cfg.IdentityID,
+		KubernetesTokenPath: cfg.KubernetesTokenPath,
+		Token:               cfg.Token,
+		TokenFile:           cfg.TokenFile,
+		TokenPolicy:         tokenPolicy(cfg.TokenPolicy), // token auth renews whatever this says
 		Retry:        retry,
 		HTTPClient:   o.HTTPClient,
 		Logger:       log,
