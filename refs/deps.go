@@ -13,7 +13,7 @@ import (
 // Lock order: mu is a leaf; no method calls out while holding it.
 type Deps struct {
 	mu  sync.RWMutex
-	fwd map[Addr][]Addr             // secret → what it looked up
+	fwd map[Addr][]Addr            // secret → what it looked up
 	rev map[Addr]map[Addr]struct{} // address → secrets that looked it up
 }
 
