@@ -172,7 +172,11 @@ type Result struct {
 func (x *Expander) Expand(at Addr) (Result, error) {
 	r := run{x: x, lim: x.Limits.withDefaults(), root: at, d: x.Dialect}
 	defer r.release()
-	root := r.lookup(at).e
+	root := x.Lookup.Secret(at)
+	r.rootC = cached{e: root}
+	if root.Status != Found {
+		r.rootC.e.Value = nil
+	}
 	switch root.Status {
 	case Found:
 	case Missing:
@@ -181,7 +185,8 @@ func (x *Expander) Expand(at Addr) (Result, error) {
 		return Result{}, &RefError{Secret: at, Status: root.Status}
 	}
 	raw := root.Value
-	res := Result{HasRefs: r.d.HasRefs(raw)}
+	r.rootC.hasRefs = r.d.HasRefs(raw)
+	res := Result{HasRefs: r.rootC.hasRefs}
 	if !res.HasRefs {
 		// expandSecret returns values without a reference untouched: no
 		// multi-line quoting either.
@@ -241,6 +246,7 @@ type run struct {
 	d     Dialect
 	lim   Limits
 	root  Addr
+	rootC cached // the secret itself, kept out of cache: most secrets need nothing else
 	raw   []byte
 	out   []byte
 	cache map[Addr]cached
@@ -250,6 +256,9 @@ type run struct {
 }
 
 func (r *run) lookup(a Addr) cached {
+	if a == r.root {
+		return r.rootC
+	}
 	if c, ok := r.cache[a]; ok {
 		return c
 	}
@@ -274,18 +283,14 @@ func (r *run) release() {
 	if !ok {
 		return
 	}
+	rel.Release(r.root, r.rootC.e)
 	for _, a := range r.order {
 		rel.Release(a, r.cache[a].e)
 	}
 }
 
 func (r *run) deps() []Addr {
-	out := make([]Addr, 0, len(r.order))
-	for _, a := range r.order {
-		if a != r.root {
-			out = append(out, a)
-		}
-	}
+	out := slices.Clone(r.order)
 	slices.SortFunc(out, Addr.less)
 	return out
 }
