@@ -28,8 +28,9 @@
 // default) follows commit 58d2a53eca6391d6c0eb35813b9debc21326b3b8, whose
 // regex is the one of infisical-api.md §9; Multipass follows commit
 // 032da0361c55872822d43a8b900d6f76d5e4379f. Call sites: getSecrets in
-// secret-v2-bridge-service.ts and fnSecretsV2FromImports in
-// secret-import/secret-import-fns.ts (index id 1252749514 / 0384872a).
+// secret-v2-bridge-service.ts (the version importing the factory from
+// secret-reference-fns.ts) and fnSecretsV2FromImports in
+// secret-import/secret-import-fns.ts at 0384872adc06370c7f800daa6eee172234b6245d.
 //
 //   - A reference is a match of \$\{([a-zA-Z0-9-_.]+)\} (Multipass adds '@'),
 //     leftmost and non-overlapping: "$5", "${", "${}", "${A B}", "${A" are
@@ -77,9 +78,11 @@
 //     folder itself only. An imported secret is expanded in the context of
 //     its import's environment and path: the caller passes that address.
 //
-// Not reproduced: the newest backend's spaces in key names and
-// backslash-escaped dots inside references, reference resolution through
-// imports, and personal overrides (identities have none). Infisical puts no
+// Not reproduced (other, diverging backend versions): spaces in key names,
+// backslash-escaped dots, a dotted local key tried before env.key
+// (issue #5962), "slug::env.KEY" cross-project syntax, resolution of local
+// references through imports (also in Infisical's Go rewrite,
+// secretsexpansion), and personal overrides (identities have none). Infisical puts no
 // bound on an expansion; Limits does (ErrLimit), which only matters for
 // values the server itself could not expand in reasonable time or memory.
 package refs

@@ -166,28 +166,42 @@ type Result struct {
 	Refs int
 }
 
-// Expand returns the expanded value of the secret at `at`. Errors: a
-// *RefError (ErrDenied, ErrUnknown) naming the reference, ErrNotFound, or
-// ErrLimit; none holds a value.
+// Expand returns the expanded value of the secret at `at`, whose raw value
+// and flag come from Lookup. Errors: a *RefError (ErrDenied, ErrUnknown)
+// naming the reference, ErrNotFound, or ErrLimit; none holds a value.
 func (x *Expander) Expand(at Addr) (Result, error) {
-	r := run{x: x, lim: x.Limits.withDefaults(), root: at, d: x.Dialect}
-	defer r.release()
 	root := x.Lookup.Secret(at)
-	r.rootC = cached{e: root}
-	if root.Status != Found {
-		r.rootC.e.Value = nil
-	}
+	r := run{x: x, lim: x.Limits.withDefaults(), root: at, d: x.Dialect, rootHeld: true, rootC: cached{e: root}}
+	defer r.release()
 	switch root.Status {
 	case Found:
 	case Missing:
+		r.rootC.e.Value = nil
 		return Result{}, fmt.Errorf("refs: expanding %s: %w", at, ErrNotFound)
 	default:
+		r.rootC.e.Value = nil
 		return Result{}, &RefError{Secret: at, Status: root.Status}
 	}
-	raw := root.Value
-	r.rootC.hasRefs = r.d.HasRefs(raw)
-	res := Result{HasRefs: r.rootC.hasRefs}
-	if !res.HasRefs {
+	return r.result(root.Value, root.SkipMultiline)
+}
+
+// ExpandValue expands raw as the server expands a value in the context of
+// address at without raw being the value stored there: an imported secret,
+// which the server expands with the environment and path of the import
+// (fnSecretsV2FromImports), even when it came from a deeper import. raw is
+// not modified or retained. A reference to at itself is looked up, and is
+// then one of Deps.
+func (x *Expander) ExpandValue(at Addr, raw []byte, skipMultiline bool) (Result, error) {
+	r := run{x: x, lim: x.Limits.withDefaults(), root: at, d: x.Dialect}
+	defer r.release()
+	return r.result(raw, skipMultiline)
+}
+
+func (r *run) result(raw []byte, skipMultiline bool) (Result, error) {
+	hasRefs := r.d.HasRefs(raw)
+	r.rootC.hasRefs = hasRefs
+	res := Result{HasRefs: hasRefs}
+	if !hasRefs {
 		// expandSecret returns values without a reference untouched: no
 		// multi-line quoting either.
 		res.Value = append(make([]byte, 0, len(raw)), raw...)
@@ -195,15 +209,12 @@ func (x *Expander) Expand(at Addr) (Result, error) {
 	}
 	err := r.expand(raw)
 	res.Deps, res.Refs = r.deps(), r.refs
+	if err == nil && skipMultiline {
+		err = r.quoteMultiline()
+	}
 	if err != nil {
 		wipe(r.out)
 		return res, err
-	}
-	if root.SkipMultiline {
-		if err := r.quoteMultiline(); err != nil {
-			wipe(r.out)
-			return res, err
-		}
 	}
 	res.Value = r.out
 	return res, nil
@@ -242,21 +253,24 @@ type cached struct {
 }
 
 type run struct {
-	x     *Expander
-	d     Dialect
-	lim   Limits
-	root  Addr
-	rootC cached // the secret itself, kept out of cache: most secrets need nothing else
-	raw   []byte
-	out   []byte
-	cache map[Addr]cached
-	order []Addr
-	refs  int
-	work  int
+	x    *Expander
+	d    Dialect
+	lim  Limits
+	root Addr
+	// rootC is the secret itself when rootHeld (Expand), kept out of cache:
+	// most secrets need nothing else.
+	rootC    cached
+	rootHeld bool
+	raw      []byte
+	out      []byte
+	cache    map[Addr]cached
+	order    []Addr
+	refs     int
+	work     int
 }
 
 func (r *run) lookup(a Addr) cached {
-	if a == r.root {
+	if r.rootHeld && a == r.root {
 		return r.rootC
 	}
 	if c, ok := r.cache[a]; ok {
@@ -283,7 +297,9 @@ func (r *run) release() {
 	if !ok {
 		return
 	}
-	rel.Release(r.root, r.rootC.e)
+	if r.rootHeld {
+		rel.Release(r.root, r.rootC.e)
+	}
 	for _, a := range r.order {
 		rel.Release(a, r.cache[a].e)
 	}

@@ -251,3 +251,42 @@ func TestLookupOncePerAddress(t *testing.T) {
 	}
 	_ = res
 }
+
+// TestExpandValue: an imported secret is expanded in its import's context,
+// and a reference to that address is a real lookup (the value expanded is
+// not the one stored there), unlike Expand where it is the secret itself.
+func TestExpandValue(t *testing.T) {
+	w := newWorld()
+	at := Addr{"prod", "/shared", "TOKEN"}
+	w.set(at, "stored-token", false)
+	w.set(Addr{"prod", "/shared", "HOST"}, "shared.host", false)
+	x := &Expander{Lookup: w}
+
+	res, err := x.ExpandValue(at, []byte("${HOST}/${TOKEN}\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"shared.host/stored-token\n"`; string(res.Value) != want {
+		t.Errorf("value = %q, want %q", res.Value, want)
+	}
+	if want := []Addr{{"prod", "/shared", "HOST"}, at}; !slices.Equal(res.Deps, want) {
+		t.Errorf("deps = %v, want %v", res.Deps, want)
+	}
+	if w.outstanding != 0 {
+		t.Errorf("%d copies not released", w.outstanding)
+	}
+
+	raw := []byte("plain\nvalue")
+	res, err = x.ExpandValue(at, raw, true)
+	if err != nil || string(res.Value) != "plain\nvalue" || res.HasRefs {
+		t.Errorf("no refs: %q %v %v", res.Value, res.HasRefs, err)
+	}
+	res.Value[0] = 'X'
+	if raw[0] != 'p' {
+		t.Error("ExpandValue's result aliases raw")
+	}
+
+	if _, err := x.ExpandValue(at, []byte("${restricted.T}"), false); !errors.Is(err, ErrDenied) {
+		t.Errorf("denied: err = %v", err)
+	}
+}
