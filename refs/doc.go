@@ -14,6 +14,9 @@
 //     answers Found (raw value + skipMultilineEncoding), Missing, Denied or
 //     Unknown for any (env, folder, key) of the project; a Lookup that also
 //     implements Releaser gets every entry back after the call to wipe it.
+//   - ExpandValue(addr, raw, skipMultiline): the same for a value that is not
+//     the one stored at addr (an imported secret, expanded by the server in
+//     its import's environment and path).
 //   - Deps: Set(secret, result.Deps) after each expansion; after a change to
 //     X, Dependents(X) are the secrets (any folder, any environment) whose
 //     expanded values and files must be recomputed.
