@@ -76,7 +76,8 @@
 //     a new root (in the secret's own env and folder), up to 10 more times,
 //     so "${dev.c.${dev.c.VENDOR}.KEY}" resolves the reference it forms.
 //     Cross-project "${@slug.env.KEY}" stays literal (as on a server without
-//     cross-project sharing).
+//     cross-project sharing). ExpandValue first checks that the address it
+//     expands as may be read (the server's check on the secret itself).
 //   - Imports do not take part in resolving references: ${KEY} looks in the
 //     folder itself only. An imported secret is expanded in the context of
 //     its import's environment and path: the caller passes that address.

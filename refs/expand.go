@@ -207,7 +207,17 @@ func (r *run) result(raw []byte, skipMultiline bool) (Result, error) {
 		res.Value = append(make([]byte, 0, len(raw)), raw...)
 		return res, nil
 	}
-	err := r.expand(raw)
+	var err error
+	if r.d == Multipass && !r.rootHeld {
+		// 032da03 first checks that the secret being expanded may be read,
+		// at the address it is expanded as.
+		if c := r.lookup(r.root); c.e.Status == Denied || c.e.Status == Unknown {
+			err = &RefError{Secret: r.root, Status: c.e.Status}
+		}
+	}
+	if err == nil {
+		err = r.expand(raw)
+	}
 	res.Deps, res.Refs = r.deps(), r.refs
 	if err == nil && skipMultiline {
 		err = r.quoteMultiline()

@@ -290,3 +290,25 @@ func TestExpandValue(t *testing.T) {
 		t.Errorf("denied: err = %v", err)
 	}
 }
+
+// TestExpandValueRootPermission: Multipass checks that the secret itself
+// may be read at the address it is expanded as; Classic does not.
+func TestExpandValueRootPermission(t *testing.T) {
+	w := newWorld()
+	w.set(Addr{"dev", "/", "A"}, "a", false)
+	at := Addr{"restricted", "/", "IMPORTED"}
+	raw := []byte("${dev.A}")
+	res, err := (&Expander{Lookup: w}).ExpandValue(at, raw, false)
+	if err != nil || string(res.Value) != "a" {
+		t.Errorf("classic: %q, %v", res.Value, err)
+	}
+	_, err = (&Expander{Lookup: w, Dialect: Multipass}).ExpandValue(at, raw, false)
+	var re *RefError
+	if !errors.As(err, &re) || !errors.Is(err, ErrDenied) || re.Ref != "" || re.Secret != at {
+		t.Errorf("multipass: err = %v, want the secret itself refused", err)
+	}
+	// Without a reference nothing is checked (expandSecret returns early).
+	if res, err := (&Expander{Lookup: w, Dialect: Multipass}).ExpandValue(at, []byte("v"), false); err != nil || string(res.Value) != "v" {
+		t.Errorf("multipass without refs: %q, %v", res.Value, err)
+	}
+}
