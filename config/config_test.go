@@ -403,7 +403,7 @@ func tomlKey(f reflect.StructField) string {
 
 func TestDiffCoversEveryField(t *testing.T) {
 	hotKeys := []string{"refresh_interval", "log_level", "client_id", "client_secret", "client_id_file",
-		"client_secret_file", "project", "env", "on_change", "server_error_delay", "rate_limit_delay"}
+		"client_secret_file", "project", "env", "on_change", "template", "server_error_delay", "rate_limit_delay"}
 	old := valid()
 	typ := reflect.TypeOf(old)
 	for i := 0; i < typ.NumField(); i++ {
@@ -481,8 +481,8 @@ func TestFlagHelpNamesEveryKey(t *testing.T) {
 	for i := 0; i < typ.NumField(); i++ {
 		key := tomlKey(typ.Field(i))
 		switch key {
-		case "", "-", "client_secret", "on_change":
-			continue // not flags: the secret stays off the command line; hooks are file-only
+		case "", "-", "client_secret", "on_change", "template":
+			continue // not flags: the secret stays off the command line; hooks and templates are file-only
 		}
 		name := strings.ReplaceAll(key, "_", "-")
 		if fs.Lookup(name) == nil {

@@ -31,6 +31,7 @@ func Diff(old, new Config) (hot []string, remount []string) {
 	add(!slices.Equal(old.Projects, new.Projects), "project", !old.Flat && !new.Flat)
 	add(!slices.Equal(old.Envs, new.Envs), "env", !old.Flat && !new.Flat)
 	add(!reflect.DeepEqual(old.OnChange, new.OnChange), "on_change", true)
+	add(!reflect.DeepEqual(old.Templates, new.Templates), "template", true)
 	add(old.ServerErrorDelay != new.ServerErrorDelay, "server_error_delay", true)
 	add(old.RateLimitDelay != new.RateLimitDelay, "rate_limit_delay", true)
 
