@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/template"
 	"unsafe"
@@ -43,7 +44,7 @@ func (r *recorder) funcs() template.FuncMap {
 			}
 			id, err := r.src.ProjectID(slug)
 			if err != nil {
-				return nil, fmt.Errorf("project slug %q: %w", slug, err)
+				return nil, fmt.Errorf("project slug %s: %w", slug, err)
 			}
 			return r.listSecrets(id, env, path, args...)
 		},
@@ -145,8 +146,13 @@ const minRedact = 4
 func (r *recorder) scrub(err error) error {
 	msg := err.Error()
 	for _, v := range r.values {
-		if len(v) >= minRedact {
-			msg = strings.ReplaceAll(msg, string(v), "[REDACTED]")
+		if len(v) < minRedact {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, string(v), "[REDACTED]")
+		// The quoted form too, in case some message used %q.
+		if q := strconv.Quote(string(v)); q[1:len(q)-1] != string(v) {
+			msg = strings.ReplaceAll(msg, q[1:len(q)-1], "[REDACTED]")
 		}
 	}
 	return &renderError{msg: msg, kind: sentinel(err)}

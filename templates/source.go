@@ -3,7 +3,6 @@ package templates
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 )
 
 // Secret is one secret as a template sees it: the agent's
@@ -78,8 +77,10 @@ type listOptions struct {
 func parseOptions(args []string) (listOptions, error) {
 	var o listOptions
 	if len(args) > 0 {
+		// The argument may be computed from a secret, and JSON errors quote
+		// it: say only that it is not JSON.
 		if err := json.Unmarshal([]byte(args[0]), &o); err != nil {
-			return listOptions{}, fmt.Errorf("options %q: want JSON like {\"recursive\": true, \"expandSecretReferences\": false}: %w", args[0], err)
+			return listOptions{}, errors.New(`options: want JSON like {"recursive": true, "expandSecretReferences": false}`)
 		}
 	}
 	if o.Expand == nil {

@@ -194,6 +194,8 @@ func walk(n parse.Node, fn func(*parse.CommandNode)) {
 		walkBranch(&n.BranchNode, fn)
 	case *parse.TemplateNode:
 		walk(n.Pipe, fn)
+	case *parse.ChainNode: // (getSecretByName ...).Value
+		walk(n.Node, fn)
 	}
 }
 
@@ -213,7 +215,7 @@ func cleanPath(p string) (string, error) {
 		switch c {
 		case "":
 		case ".", "..":
-			return "", fmt.Errorf("secret path %q: '.' and '..' are not folder names", p)
+			return "", fmt.Errorf("secret path %s: '.' and '..' are not folder names", p)
 		default:
 			keep = append(keep, c)
 		}
