@@ -360,3 +360,26 @@ func TestOptionsAsTheAgentReadsThem(t *testing.T) {
 		t.Errorf("bad options: %v", r.Err)
 	}
 }
+
+// The annotated example config's templates load and parse.
+func TestExampleConfigTemplatesParse(t *testing.T) {
+	c, _, err := config.Load("../testdata/config/full.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := FromConfig(c.Templates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mustSet(t, specs...)
+	want := []Scope{
+		{Project: "6f0c7a3e-0000-4000-8000-000000000000", Env: "prod", Path: "/", Recursive: true},
+		{Project: "6f0c7a3e-0000-4000-8000-000000000000", Env: "prod", Path: "/backend"},
+	}
+	if got := s.Scopes(); !reflect.DeepEqual(got, want) {
+		t.Errorf("scopes %+v", got)
+	}
+	if s.Spec(0).Mode != 0o440 || len(s.Hooks()) != 1 {
+		t.Errorf("spec %+v hooks %+v", s.Spec(0), s.Hooks())
+	}
+}
