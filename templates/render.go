@@ -1,7 +1,6 @@
 package templates
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -177,6 +176,21 @@ func sentinel(err error) error {
 	return nil
 }
 
+// wipeBuffer is an output buffer that wipes what it outgrows, so no copy
+// of rendered bytes is left behind in a discarded backing array.
+type wipeBuffer struct{ b []byte }
+
+func (w *wipeBuffer) Write(p []byte) (int, error) {
+	if len(w.b)+len(p) > cap(w.b) {
+		nb := make([]byte, len(w.b), 2*cap(w.b)+len(p)+64)
+		copy(nb, w.b)
+		clear(w.b)
+		w.b = nb
+	}
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
 // execute renders one parsed template against src. The returned bytes are
 // the caller's to wipe.
 func execute(t *template.Template, src Source) ([]byte, *recorder, error) {
@@ -186,9 +200,9 @@ func execute(t *template.Template, src Source) ([]byte, *recorder, error) {
 	}
 	rec := newRecorder(src)
 	c.Funcs(rec.funcs())
-	var buf bytes.Buffer
+	var buf wipeBuffer
 	err = c.Execute(&buf, nil)
-	out := buf.Bytes()
+	out := buf.b
 	if err != nil {
 		clear(out)
 		err = rec.scrub(err)

@@ -368,9 +368,10 @@ func (s *Set) Scopes() []Scope {
 			add(Scope{Project: d.project, Env: d.env, Path: d.path, Recursive: d.recursive})
 		}
 	}
-	slices.SortFunc(out, func(a, b Scope) int {
-		return strings.Compare(a.Project+"\x00"+a.Env+"\x00"+a.Path, b.Project+"\x00"+b.Env+"\x00"+b.Path)
-	})
+	key := func(s Scope) string {
+		return fmt.Sprintf("%s\x00%s\x00%s\x00%t\x00%t", s.Project, s.Env, s.Path, s.Recursive, s.BySlug)
+	}
+	slices.SortFunc(out, func(a, b Scope) int { return strings.Compare(key(a), key(b)) })
 	return out
 }
 

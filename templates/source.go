@@ -57,8 +57,12 @@ type Source interface {
 	ProjectID(slug string) (string, error)
 	// List returns the secrets of one folder (with recursive, of it and
 	// every folder below), the folder's own first, sorted by folder path
-	// and key, then the imported ones; expand selects expanded values
-	// (Infisical's expandSecretReferences) over raw ones.
+	// and key, then the imported ones in the order the agent appends them
+	// (the last import first; the renderer drops keys already listed).
+	// expand selects expanded values (Infisical's expandSecretReferences)
+	// over raw ones. An imported secret's change must reach Set.Affected
+	// as an address in the importing folder, as the vault keeps imports
+	// beside the folder's own.
 	List(project, env, path string, recursive, expand bool) ([]Item, error)
 	// Get returns one secret, expanded, looking in the folder's imports
 	// when the folder has no such key; ErrNotFound when absent.
