@@ -424,3 +424,17 @@ func (s *Set) Adopt(old *Set) {
 		clear(b)
 	}
 }
+
+// Collides checks the templates' top-level names against names the mount
+// root already uses (project directories; in flat mode, the environment's
+// keys and folders), and names each clash: a start-up error.
+func (s *Set) Collides(rootNames []string) error {
+	var errs []error
+	for _, e := range s.entries {
+		top, _, _ := strings.Cut(e.spec.Path, "/")
+		if slices.Contains(rootNames, top) {
+			errs = append(errs, fmt.Errorf("template %s collides with %s in the mount root: move the template's path", e.spec.Path, top))
+		}
+	}
+	return errors.Join(errs...)
+}

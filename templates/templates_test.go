@@ -383,3 +383,14 @@ func TestExampleConfigTemplatesParse(t *testing.T) {
 		t.Errorf("spec %+v hooks %+v", s.Spec(0), s.Hooks())
 	}
 }
+
+func TestCollidesWithRootNames(t *testing.T) {
+	s := mustSet(t, Spec{Path: "webshop/app.env", Text: "x"}, Spec{Path: "rendered/b", Text: "y"}, Spec{Path: "top", Text: "z"})
+	err := s.Collides([]string{"webshop", "top", "other"})
+	if err == nil || !strings.Contains(err.Error(), "template webshop/app.env collides with webshop") || !strings.Contains(err.Error(), "template top collides with top") || strings.Contains(err.Error(), "rendered") {
+		t.Errorf("collisions: %v", err)
+	}
+	if err := s.Collides([]string{"shop", ".status"}); err != nil {
+		t.Errorf("no collision: %v", err)
+	}
+}
