@@ -414,6 +414,16 @@ func TestAgentChangeRerendersAndRunsHookOnce(t *testing.T) {
 	if b, _ := os.ReadFile(ran); string(b) != "app\n" {
 		t.Errorf("hooks ran %q, want exactly one app", b)
 	}
+	runner.Close()
+	// The hook runner's log names the hook, never a value.
+	if !strings.Contains(logs.String(), "on_change hook ran") {
+		t.Errorf("no hook log line:\n%s", logs.String())
+	}
+	for _, v := range []string{"db.internal", "postgres://", "redis://cache"} {
+		if strings.Contains(logs.String(), v) {
+			t.Errorf("log holds value %q:\n%s", v, logs.String())
+		}
+	}
 }
 
 func TestAgentTemplateBrokenAtParseAndExecute(t *testing.T) {
