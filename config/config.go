@@ -37,29 +37,30 @@ type Config struct {
 	KubernetesTokenPath string `toml:"kubernetes_token_path"`
 	// Token auth: the access token from INFISICAL_TOKEN (never from the
 	// file or a flag, like the client secret), or a file holding it.
-	Token            string   `toml:"-"`
-	TokenFile        string   `toml:"token_file"`
-	Projects         []string `toml:"project"`
-	Envs             []string `toml:"env"`
-	Flat             bool     `toml:"flat"`
-	ReadOnly         bool     `toml:"read_only"`
-	RefreshInterval  Duration `toml:"refresh_interval"`
-	StateFile        string   `toml:"state_file"`      // "" = state.DefaultPath(mountpoint)
-	UID              int      `toml:"uid"`             // -1 = the mounting user
-	GID              int      `toml:"gid"`             // -1 = the mounting user
-	FileMode         uint32   `toml:"-"`               // decoded through fileConfig as an octal string
-	AllowOther       bool     `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
-	AllowNonEmpty    bool     `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
-	TrimNewline      bool     `toml:"trim_newline"`
-	IncludeImports   bool     `toml:"include_imports"`
-	TokenPolicy      string   `toml:"token_policy"`
-	LogLevel         string   `toml:"log_level"`
-	LogFormat        string   `toml:"log_format"`
-	MetricsAddr      string   `toml:"metrics_addr"`
-	DebugFUSE        bool     `toml:"debug_fuse"`
-	ServerErrorDelay Duration `toml:"server_error_delay"`
-	RateLimitDelay   Duration `toml:"rate_limit_delay"`
-	OnChange         []Hook   `toml:"on_change"`
+	Token            string     `toml:"-"`
+	TokenFile        string     `toml:"token_file"`
+	Projects         []string   `toml:"project"`
+	Envs             []string   `toml:"env"`
+	Flat             bool       `toml:"flat"`
+	ReadOnly         bool       `toml:"read_only"`
+	RefreshInterval  Duration   `toml:"refresh_interval"`
+	StateFile        string     `toml:"state_file"`      // "" = state.DefaultPath(mountpoint)
+	UID              int        `toml:"uid"`             // -1 = the mounting user
+	GID              int        `toml:"gid"`             // -1 = the mounting user
+	FileMode         uint32     `toml:"-"`               // decoded through fileConfig as an octal string
+	AllowOther       bool       `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
+	AllowNonEmpty    bool       `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
+	TrimNewline      bool       `toml:"trim_newline"`
+	IncludeImports   bool       `toml:"include_imports"`
+	TokenPolicy      string     `toml:"token_policy"`
+	LogLevel         string     `toml:"log_level"`
+	LogFormat        string     `toml:"log_format"`
+	MetricsAddr      string     `toml:"metrics_addr"`
+	DebugFUSE        bool       `toml:"debug_fuse"`
+	ServerErrorDelay Duration   `toml:"server_error_delay"`
+	RateLimitDelay   Duration   `toml:"rate_limit_delay"`
+	OnChange         []Hook     `toml:"on_change"`
+	Templates        []Template `toml:"template"`
 
 	// ConfigFile is the TOML file these settings were read from ("" = none),
 	// so that the caller knows what to watch.
@@ -76,6 +77,18 @@ type Hook struct {
 	PIDFile  string   `toml:"pid_file"` //
 	Debounce Duration `toml:"debounce"` // default 1s: changes within it fire once
 	Timeout  Duration `toml:"timeout"`  // default 30s: a Command still running then is killed
+}
+
+// Template is one [[template]] entry: a Go text/template (the official
+// agent's functions; see package templates) rendered from the vault into a
+// read-only file at Path, relative to the mount root.
+type Template struct {
+	Path     string   `toml:"path"`      // "rendered/app.env"
+	Source   string   `toml:"source"`    // template file; or Content
+	Content  string   `toml:"content"`   // the template text itself
+	Mode     string   `toml:"mode"`      // octal, "0400"; "" = the mount's file mode
+	OnChange []string `toml:"on_change"` // argv run (no shell) after a re-render changed the bytes
+	Timeout  Duration `toml:"timeout"`   // default 30s: on_change still running then is killed
 }
 
 // Hook defaults.
@@ -136,6 +149,7 @@ func (c Config) Redacted() Config {
 	c.Projects = append([]string(nil), c.Projects...)
 	c.Envs = append([]string(nil), c.Envs...)
 	c.OnChange = append([]Hook(nil), c.OnChange...)
+	c.Templates = append([]Template(nil), c.Templates...)
 	return c
 }
 

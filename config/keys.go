@@ -47,6 +47,8 @@ var Keys = []Key{
 	{Name: "project", Field: "Projects", Apply: setFilter, LiveIf: notFlat},
 	{Name: "env", Field: "Envs", Apply: setFilter, LiveIf: notFlat},
 	{Name: "on_change", Field: "OnChange", Apply: func(l Live, c Config) { l.SetHooks(c.OnChange) }},
+	// Templates are parsed and checked at mount time.
+	{Name: "template", Field: "Templates"},
 
 	// The client's retry waits are fixed when it is made.
 	{Name: "server_error_delay", Field: "ServerErrorDelay"},

@@ -88,6 +88,9 @@ func Load(path string) (Config, toml.MetaData, error) {
 	for i := range c.OnChange {
 		c.OnChange[i].PIDFile = abs(c.OnChange[i].PIDFile)
 	}
+	for i := range c.Templates {
+		c.Templates[i].Source = abs(c.Templates[i].Source)
+	}
 	return c, md, nil
 }
 
@@ -161,6 +164,19 @@ func (c *Config) normalize() {
 	}
 	if len(c.OnChange) == 0 {
 		c.OnChange = nil
+	}
+	if len(c.Templates) == 0 {
+		c.Templates = nil
+	}
+	for i := range c.Templates {
+		t := &c.Templates[i]
+		t.Path = strings.Trim(t.Path, "/")
+		if len(t.OnChange) == 0 {
+			t.OnChange = nil
+		}
+		if t.Timeout.Duration == 0 {
+			t.Timeout.Duration = DefaultHookTimeout
+		}
 	}
 	for i := range c.OnChange {
 		h := &c.OnChange[i]

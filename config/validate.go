@@ -108,7 +108,41 @@ func (c Config) Validate() error {
 			bad("on_change[%d] (path %q): %w", i, h.Path, err)
 		}
 	}
+	seen := map[string]int{}
+	for i, t := range c.Templates {
+		if err := t.validate(); err != nil {
+			bad("template[%d] (path %q): %w", i, t.Path, err)
+		}
+		if j, ok := seen[t.Path]; ok && t.Path != "" {
+			bad("template[%d] and template[%d] both have path %q", j, i, t.Path)
+		}
+		seen[t.Path] = i
+	}
 	return errors.Join(errs...)
+}
+
+func (t Template) validate() error {
+	switch {
+	case t.Path == "":
+		return errors.New("path: name where the file appears, relative to the mount root")
+	case (t.Source == "") == (t.Content == ""):
+		return errors.New("set source (a template file) or content, not both")
+	case len(t.OnChange) > 0 && t.OnChange[0] == "":
+		return errors.New("on_change: the first element is the program to run")
+	case t.Timeout.Duration < 0:
+		return errors.New("timeout must not be negative")
+	}
+	for _, c := range strings.Split(t.Path, "/") {
+		if c == "" || c == "." || c == ".." {
+			return errors.New("path: want a clean relative path like rendered/app.env")
+		}
+	}
+	if t.Mode != "" {
+		if _, err := ParseFileMode(t.Mode); err != nil {
+			return fmt.Errorf("mode: %w", err)
+		}
+	}
+	return nil
 }
 
 func (h Hook) validate() error {

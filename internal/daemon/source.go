@@ -100,11 +100,11 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		Token:               cfg.Token,
 		TokenFile:           cfg.TokenFile,
 		TokenPolicy:         tokenPolicy(cfg.TokenPolicy), // token auth renews whatever this says
-		Retry:        retry,
-		HTTPClient:   o.HTTPClient,
-		Logger:       log,
-		UserAgent:    o.UserAgent,
-		Observe:      observe(o.Metrics),
+		Retry:               retry,
+		HTTPClient:          o.HTTPClient,
+		Logger:              log,
+		UserAgent:           o.UserAgent,
+		Observe:             observe(o.Metrics),
 	})
 	if err != nil {
 		v.Destroy()
