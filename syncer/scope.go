@@ -66,15 +66,30 @@ func (s *Syncer) wroteSince(a vault.Addr, seq uint64) bool {
 	return s.written[a] > seq
 }
 
-func (s *Syncer) scopeOK(k scopeKey, etag string) {
+// scopeOK records a listing that succeeded; the caller holds sc.applyMu.
+// Only the newest listing's ETag is kept.
+func (s *Syncer) scopeOK(k scopeKey, ticket uint64, etag string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sc := s.scopes[k]
-	sc.etag = etag
+	if ticket >= sc.applied {
+		sc.applied = ticket
+		sc.etag = etag
+	}
 	sc.lastSync = time.Now()
 	sc.lastErr = nil
 	sc.synced = true
+	s.reachedLocked()
 	s.saveScopeLocked(k, sc)
+}
+
+// reachedLocked records a request that succeeded: Infisical answers, so
+// opens for writing stop probing it. s.mu is held.
+func (s *Syncer) reachedLocked() {
+	if s.contactErr != nil {
+		s.log.Info("Infisical answers again; writes are accepted")
+	}
+	s.contactErr, s.refusing = nil, false
 }
 
 func (s *Syncer) scopeFailed(k scopeKey, err error) {
@@ -98,6 +113,7 @@ func (s *Syncer) contactFailed(err error) {
 		s.staleSince = time.Now()
 	}
 	s.lastErr = err
+	s.contactErr = err
 	s.counts.Errors++
 	s.mu.Unlock()
 	s.saveState(func(f *state.File) { f.ErrorCount++ })

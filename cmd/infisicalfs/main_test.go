@@ -590,3 +590,48 @@ func TestMountAsNormalUser(t *testing.T) {
 		t.Error("still mounted after SIGTERM")
 	}
 }
+
+// TestSignalDuringStartLeavesNothing: SIGTERM at any moment of the start
+// (login, first sync, the mount itself, go-fuse's poll of the new mount)
+// ends the process promptly and leaves no mount behind. Before signals were
+// taken at the very start, one landing during the mount killed the process
+// while a thread of it waited on its own mount: unkillable, mount dead.
+func TestSignalDuringStartLeavesNothing(t *testing.T) {
+	testutil.RequireFUSE(t)
+	w := newWorld(t)
+	for i := 0; i < 24; i++ {
+		mnt := filepath.Join(w.dir, fmt.Sprintf("mnt%d", i))
+		if err := os.Mkdir(mnt, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "mount", mnt)
+		cmd.Env = w.env()
+		var logs testutil.Buffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// Spread the signal over the start: from before the login to
+		// after the mount is ready.
+		time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			// Before the handler exists (runtime start, flags) the
+			// default action ends it, with nothing mounted yet.
+			var ee *exec.ExitError
+			if err != nil && !(errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGTERM) {
+				t.Errorf("signal after %d ms: exit %v\n%s", i*3, err, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("signal after %d ms: still running 15 s after SIGTERM\n%s", i*3, logs.String())
+		}
+		if mounted(mnt) {
+			t.Errorf("signal after %d ms: %s left mounted\n%s", i*3, mnt, logs.String())
+			exec.Command(binary, "unmount", mnt).Run()
+		}
+	}
+}
