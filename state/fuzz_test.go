@@ -24,7 +24,7 @@ func FuzzLoad(f *testing.F) {
 			_ = describeParseError(err)
 			return
 		}
-		b1, err := encode(&f1)
+		b1, err := encodeBytes(&f1)
 		if err != nil {
 			t.Fatalf("a loaded state does not save: %v", err)
 		}
@@ -32,7 +32,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a saved state does not load: %v\n%s", err, b1)
 		}
-		b2, err := encode(&f2)
+		b2, err := encodeBytes(&f2)
 		if err != nil || !bytes.Equal(b1, b2) {
 			t.Fatalf("load, save, load changed the state (%v):\n%s\n---\n%s", err, b1, b2)
 		}
@@ -64,4 +64,10 @@ func TestLoadSaveLoadThroughDisk(t *testing.T) {
 			t.Fatalf("load, save, load changed the file:\n%s\n---\n%s", saved, again)
 		}
 	}
+}
+
+func encodeBytes(f *File) ([]byte, error) {
+	var b bytes.Buffer
+	err := encode(&b, f)
+	return b.Bytes(), err
 }
