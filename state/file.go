@@ -370,7 +370,6 @@ func (h *halfWriter) Write(p []byte) (int, error) {
 	return n + m, err
 }
 
-
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
