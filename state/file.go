@@ -2,6 +2,7 @@ package state
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -138,7 +139,8 @@ func OpenWith(path string, o Options) (*Store, error) {
 		o.Logger = slog.Default()
 	}
 	if o.Hasher == nil {
-		k, _ := MountKey(nil, "")
+		k := make([]byte, KeySize)
+		_, _ = rand.Read(k) // never fails (Go 1.24+)
 		h, err := NewHasher(HashHMAC, k)
 		if err != nil {
 			return nil, err
