@@ -44,6 +44,8 @@ func Diff(old, new Config) (hot []string, remount []string) {
 	add(old.GID != new.GID, "gid", false)
 	add(old.FileMode != new.FileMode, "file_mode", false)
 	add(old.StateFile != new.StateFile, "state_file", false)
+	add(old.StateHash != new.StateHash, "state_hash", false) // the hasher is fixed when the file opens
+	add(old.StateFlushInterval != new.StateFlushInterval, "state_flush_interval", false)
 	add(old.MetricsAddr != new.MetricsAddr, "metrics_addr", false)
 	add(old.TrimNewline != new.TrimNewline, "trim_newline", false)
 	add(old.IncludeImports != new.IncludeImports, "include_imports", false)

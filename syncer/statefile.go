@@ -34,10 +34,7 @@ func (s *Syncer) flushState() {
 	if s.opt.State == nil {
 		return
 	}
-	s.mu.Lock()
-	age := s.opt.StateFlushInterval
-	s.mu.Unlock()
-	if _, err := s.opt.State.SaveIfDue(age); err != nil {
+	if _, err := s.opt.State.SaveIfDue(s.opt.StateFlushInterval); err != nil {
 		s.log.Warn("saving the state file failed", "path", s.opt.State.Path(), "err", err)
 	}
 }
@@ -55,15 +52,6 @@ func (s *Syncer) FlushState() error {
 	return nil
 }
 
-// SetStateFlushInterval changes how long counters may wait (hot reload).
-func (s *Syncer) SetStateFlushInterval(d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	s.mu.Lock()
-	s.opt.StateFlushInterval = d
-	s.mu.Unlock()
-}
 
 func scopeID(project, env string) string { return project + "/" + env }
 
