@@ -52,7 +52,6 @@ func (s *Syncer) FlushState() error {
 	return nil
 }
 
-
 func scopeID(project, env string) string { return project + "/" + env }
 
 func (s *Syncer) saveScopeLocked(k scopeKey, sc *scope) {
