@@ -60,7 +60,9 @@ const (
 // procFigures is one run's measurements of one process.
 type procFigures struct {
 	ready                  time.Duration
-	rssReady, hwmReady     int64 // bytes
+	cpuReady               time.Duration // utime+stime until ready: the process's own share of ready
+	load                   float64       // 1-minute load average at ready: wall times mean little under load
+	rssReady, hwmReady     int64         // bytes
 	rssWalk, hwmWalk       int64
 	rssIdle2, rssIdle10    int64
 	hwmIdle10              int64
@@ -77,6 +79,8 @@ func report(b *testing.B, measure func() (procFigures, error)) {
 			b.Fatal(err)
 		}
 		sum.ready += f.ready
+		sum.cpuReady += f.cpuReady
+		sum.load += f.load
 		sum.rssReady += f.rssReady
 		sum.hwmReady += f.hwmReady
 		sum.rssWalk += f.rssWalk
@@ -91,6 +95,8 @@ func report(b *testing.B, measure func() (procFigures, error)) {
 	// ns/op is the mount-ready time, not the benchmark's wall time (which
 	// is mostly waiting for idle cycles).
 	b.ReportMetric(float64(sum.ready.Nanoseconds())/n, "ns/op")
+	b.ReportMetric(float64(sum.cpuReady.Nanoseconds())/n, "cpu-ns/ready")
+	b.ReportMetric(sum.load/n, "load-1m")
 	b.ReportMetric(float64(sum.rssReady)/n, "rss-ready-B")
 	b.ReportMetric(float64(sum.hwmReady)/n, "hwm-ready-B")
 	b.ReportMetric(float64(sum.rssWalk)/n, "rss-walk-B")
@@ -244,6 +250,14 @@ type procSample struct {
 // is 100 on every Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond
 
+// loadAvg is the 1-minute load average.
+func loadAvg() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
+}
+
 func readProc(pid int) (procSample, error) {
 	var s procSample
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -369,7 +383,7 @@ func measureDaemon(b *testing.B, bin string, srv devServer, n int) (procFigures,
 	if err != nil {
 		return f, err
 	}
-	f.rssReady, f.hwmReady = s.rss, s.hwm
+	f.rssReady, f.hwmReady, f.cpuReady, f.load = s.rss, s.hwm, s.cpu, loadAvg()
 
 	// The walk, with a check that it read every secret.
 	var files, bytes int64
@@ -454,7 +468,7 @@ func measureFloor(b *testing.B, srv devServer, n int) (procFigures, error) {
 	if err != nil {
 		return f, err
 	}
-	f.rssReady, f.hwmReady = s.rss, s.hwm
+	f.rssReady, f.hwmReady, f.cpuReady, f.load = s.rss, s.hwm, s.cpu, loadAvg()
 	if _, err := io.WriteString(stdin, "walk\n"); err != nil {
 		return f, err
 	}
