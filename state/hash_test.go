@@ -202,3 +202,20 @@ func TestSaveIfDue(t *testing.T) {
 		t.Fatalf("reloaded %+v", f)
 	}
 }
+
+func TestHasherFor(t *testing.T) {
+	h, src, err := HasherFor(HashHMAC, []byte("s3cret"), "/mnt/x")
+	if err != nil || src != KeyFromClientSecret || h.Scheme() != HashHMAC {
+		t.Fatalf("%v %q %v", h, src, err)
+	}
+	again, _, _ := HasherFor(HashHMAC, []byte("s3cret"), "/mnt/x")
+	if again.KeyID() != h.KeyID() || again.Hash("K", []byte("v")) != h.Hash("K", []byte("v")) {
+		t.Error("the same secret and mount gave another key")
+	}
+	if p, src, err := HasherFor(HashSHA256, []byte("s3cret"), "/mnt/x"); err != nil || src != "" || p.Hash("K", []byte("v")) != Hash("K", []byte("v")) {
+		t.Errorf("sha256: %q %v", src, err)
+	}
+	if _, _, err := HasherFor("md5", nil, "/mnt/x"); err == nil {
+		t.Error("an unknown scheme was accepted")
+	}
+}

@@ -103,3 +103,23 @@ func keyringKey(desc string) ([]byte, error) {
 	}
 	return k, nil
 }
+
+// HasherFor is the daemon's one call: the hasher of state_hash = scheme for
+// the mount at mountpoint, and where its key came from ("" for HashSHA256).
+// clientSecret may be empty (token or Kubernetes auth).
+func HasherFor(scheme string, clientSecret []byte, mountpoint string) (*Hasher, string, error) {
+	switch scheme {
+	case HashSHA256:
+		return PlainHasher(), "", nil
+	case HashHMAC:
+	default:
+		return nil, "", fmt.Errorf("state: unknown hash scheme %q (want %q or %q)", scheme, HashHMAC, HashSHA256)
+	}
+	key, source := MountKey(clientSecret, mountpoint)
+	defer clear(key)
+	h, err := NewHasher(scheme, key)
+	if err != nil {
+		return nil, "", err
+	}
+	return h, source, nil
+}
