@@ -36,6 +36,26 @@ func statFile(t *testing.T, path string) fileID {
 	return fileID{ino: fi.Sys().(*syscall.Stat_t).Ino, mtime: fi.ModTime(), size: fi.Size()}
 }
 
+// writeBytes is this process's write_bytes from /proc/self/io: bytes it
+// caused to be sent to storage.
+func writeBytes(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Skipf("no /proc/self/io: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			var n int64
+			if _, err := fmt.Sscan(v, &n); err == nil {
+				return n
+			}
+		}
+	}
+	t.Fatalf("no write_bytes in /proc/self/io")
+	return 0
+}
+
 func readStateFile(t *testing.T, path string) state.File {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -69,6 +89,7 @@ func TestIdleRefreshWritesNothing(t *testing.T) {
 		t.Fatalf("first sync saved %d times, want 1", n)
 	}
 	before := statFile(t, path)
+	wrote0 := writeBytes(t)
 	f.srv.ResetRequests()
 	const idle = 12
 	for range idle {
@@ -91,6 +112,9 @@ func TestIdleRefreshWritesNothing(t *testing.T) {
 	}
 	if n := f.state.Saves(); n != 1 {
 		t.Errorf("unchanged refreshes saved the state %d times", n-1)
+	}
+	if w := writeBytes(t) - wrote0; w != 0 {
+		t.Errorf("the process wrote %d bytes to storage during unchanged refreshes (/proc/self/io)", w)
 	}
 	if after := statFile(t, path); after != before {
 		t.Errorf("the state file changed on unchanged refreshes: %+v → %+v", before, after)
