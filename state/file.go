@@ -115,7 +115,7 @@ func escapeMountpoint(abs string) string {
 type Options struct {
 	Logger *slog.Logger // nil: slog.Default()
 	// Hasher makes Secret.Hash; nil: HMAC under a random key of this
-	// process only (MountKey's last resort). Pass one built from MountKey.
+	// process only (MountKey's last resort). The daemon passes HasherFor's.
 	Hasher *Hasher
 }
 
