@@ -152,6 +152,9 @@ func OpenWith(path string, o Options) (*Store, error) {
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if strings.HasPrefix(path, SystemStateDir+"/") {
+			return nil, fmt.Errorf("state: create directory (the default without a home directory): %w; set --state-file, or StateDirectory=infisicalfs in the systemd unit", err)
+		}
 		return nil, fmt.Errorf("state: create directory: %w", err)
 	}
 	s := &Store{path: path, log: o.Logger, hasher: o.Hasher, f: emptyFile(o.Hasher)}
