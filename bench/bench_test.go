@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/png"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -142,6 +143,14 @@ BenchmarkDaemon/secrets=1000/base-2  1  28306911 ns/op  1250000 cpu-ns/idle-cycl
 	rows, unpaired := Pair(res)
 	if len(rows) != 4 || len(unpaired) != 0 {
 		t.Fatalf("rows %+v, unpaired %v", rows, unpaired)
+	}
+	// In the order of the run: ready, memory, idle CPU, idle writes.
+	var order []string
+	for _, r := range rows {
+		order = append(order, r.Metric)
+	}
+	if want := []string{"ns/op", "hwm-idle10-B", "cpu-ns/idle-cycle", "write-B/idle-cycle"}; !slices.Equal(order, want) {
+		t.Errorf("metric order %v, want %v", order, want)
 	}
 	var md bytes.Buffer
 	if err := WriteMarkdown(&md, Header{}, rows, nil); err != nil {
