@@ -16,6 +16,16 @@ const (
 	AuthToken      = "token"      // a given access token (INFISICAL_TOKEN or token_file)
 )
 
+// State file hash schemes (state_hash); the names of state.HashHMAC and
+// state.HashSHA256.
+const (
+	StateHashHMAC   = "hmac-sha256" // keyed, per mount: the default
+	StateHashSHA256 = "sha256"      // the original design's plain hash, for tools that expect it
+)
+
+// DefaultStateFlushInterval is state_flush_interval's default.
+const DefaultStateFlushInterval = 5 * time.Minute
+
 // Token policies (token_policy).
 const (
 	TokenPerCycle = "per-cycle" // a fresh access token each sync cycle, the old one revoked
@@ -37,30 +47,34 @@ type Config struct {
 	KubernetesTokenPath string `toml:"kubernetes_token_path"`
 	// Token auth: the access token from INFISICAL_TOKEN (never from the
 	// file or a flag, like the client secret), or a file holding it.
-	Token            string     `toml:"-"`
-	TokenFile        string     `toml:"token_file"`
-	Projects         []string   `toml:"project"`
-	Envs             []string   `toml:"env"`
-	Flat             bool       `toml:"flat"`
-	ReadOnly         bool       `toml:"read_only"`
-	RefreshInterval  Duration   `toml:"refresh_interval"`
-	StateFile        string     `toml:"state_file"`      // "" = state.DefaultPath(mountpoint)
-	UID              int        `toml:"uid"`             // -1 = the mounting user
-	GID              int        `toml:"gid"`             // -1 = the mounting user
-	FileMode         uint32     `toml:"-"`               // decoded through fileConfig as an octal string
-	AllowOther       bool       `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
-	AllowNonEmpty    bool       `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
-	TrimNewline      bool       `toml:"trim_newline"`
-	IncludeImports   bool       `toml:"include_imports"`
-	TokenPolicy      string     `toml:"token_policy"`
-	LogLevel         string     `toml:"log_level"`
-	LogFormat        string     `toml:"log_format"`
-	MetricsAddr      string     `toml:"metrics_addr"`
-	DebugFUSE        bool       `toml:"debug_fuse"`
-	ServerErrorDelay Duration   `toml:"server_error_delay"`
-	RateLimitDelay   Duration   `toml:"rate_limit_delay"`
-	OnChange         []Hook     `toml:"on_change"`
-	Templates        []Template `toml:"template"`
+	Token           string   `toml:"-"`
+	TokenFile       string   `toml:"token_file"`
+	Projects        []string `toml:"project"`
+	Envs            []string `toml:"env"`
+	Flat            bool     `toml:"flat"`
+	ReadOnly        bool     `toml:"read_only"`
+	RefreshInterval Duration `toml:"refresh_interval"`
+	StateFile       string   `toml:"state_file"` // "" = state.DefaultPath(mountpoint)
+	// StateFlushInterval: counters and sync times wait this long before the
+	// state file is rewritten for them alone (records rewrite it at once).
+	StateFlushInterval Duration   `toml:"state_flush_interval"`
+	StateHash          string     `toml:"state_hash"`      // StateHashHMAC or StateHashSHA256
+	UID                int        `toml:"uid"`             // -1 = the mounting user
+	GID                int        `toml:"gid"`             // -1 = the mounting user
+	FileMode           uint32     `toml:"-"`               // decoded through fileConfig as an octal string
+	AllowOther         bool       `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
+	AllowNonEmpty      bool       `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
+	TrimNewline        bool       `toml:"trim_newline"`
+	IncludeImports     bool       `toml:"include_imports"`
+	TokenPolicy        string     `toml:"token_policy"`
+	LogLevel           string     `toml:"log_level"`
+	LogFormat          string     `toml:"log_format"`
+	MetricsAddr        string     `toml:"metrics_addr"`
+	DebugFUSE          bool       `toml:"debug_fuse"`
+	ServerErrorDelay   Duration   `toml:"server_error_delay"`
+	RateLimitDelay     Duration   `toml:"rate_limit_delay"`
+	OnChange           []Hook     `toml:"on_change"`
+	Templates          []Template `toml:"template"`
 
 	// ConfigFile is the TOML file these settings were read from ("" = none),
 	// so that the caller knows what to watch.
@@ -120,17 +134,19 @@ func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 // Default returns the settings used where nothing else is given.
 func Default() Config {
 	return Config{
-		AuthMethod:       AuthUniversal,
-		RefreshInterval:  Duration{60 * time.Second},
-		UID:              -1,
-		GID:              -1,
-		TrimNewline:      true,
-		IncludeImports:   true,
-		TokenPolicy:      TokenPerCycle,
-		LogLevel:         "info",
-		LogFormat:        "text",
-		ServerErrorDelay: Duration{30 * time.Second},
-		RateLimitDelay:   Duration{60 * time.Second},
+		AuthMethod:         AuthUniversal,
+		RefreshInterval:    Duration{60 * time.Second},
+		StateFlushInterval: Duration{DefaultStateFlushInterval},
+		StateHash:          StateHashHMAC,
+		UID:                -1,
+		GID:                -1,
+		TrimNewline:        true,
+		IncludeImports:     true,
+		TokenPolicy:        TokenPerCycle,
+		LogLevel:           "info",
+		LogFormat:          "text",
+		ServerErrorDelay:   Duration{30 * time.Second},
+		RateLimitDelay:     Duration{60 * time.Second},
 	}
 }
 

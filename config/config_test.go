@@ -649,3 +649,49 @@ func TestTemplateValidation(t *testing.T) {
 		t.Errorf("good template: %v", err)
 	}
 }
+
+// The state file's two keys: defaults, validation, and flags over the file.
+func TestStateKeys(t *testing.T) {
+	c := Default()
+	if c.StateFlushInterval.Duration != 5*time.Minute || c.StateHash != StateHashHMAC {
+		t.Fatalf("defaults: %s %q", c.StateFlushInterval.Duration, c.StateHash)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.StateHash = "md5" },
+		func(c *Config) { c.StateFlushInterval.Duration = 0 },
+		func(c *Config) { c.StateFlushInterval.Duration = 500 * time.Millisecond },
+	} {
+		c := valid()
+		bad(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "state_") {
+			t.Errorf("%+v: Validate = %v, want a state_ error", c, err)
+		}
+	}
+	c = valid()
+	c.StateHash = StateHashSHA256
+	if err := c.Validate(); err != nil {
+		t.Errorf("sha256 refused: %v", err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(file, []byte("state_flush_interval = \"10m\"\nstate_hash = \"sha256\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fset, flags := NewFlagSet("mount")
+	if err := fset.Parse([]string{"--config", file}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Resolve(fset, flags, func(string) string { return "" })
+	if err != nil || got.StateFlushInterval.Duration != 10*time.Minute || got.StateHash != StateHashSHA256 {
+		t.Fatalf("from the file: %s %q %v", got.StateFlushInterval.Duration, got.StateHash, err)
+	}
+	fset, flags = NewFlagSet("mount")
+	if err := fset.Parse([]string{"--config", file, "--state-flush-interval", "30s", "--state-hash", "hmac-sha256"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = Resolve(fset, flags, func(string) string { return "" })
+	if err != nil || got.StateFlushInterval.Duration != 30*time.Second || got.StateHash != StateHashHMAC {
+		t.Fatalf("flags over the file: %s %q %v", got.StateFlushInterval.Duration, got.StateHash, err)
+	}
+}

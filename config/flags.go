@@ -91,7 +91,9 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	fs.BoolVar(&v.Flat, "flat", v.Flat, "mount one project's one environment at the mount point itself (needs exactly one --project and --env)")
 	fs.BoolVar(&v.ReadOnly, "read-only", v.ReadOnly, "refuse writes; reads are served from the kernel cache")
 	fs.Var(durationFlag{&v.RefreshInterval}, "refresh-interval", "how often to sync from Infisical (default 60s; at least 1s)")
-	fs.StringVar(&v.StateFile, "state-file", "", "sync state `file` (default $XDG_STATE_HOME/infisicalfs/<mount point>/infisical_sync_state.json)")
+	fs.StringVar(&v.StateFile, "state-file", "", "sync state `file` (default $XDG_STATE_HOME/infisicalfs/<mount point>/infisical_sync_state.json, or /var/lib/infisicalfs/... without a home)")
+	fs.Var(durationFlag{&v.StateFlushInterval}, "state-flush-interval", "longest wait before counters and sync times alone are written to the state file; changed secrets are written at once")
+	fs.StringVar(&v.StateHash, "state-hash", v.StateHash, "state file hashes: hmac-sha256 (keyed per mount) or sha256 (the original plain hash)")
 	fs.IntVar(&v.UID, "uid", v.UID, "owner `uid` of files (-1: the mounting user)")
 	fs.IntVar(&v.GID, "gid", v.GID, "group `gid` of files (-1: the mounting user)")
 	fs.StringVar(&f.fileMode, "file-mode", "", "file permission `mode` in octal, e.g. 0440 (default 0600, or 0400 when read-only)")
@@ -215,6 +217,7 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		"log-format": {&c.LogFormat, &v.LogFormat}, "metrics-addr": {&c.MetricsAddr, &v.MetricsAddr},
 		"auth-method": {&c.AuthMethod, &v.AuthMethod}, "identity-id": {&c.IdentityID, &v.IdentityID},
 		"kubernetes-token-path": {&c.KubernetesTokenPath, &v.KubernetesTokenPath},
+		"state-hash":            {&c.StateHash, &v.StateHash},
 	}
 	for name, p := range strs {
 		if set[name] {
@@ -233,9 +236,10 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		}
 	}
 	durs := map[string][2]*Duration{
-		"refresh-interval":   {&c.RefreshInterval, &v.RefreshInterval},
-		"server-error-delay": {&c.ServerErrorDelay, &v.ServerErrorDelay},
-		"rate-limit-delay":   {&c.RateLimitDelay, &v.RateLimitDelay},
+		"refresh-interval":     {&c.RefreshInterval, &v.RefreshInterval},
+		"server-error-delay":   {&c.ServerErrorDelay, &v.ServerErrorDelay},
+		"rate-limit-delay":     {&c.RateLimitDelay, &v.RateLimitDelay},
+		"state-flush-interval": {&c.StateFlushInterval, &v.StateFlushInterval},
 	}
 	for name, p := range durs {
 		if set[name] {

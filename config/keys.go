@@ -62,6 +62,8 @@ var Keys = []Key{
 	{Name: "gid", Field: "GID"},
 	{Name: "file_mode", Field: "FileMode"},
 	{Name: "state_file", Field: "StateFile"},
+	{Name: "state_hash", Field: "StateHash"}, // the hasher is fixed when the file opens
+	{Name: "state_flush_interval", Field: "StateFlushInterval"},
 	{Name: "metrics_addr", Field: "MetricsAddr"},
 	{Name: "trim_newline", Field: "TrimNewline"},
 	{Name: "include_imports", Field: "IncludeImports"},

@@ -64,6 +64,12 @@ func (c Config) Validate() error {
 	if c.RefreshInterval.Duration < time.Second {
 		bad("refresh_interval %s: must be at least 1s", c.RefreshInterval.Duration)
 	}
+	if c.StateFlushInterval.Duration < time.Second {
+		bad("state_flush_interval %s: must be at least 1s", c.StateFlushInterval.Duration)
+	}
+	if c.StateHash != StateHashHMAC && c.StateHash != StateHashSHA256 {
+		bad("state_hash %q: want %q (keyed, the default) or %q (the original plain hash)", c.StateHash, StateHashHMAC, StateHashSHA256)
+	}
 	if c.ServerErrorDelay.Duration < 0 {
 		bad("server_error_delay %s: must not be negative", c.ServerErrorDelay.Duration)
 	}

@@ -71,6 +71,25 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.writableHere(name); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	d.mu.Lock()
+	_, hidden := d.hidden[name]
+	d.mu.Unlock()
+	if !hidden && d.inVault(name) {
+		// The kernel's negative entry was stale (a secret that appeared,
+		// or showed again after a refused save): the name exists.
+		if flags&syscall.O_EXCL != 0 {
+			return nil, nil, 0, syscall.EEXIST
+		}
+		ch, errno := d.fileChild(ctx, name, &fileNode{fsys: d.fsys}, out)
+		if errno != 0 {
+			return nil, nil, 0, errno
+		}
+		fh, fuseFlags, errno := ch.Operations().(*fileNode).Open(ctx, flags)
+		if errno != 0 {
+			return nil, nil, 0, errno
+		}
+		return ch, fh, fuseFlags, 0
+	}
 	n := &fileNode{fsys: d.fsys, mtime: time.Now()}
 	if d.scratchName(name) {
 		n.scratch = true

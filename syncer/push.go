@@ -166,20 +166,14 @@ func (s *Syncer) store(a vault.Addr, sec *infisical.Secret) error {
 	if err := s.opt.Vault.Set(a, sec.Value, m); err != nil {
 		return err
 	}
-	rec := secretRecord(a, sec.Value, sec.Version, time.Now())
-	s.saveState(func(f *state.File) {
-		if f.Secrets == nil {
-			f.Secrets = map[string]state.Secret{}
-		}
-		f.Secrets[state.SecretID(a.Project, a.Env, a.Path, a.Key)] = rec
-	})
+	s.setRecord(a, sec.Value, sec.Version)
 	return nil
 }
 
 func (s *Syncer) forget(a vault.Addr) {
 	s.markWritten(a)
 	s.opt.Vault.Delete(a)
-	s.saveState(func(f *state.File) { delete(f.Secrets, state.SecretID(a.Project, a.Env, a.Path, a.Key)) })
+	s.dropRecord(a)
 }
 
 // Delete removes a secret, if Infisical still holds version base of it

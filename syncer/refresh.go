@@ -278,7 +278,9 @@ func joinPath(parent, name string) string {
 // in one vault transaction, skipping addresses written locally since the
 // listing was requested (the listing may predate the write).
 func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, folders []string, foldersListed bool, seq uint64) tree.Changes {
-	desired := map[vault.Addr]want{}
+	// Sized up front: grown entry by entry, a 100k-secret listing spent
+	// more time rehashing and copying than sealing.
+	desired := make(map[vault.Addr]want, len(res.Secrets))
 	for i := range res.Secrets {
 		sec := &res.Secrets[i]
 		path := sec.Path
@@ -300,10 +302,14 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 		}
 	}
 
+	existing := s.opt.Vault.Addrs(p.ID, env)
+	// At least this many are new (all of them at the first sync); the
+	// slices start that large instead of doubling their way there.
+	adds := max(len(desired)-len(existing), 0)
 	s.mu.Lock()
 	skip := func(a vault.Addr) bool { return s.written[a] > seq }
-	var changes []vault.Change
-	var ch tree.Changes
+	changes := make([]vault.Change, 0, adds)
+	ch := tree.Changes{Added: make([]vault.Addr, 0, adds)}
 	for a, w := range desired {
 		if skip(a) {
 			continue
@@ -320,7 +326,7 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 		}
 		changes = append(changes, vault.Change{Addr: a, Value: w.sec.Value, Meta: meta})
 	}
-	for _, a := range s.opt.Vault.Addrs(p.ID, env) {
+	for _, a := range existing {
 		if _, ok := desired[a]; ok || skip(a) {
 			continue
 		}

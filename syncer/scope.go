@@ -33,8 +33,24 @@ func walkVaultFolders(v *vault.Vault, project, env, dir string, out map[string]b
 	}
 }
 
+// sortAddrs sorts by String form, making each string once: built in the
+// comparison it cost 0.4 s of CPU at a 100k-secret first sync.
 func sortAddrs(as []vault.Addr) {
-	sort.Slice(as, func(i, j int) bool { return as[i].String() < as[j].String() })
+	if len(as) < 2 {
+		return
+	}
+	type keyed struct {
+		s string
+		a vault.Addr
+	}
+	ks := make([]keyed, len(as))
+	for i, a := range as {
+		ks[i] = keyed{a.String(), a}
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i].s < ks[j].s })
+	for i := range ks {
+		as[i] = ks[i].a
+	}
 }
 
 // wipeList zeroes the plaintext of a listing once the vault has sealed it.

@@ -68,6 +68,10 @@ type Options struct {
 	Interval       time.Duration // between refresh cycles (default 60s)
 	Jitter         float64       // fraction of Interval added at random (default 0.1)
 	PushTimeout    time.Duration // per push, on a context of our own (default 2m)
+	// StateFlushInterval is how long counters and sync times wait before
+	// they are written without a record change (default 5m); see
+	// FlushState for unmount.
+	StateFlushInterval time.Duration
 
 	Invalidator Invalidator                // may be nil
 	OnChange    func(paths []string)       // after a refresh that changed something; may be nil
@@ -146,6 +150,9 @@ func New(opt Options) *Syncer {
 	}
 	if opt.PushTimeout <= 0 {
 		opt.PushTimeout = 2 * time.Minute
+	}
+	if opt.StateFlushInterval <= 0 {
+		opt.StateFlushInterval = DefaultStateFlushInterval
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)

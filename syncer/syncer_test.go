@@ -21,6 +21,8 @@ type fixture struct {
 	project string
 	vault   *vault.Vault
 	state   *state.Store
+	hasher  *state.Hasher // nil: HMAC under a key derived from "secret"
+	opt     func(*Options)
 	sync    *Syncer
 	logs    *bytes.Buffer
 	changes [][]string
@@ -50,11 +52,19 @@ func (f *fixture) start(t *testing.T, statePath string) *fixture {
 	if f.vault, err = vault.New(log); err != nil {
 		t.Fatal(err)
 	}
-	if f.state, err = state.Open(statePath, log); err != nil {
+	if f.hasher == nil {
+		key, _ := state.MountKey([]byte("secret"), statePath)
+		f.hasher, _ = state.NewHasher(state.HashHMAC, key)
+	}
+	if f.state, err = state.OpenWith(statePath, state.Options{Logger: log, Hasher: f.hasher}); err != nil {
 		t.Fatal(err)
 	}
-	f.sync = New(Options{API: client, Vault: f.vault, State: f.state, Logger: log, IncludeImports: true,
-		OnChange: func(p []string) { f.mu.Lock(); f.changes = append(f.changes, p); f.mu.Unlock() }})
+	opt := Options{API: client, Vault: f.vault, State: f.state, Logger: log, IncludeImports: true,
+		OnChange: func(p []string) { f.mu.Lock(); f.changes = append(f.changes, p); f.mu.Unlock() }}
+	if f.opt != nil {
+		f.opt(&opt)
+	}
+	f.sync = New(opt)
 	return f
 }
 

@@ -98,7 +98,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 		log.Info("serving metrics", "addr", d.metrics.String())
 	}
 	d.src, err = NewSource(ctx, SourceOptions{
-		Config: cfg, StatePath: statePath, Logger: log, Metrics: m,
+		Config: cfg, StatePath: statePath, Mountpoint: o.Mountpoint, Logger: log, Metrics: m,
 		UserAgent:  "infisicalfs/" + o.Version,
 		HTTPClient: o.HTTPClient, Retry: o.Retry, PushTimeout: o.PushTimeout,
 	})

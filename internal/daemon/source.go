@@ -34,9 +34,12 @@ import (
 type SourceOptions struct {
 	Config    config.Config
 	StatePath string // the state file; "" keeps no state file
-	Logger    *slog.Logger
-	Metrics   *metrics.Metrics // may be nil
-	UserAgent string
+	// Mountpoint names the mount the state file's hash key is derived
+	// for; "" uses StatePath.
+	Mountpoint string
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics // may be nil
+	UserAgent  string
 
 	// For tests and benchmarks: nil or zero keeps what Config says.
 	HTTPClient  *http.Client
@@ -81,7 +84,17 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	}
 	var st *state.Store
 	if o.StatePath != "" {
-		if st, err = state.Open(o.StatePath, log); err != nil {
+		keyFor := o.Mountpoint
+		if keyFor == "" {
+			keyFor = o.StatePath
+		}
+		hasher, keySource, err := state.HasherFor(cfg.StateHash, []byte(cfg.ClientSecret), keyFor)
+		if err != nil {
+			v.Destroy()
+			return nil, err
+		}
+		log.Debug("state file", "path", o.StatePath, "hash", hasher.Scheme(), "key", keySource)
+		if st, err = state.OpenWith(o.StatePath, state.Options{Logger: log, Hasher: hasher}); err != nil {
 			v.Destroy()
 			return nil, err
 		}
@@ -114,12 +127,13 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	s.sync = syncer.New(syncer.Options{
 		API: client, Vault: v, State: st, Logger: log,
 		Projects: cfg.Projects, Envs: cfg.Envs, IncludeImports: cfg.IncludeImports,
-		Interval:    cfg.RefreshInterval.Duration,
-		PushTimeout: o.PushTimeout,
-		Invalidator: s,
-		OnChange:    s.changed,
-		OnSync:      syncObserver(o.Metrics, v),
-		OnPush:      pushObserver(o.Metrics),
+		Interval:           cfg.RefreshInterval.Duration,
+		StateFlushInterval: cfg.StateFlushInterval.Duration,
+		PushTimeout:        o.PushTimeout,
+		Invalidator:        s,
+		OnChange:           s.changed,
+		OnSync:             syncObserver(o.Metrics, v),
+		OnPush:             pushObserver(o.Metrics),
 	})
 	if err := s.sync.Sync(ctx, true); err != nil && len(s.sync.Projects()) == 0 {
 		s.Close(ctx)
@@ -203,10 +217,9 @@ func (s *Source) Close(ctx context.Context) error {
 	}
 	s.hooks.Close()
 	var errs []error
-	if s.state != nil {
-		if err := s.state.Save(); err != nil {
-			errs = append(errs, fmt.Errorf("save state file: %w", err))
-		}
+	// Counters and sync times wait for state_flush_interval: save them now.
+	if err := s.sync.FlushState(); err != nil {
+		errs = append(errs, err)
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer rcancel()
