@@ -496,6 +496,9 @@ func (r *recorder) SetFilter(p, e []string) {
 	r.calls = append(r.calls, "filter "+strings.Join(p, ",")+" "+strings.Join(e, ","))
 }
 func (r *recorder) SetHooks(h []Hook) { r.calls = append(r.calls, fmt.Sprintf("hooks %d", len(h))) }
+func (r *recorder) SetTemplates(ts []Template) {
+	r.calls = append(r.calls, fmt.Sprintf("templates %d", len(ts)))
+}
 
 func TestReloadAppliesLiveKeysOnceAndKeepsTheRest(t *testing.T) {
 	running := valid()

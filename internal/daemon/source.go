@@ -42,6 +42,8 @@ type SourceOptions struct {
 	HTTPClient  *http.Client
 	Retry       *infisical.RetryPolicy
 	PushTimeout time.Duration
+	// OnToken receives every new access token (the agent config's sinks).
+	OnToken func(token []byte)
 }
 
 // Source is one identity's view of Infisical kept in step with it. Its
@@ -54,6 +56,8 @@ type Source struct {
 	state  *state.Store
 	sync   *syncer.Syncer
 	hooks  *hooks.Runner
+	tmpl   *tmplState // nil without [[template]]s (templates.go)
+	filter scopeFilter
 
 	mu     sync.Mutex
 	views  []*fs.FS // told of every change, in mount order
@@ -78,6 +82,13 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	v, err := vault.New(log)
 	if err != nil {
 		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	// Templates are parsed before anything is contacted: a typo should not
+	// cost a login and a full pull to find out.
+	tm, err := newTemplates(cfg, newVaultSource(v), log)
+	if err != nil {
+		v.Destroy()
+		return nil, err
 	}
 	var st *state.Store
 	if o.StatePath != "" {
@@ -105,12 +116,14 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		Logger:              log,
 		UserAgent:           o.UserAgent,
 		Observe:             observe(o.Metrics),
+		OnToken:             o.OnToken,
 	})
 	if err != nil {
 		v.Destroy()
 		return nil, err
 	}
-	s := &Source{cfg: cfg, log: log, client: client, vault: v, state: st, hooks: hooks.New(cfg.OnChange, log)}
+	s := &Source{cfg: cfg, log: log, client: client, vault: v, state: st, hooks: hooks.New(cfg.OnChange, log), tmpl: tm}
+	s.filter.set(cfg.Projects, cfg.Envs)
 	s.sync = syncer.New(syncer.Options{
 		API: client, Vault: v, State: st, Logger: log,
 		Projects: cfg.Projects, Envs: cfg.Envs, IncludeImports: cfg.IncludeImports,
@@ -127,6 +140,10 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	}
 	if len(s.sync.Projects()) == 0 {
 		log.Warn("the identity can read no project: the mount will be empty; grant it a role in Access Control")
+	}
+	if err := s.startTemplates(ctx); err != nil {
+		s.Close(ctx)
+		return nil, err
 	}
 	s.started.Store(true)
 	return s, nil
@@ -156,6 +173,9 @@ func (s *Source) changed(paths []string) {
 // Invalidate passes a change to every mounted view; the syncer calls it
 // from its notifier goroutine.
 func (s *Source) Invalidate(ch tree.Changes) {
+	if s.tmpl != nil && s.started.Load() {
+		s.tmpl.changed(ch)
+	}
 	s.mu.Lock()
 	views := append([]*fs.FS(nil), s.views...)
 	s.mu.Unlock()
@@ -202,6 +222,9 @@ func (s *Source) Close(ctx context.Context) error {
 		<-loop
 	}
 	s.hooks.Close()
+	if s.tmpl != nil {
+		s.tmpl.close()
+	}
 	var errs []error
 	if s.state != nil {
 		if err := s.state.Save(); err != nil {
