@@ -1,0 +1,242 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infisicalfs/infisicalfs/config"
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
+)
+
+const tmplCanary = "canary-value-7f3c9a" // a secret value that must never reach a log
+
+// hookLog counts the runs of a hook that appends a line to a file.
+type hookLog string
+
+func (h hookLog) argv() []string { return []string{"/bin/sh", "-c", "echo run >> " + string(h)} }
+
+func (h hookLog) runs(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(string(h))
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "run\n")
+}
+
+// waitRuns waits until the hook ran want times, then a further settle
+// period (beyond the hook debounce) to see it ran no more.
+func (h hookLog) waitRuns(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.runs(t) < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(config.DefaultHookDebounce + 500*time.Millisecond)
+	if got := h.runs(t); got != want {
+		t.Fatalf("hook ran %d times, want %d", got, want)
+	}
+}
+
+func startLogged(t *testing.T, cfg config.Config, mnt string) (*Daemon, *testutil.Buffer) {
+	t.Helper()
+	logs := &testutil.Buffer{}
+	d, err := Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	return d, logs
+}
+
+func mkMount(t *testing.T, tmp string) string {
+	t.Helper()
+	mnt := filepath.Join(tmp, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return mnt
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// syncNow runs one refresh and waits until its invalidations reached the
+// kernel.
+func syncNow(t *testing.T, d *Daemon) {
+	t.Helper()
+	if err := d.Syncer().Sync(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	d.FS().Flush()
+}
+
+// A template over two folders renders the bytes the agent's semantics give
+// (written by hand below); an out-of-band change to a secret it reads
+// re-renders it, invalidates the kernel's copy and runs its hook once; a
+// change to a secret it does not read, and an unchanged refresh, render
+// and run nothing; a render that fails after a change keeps the last good
+// bytes, says why in .status and the log, and runs no hook.
+func TestTemplateRendersAndFollowsChanges(t *testing.T) {
+	testutil.RequireFUSE(t)
+	for _, ro := range []bool{true, false} {
+		t.Run(map[bool]string{true: "read-only", false: "read-write"}[ro], func(t *testing.T) {
+			srv, pid := testServer(t)
+			srv.SetSecret(pid, "dev", "/app", "API_KEY", "k1")
+			srv.SetSecret(pid, "dev", "/app", "PORT", "8080")
+			srv.SetSecret(pid, "dev", "/other", "UNUSED", "u1")
+			srv.SetSecret(pid, "dev", "/other", "CANARY", tmplCanary)
+			tmp := t.TempDir()
+			hl := hookLog(filepath.Join(tmp, "hook.log"))
+			src := filepath.Join(tmp, "app.env.tmpl")
+			text := `{{- with getSecretByName "` + pid + `" "dev" "/" "DATABASE_URL" }}DB={{ .Value }}
+{{ end }}
+{{- range listSecrets "` + pid + `" "dev" "/app" }}{{ .Key }}={{ .Value }} path={{ .SecretPath }}
+{{ end -}}
+`
+			if err := os.WriteFile(src, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig(srv, tmp)
+			cfg.ReadOnly = ro
+			cfg.Templates = []config.Template{{Path: "rendered/app.env", Source: src, OnChange: hl.argv()}}
+			mnt := mkMount(t, tmp)
+			d, logs := startLogged(t, cfg, mnt)
+			file := filepath.Join(mnt, "rendered", "app.env")
+
+			want := "DB=postgres://dev\nAPI_KEY=k1 path=/app\nPORT=8080 path=/app\n"
+			if got := readFile(t, file); got != want {
+				t.Fatalf("rendered %q, want %q", got, want)
+			}
+			fi, err := os.Stat(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm()&0o222 != 0 || fi.Size() != int64(len(want)) {
+				t.Errorf("template file mode %v size %d: want read-only, size %d", fi.Mode(), fi.Size(), len(want))
+			}
+			names, err := os.ReadDir(mnt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, n := range names {
+				got = append(got, n.Name())
+			}
+			if strings.Join(got, ",") != ".status,rendered,webshop" {
+				t.Errorf("mount root lists %v", got)
+			}
+			if err := os.WriteFile(file, []byte("x"), 0o600); err == nil {
+				t.Error("writing a template file succeeded")
+			}
+
+			// A secret it reads changes out of band.
+			srv.SetSecret(pid, "dev", "/app", "API_KEY", "k2")
+			syncNow(t, d)
+			want = "DB=postgres://dev\nAPI_KEY=k2 path=/app\nPORT=8080 path=/app\n"
+			if got := readFile(t, file); got != want {
+				t.Fatalf("after the change rendered %q, want %q", got, want)
+			}
+			hl.waitRuns(t, 1)
+
+			// One it does not read; then nothing at all.
+			srv.SetSecret(pid, "dev", "/other", "UNUSED", "u2")
+			syncNow(t, d)
+			syncNow(t, d)
+			hl.waitRuns(t, 1)
+			if got := readFile(t, file); got != want {
+				t.Fatalf("after unrelated changes rendered %q, want %q", got, want)
+			}
+
+			// The secret getSecretByName needs goes: the render fails.
+			srv.DeleteSecret(pid, "dev", "/", "DATABASE_URL")
+			syncNow(t, d)
+			if got := readFile(t, file); got != want {
+				t.Errorf("after a failed render the file shows %q, want the last good %q", got, want)
+			}
+			var st StatusDoc
+			if err := json.Unmarshal([]byte(readFile(t, filepath.Join(mnt, ".status"))), &st); err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Templates) != 1 || st.Templates[0].Path != "rendered/app.env" || !strings.Contains(st.Templates[0].Error, "DATABASE_URL") {
+				t.Errorf(".status templates: %+v", st.Templates)
+			}
+			if !strings.Contains(logs.String(), "template failed to render") || !strings.Contains(logs.String(), "rendered/app.env") {
+				t.Errorf("log does not name the failed template:\n%s", logs)
+			}
+			hl.waitRuns(t, 1)
+
+			// It comes back: the render recovers and the hook runs again.
+			srv.SetSecret(pid, "dev", "/", "DATABASE_URL", "postgres://back")
+			syncNow(t, d)
+			want = "DB=postgres://back\nAPI_KEY=k2 path=/app\nPORT=8080 path=/app\n"
+			if got := readFile(t, file); got != want {
+				t.Errorf("after recovery rendered %q, want %q", got, want)
+			}
+			hl.waitRuns(t, 2)
+			if strings.Contains(logs.String(), tmplCanary) || strings.Contains(logs.String(), "postgres://") {
+				t.Errorf("a value reached the log:\n%s", logs)
+			}
+		})
+	}
+}
+
+// A template that does not parse stops the start with its file and line,
+// before Infisical is contacted, and nothing is mounted; one whose path
+// collides with a project directory stops it naming both.
+func TestBrokenTemplateAtStart(t *testing.T) {
+	testutil.RequireFUSE(t)
+	srv, pid := testServer(t)
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "bad.tmpl")
+	if err := os.WriteFile(src, []byte("line one\n{{ range listSecrets \""+pid+"\" \"dev\" \"/\" }}\n{{ .Key }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mnt := mkMount(t, tmp)
+	cfg := testConfig(srv, tmp)
+	cfg.Templates = []config.Template{{Path: "out/app.env", Source: src}}
+	srv.ResetRequests()
+	_, err := Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry})
+	if err == nil || !strings.Contains(err.Error(), src+":3:") {
+		t.Fatalf("start with a broken template: %v, want its file and line %s:3", err, src)
+	}
+	if n := len(srv.Requests()); n != 0 || mountedAt(t, mnt) {
+		t.Errorf("broken template: %d requests, mounted %v", n, mountedAt(t, mnt))
+	}
+
+	cfg.Templates = []config.Template{{Path: "webshop/app.env", Content: "x"}}
+	_, err = Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry})
+	if err == nil || !strings.Contains(err.Error(), "webshop/app.env") || !strings.Contains(err.Error(), "collides with webshop") {
+		t.Fatalf("start with a template over a project directory: %v", err)
+	}
+	if mountedAt(t, mnt) {
+		t.Error("left mounted after a collision")
+	}
+
+	// Executing fails at the first render (a missing secret): also a
+	// start-up error, naming the template; there is no content to show.
+	cfg.Templates = []config.Template{{Path: "out/x", Content: `{{ (getSecretByName "` + pid + `" "dev" "/" "MISSING").Value }}`}}
+	_, err = Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry})
+	if err == nil || !strings.Contains(err.Error(), "out/x") || !strings.Contains(err.Error(), "MISSING") {
+		t.Fatalf("start with a template that cannot render: %v", err)
+	}
+	if mountedAt(t, mnt) {
+		t.Error("left mounted after a failed first render")
+	}
+}
