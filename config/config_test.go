@@ -401,6 +401,8 @@ func tomlKey(f reflect.StructField) string {
 		return "client_secret"
 	case "Token":
 		return "token"
+	case "AgentConfigBase64":
+		return "agent_config_base64"
 	case "FileMode":
 		return "file_mode"
 	case "ConfigFile":
@@ -557,7 +559,7 @@ func TestFlagHelpNamesEveryKey(t *testing.T) {
 	for i := 0; i < typ.NumField(); i++ {
 		key := tomlKey(typ.Field(i))
 		switch key {
-		case "", "-", "client_secret", "token", "on_change", "template":
+		case "", "-", "client_secret", "token", "on_change", "template", "agent_config_base64":
 			continue // not flags: secrets stay off the command line; hooks and templates are file-only
 		}
 		name := strings.ReplaceAll(key, "_", "-")

@@ -80,6 +80,10 @@ var Keys = []Key{
 	{Name: "kubernetes_token_path", Field: "KubernetesTokenPath"},
 	{Name: "token_file", Field: "TokenFile"},
 	{Name: "token", Field: "Token"}, // from the environment, which a reload does not change
+	// The agent config's settings apply through the keys above, at every
+	// (re)load; naming another file is another mount.
+	{Name: "agent_config", Field: "AgentConfig"},
+	{Name: "agent_config_base64", Field: "AgentConfigBase64"}, // from the environment
 }
 
 func (k Key) field(c *Config) reflect.Value {

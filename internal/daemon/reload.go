@@ -114,9 +114,13 @@ func (r *reloader) reload() error {
 }
 
 // watched are the files besides the config file whose change reloads:
-// the credential files and the templates' source files.
+// the credential files, the templates' source files and an agent config.
 func watched(cfg config.Config) []string {
-	return append(cfg.CredentialFiles(), templates.SourceFiles(cfg.Templates)...)
+	files := append(cfg.CredentialFiles(), templates.SourceFiles(cfg.Templates)...)
+	if cfg.AgentConfig != "" {
+		files = append(files, cfg.AgentConfig)
+	}
+	return files
 }
 
 func (r *reloader) rewatch(configFile string, creds []string) {
