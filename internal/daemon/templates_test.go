@@ -240,3 +240,7 @@ func TestBrokenTemplateAtStart(t *testing.T) {
 		t.Error("left mounted after a failed first render")
 	}
 }
+
+func newTextLogger(w *testutil.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
