@@ -32,7 +32,7 @@ func (l live) SetTemplates(ts []config.Template) {
 		l.src.tmpl.reload(ts)
 	}
 }
-func (l live) SetHooks(hooks []config.Hook)       { l.src.hooks.Update(hooks) }
+func (l live) SetHooks(hooks []config.Hook) { l.src.hooks.Update(hooks) }
 func (l live) SetLogLevel(level string) {
 	if l.level != nil {
 		_ = l.level.UnmarshalText([]byte(level))
