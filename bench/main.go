@@ -49,6 +49,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"^Benchmark(CachedRead|Readdir|Write|FirstReadAfterChange)$", *benchtime},
 		{"^BenchmarkRefresh$", map[bool]string{false: "3x", true: "1x"}[*short]},
 		{"^BenchmarkMountReady$", "1x"},
+		{"^BenchmarkTemplatesIdle$", map[bool]string{false: "20x", true: "1x"}[*short]},
 	}
 	var all bytes.Buffer
 	var cmds []string

@@ -14,10 +14,11 @@ var groupInfo = map[string]string{
 	"Readdir":              "open+getdents+close of a folder of N secrets (names only). Baseline: a tmpfs directory of N files.",
 	"Refresh":              "one refresh cycle of N secrets in folders of 1000, unchanged (If-None-Match → 304) and with one secret changed. Baseline: a poller listing the same secrets without an ETag. CPU is the whole process, in-process test server included.",
 	"MountReady":           "login, first sync and mount until the first stat answers, and the memory then held per secret. Baseline: log in and fetch the same secrets into memory, as an SDK user would.",
+	"TemplatesIdle":        "one idle refresh cycle of a mount with 10 [[template]]s, each listing its own folder of 100 secrets (1k in all), token_policy renew: requests and response bytes. Baseline: the official agent's documented behaviour for the same templates, done against the same server: one full listing per template per polling interval, on a kept token.",
 	"Write":                "`sh -c 'printf %s v > KEY'` for a known key and a new key; sh start-up included on both sides. Baseline: the same command on tmpfs.",
 }
 
-var groupOrder = []string{"CachedRead", "FirstReadAfterChange", "Readdir", "Refresh", "MountReady", "Write"}
+var groupOrder = []string{"CachedRead", "FirstReadAfterChange", "Readdir", "Refresh", "MountReady", "TemplatesIdle", "Write"}
 
 // formatValue renders a metric value with a unit a reader takes in at once.
 func formatValue(metric string, v float64) string {
