@@ -244,3 +244,84 @@ func TestBrokenTemplateAtStart(t *testing.T) {
 func newTextLogger(w *testutil.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// Templates reload with the config file: a changed template re-renders
+// (its hook runs once, as the bytes changed), a renamed path appears and
+// the old one goes, and a template that no longer parses keeps the
+// running ones, saying so in the log.
+func TestTemplatesReloadWithConfig(t *testing.T) {
+	testutil.RequireFUSE(t)
+	srv, pid := testServer(t)
+	tmp := t.TempDir()
+	hl := hookLog(filepath.Join(tmp, "hook.log"))
+	path := filepath.Join(tmp, "config.toml")
+	writeConfig := func(tmplPath, content string) {
+		t.Helper()
+		toml := `url = "` + srv.URL() + `"
+client_id = "` + clientID + `"
+refresh_interval = "1h"
+state_file = "` + filepath.Join(tmp, "state.json") + `"
+read_only = true
+
+[[template]]
+path = "` + tmplPath + `"
+content = '''` + content + `'''
+on_change = ["/bin/sh", "-c", "echo run >> ` + string(hl) + `"]
+`
+		if err := os.WriteFile(path+".new", []byte(toml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resolve := func() (config.Config, error) {
+		c, _, err := config.Load(path)
+		c.ClientSecret = clientSecret
+		return c, err
+	}
+	get := `{{ (getSecretByName "` + pid + `" "dev" "/" "DATABASE_URL").Value }}`
+	writeConfig("out/db", "db="+get)
+	cfg, err := resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := mkMount(t, tmp)
+	logs := &testutil.Buffer{}
+	d, err := Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry, Resolve: resolve, Logger: newTextLogger(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	file := filepath.Join(mnt, "out/db")
+	if got := readFile(t, file); got != "db=postgres://dev" {
+		t.Fatalf("read %q", got)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s\n%s", what, logs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	writeConfig("out/db", "url="+get)
+	waitFor("changed template re-rendered", func() bool { b, _ := os.ReadFile(file); return string(b) == "url=postgres://dev" })
+	hl.waitRuns(t, 1)
+
+	writeConfig("out/renamed", "url="+get)
+	moved := filepath.Join(mnt, "out/renamed")
+	waitFor("renamed template appears", func() bool { b, _ := os.ReadFile(moved); return string(b) == "url=postgres://dev" })
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("the old template path still answers: %v", err)
+	}
+	hl.waitRuns(t, 1) // a new path is a first render, same bytes: no hook
+
+	writeConfig("out/renamed", "{{ broken")
+	waitFor("the reload failure is logged", func() bool { return strings.Contains(logs.String(), "templates reload failed") })
+	if got := readFile(t, moved); got != "url=postgres://dev" {
+		t.Errorf("after a broken reload the template shows %q", got)
+	}
+}
