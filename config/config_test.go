@@ -654,3 +654,31 @@ func TestTemplateValidation(t *testing.T) {
 		t.Errorf("good template: %v", err)
 	}
 }
+
+// Templates reload live once a mount has some; the first one, or removing
+// the last, needs a remount (a mount started without templates shows none).
+func TestTemplateKeyLiveOnceMounted(t *testing.T) {
+	none := valid()
+	one := valid()
+	one.Templates = []Template{{Path: "a", Content: "x"}}
+	other := valid()
+	other.Templates = []Template{{Path: "a", Content: "y"}}
+	for _, tc := range []struct {
+		name      string
+		old, new  Config
+		hot, rmnt []string
+	}{
+		{"changed", one, other, []string{"template"}, nil},
+		{"first", none, one, nil, []string{"template"}},
+		{"last removed", one, none, nil, []string{"template"}},
+	} {
+		hot, remount := Diff(tc.old, tc.new)
+		if !slices.Equal(hot, tc.hot) || !slices.Equal(remount, tc.rmnt) {
+			t.Errorf("%s: hot %v remount %v, want %v %v", tc.name, hot, remount, tc.hot, tc.rmnt)
+		}
+	}
+	var r recorder
+	if applied, _, _ := Reload(&r, one, other); !slices.Equal(applied, []string{"template"}) || !slices.Equal(r.calls, []string{"templates 1"}) {
+		t.Errorf("Reload applied %v, calls %v", applied, r.calls)
+	}
+}
