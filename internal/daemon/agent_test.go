@@ -130,10 +130,20 @@ templates:
 
 			srv.SetSecret(pid, "dev", "/app", "A_KEY", "ay2")
 			syncNow(t, d)
+			// Every cycle logs in afresh (token_policy per-cycle): the sink
+			// follows, and the token it held before is revoked.
+			if next := readFile(t, sink); next == tok {
+				t.Error("the sink still holds the previous cycle's token")
+			} else if _, err := c.ListProjects(context.Background()); err == nil {
+				t.Error("the previous token still works after the cycle replaced it")
+			}
 			if got := readFile(t, filepath.Join(mnt, "app.env")); got != "A_KEY=ay2\nB_KEY=bee\n" {
 				t.Errorf("after the change: %q", got)
 			}
 			hl.waitRuns(t, 1)
+			if strings.Contains(logs.String(), tok) || strings.Contains(logs.String(), clientSecret) || strings.Contains(logs.String(), "postgres://") {
+				t.Errorf("a token, the client secret or a value reached the log:\n%s", logs)
+			}
 		})
 	}
 }

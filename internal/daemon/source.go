@@ -123,10 +123,15 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{cfg: cfg, log: log, client: client, vault: v, state: st, hooks: hooks.New(cfg.OnChange, log), tmpl: tm}
-	s.filter.set(cfg.Projects, cfg.Envs)
+	projects, envs := s.filter.set(cfg.Projects, cfg.Envs)
+	if tm != nil {
+		// What the templates' text names is synced from the first cycle
+		// on (templates.go).
+		projects, envs, _ = s.filter.need(tm.current().Scopes(), nil)
+	}
 	s.sync = syncer.New(syncer.Options{
 		API: client, Vault: v, State: st, Logger: log,
-		Projects: cfg.Projects, Envs: cfg.Envs, IncludeImports: cfg.IncludeImports,
+		Projects: projects, Envs: envs, IncludeImports: cfg.IncludeImports,
 		Interval:    cfg.RefreshInterval.Duration,
 		PushTimeout: o.PushTimeout,
 		Invalidator: s,

@@ -355,7 +355,10 @@ func union(a, b []string) []string {
 }
 
 // need adds the scopes that the synced projects do not cover; it reports
-// the new union when something was added.
+// the new union and whether something was added. With projects nil
+// (before the first sync) every scope not literally in the filter is
+// added: the filter matches slugs and IDs alike, so naming a project
+// twice is harmless.
 func (f *scopeFilter) need(scopes []templates.Scope, projects []tree.Project) (p, e []string, added bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -413,8 +416,9 @@ func (s *Source) setFilter(projects, envs []string) {
 
 // startTemplates renders the templates after the first sync, widening the
 // sync first where they read beyond it. A template with computed
-// arguments shows what it reads only when it runs, so the sync is widened
-// once more after the first render, and that render repeated.
+// arguments shows what it reads only when it runs, and a render stops at
+// the first call outside the sync: so render, widen, and render again
+// while that adds something (at most maxWiden rounds).
 func (s *Source) startTemplates(ctx context.Context) error {
 	if s.tmpl == nil {
 		return nil
@@ -425,11 +429,14 @@ func (s *Source) startTemplates(ctx context.Context) error {
 		return fmt.Errorf("syncing what the templates read: %w", err)
 	}
 	err := s.tmpl.first()
-	added, werr := s.ensureScopes(ctx, true)
-	if werr != nil {
-		return fmt.Errorf("syncing what the templates read: %w", werr)
-	}
-	if added {
+	for i := 0; err != nil && i < maxWiden; i++ {
+		added, werr := s.ensureScopes(ctx, true)
+		if werr != nil {
+			return fmt.Errorf("syncing what the templates read: %w", werr)
+		}
+		if !added {
+			break
+		}
 		err = s.tmpl.first()
 	}
 	if err != nil {
@@ -438,6 +445,10 @@ func (s *Source) startTemplates(ctx context.Context) error {
 	s.tmpl.scope = func() { _, _ = s.ensureScopes(context.Background(), false) }
 	return nil
 }
+
+// maxWiden bounds the render-and-widen rounds at start: one per scope a
+// template computes.
+const maxWiden = 16
 
 func (s *Source) tellTemplates(paths []string, tree bool) {
 	s.mu.Lock()

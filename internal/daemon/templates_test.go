@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/infisicalfs/infisicalfs/config"
+	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
@@ -228,6 +229,16 @@ func TestBrokenTemplateAtStart(t *testing.T) {
 	if mountedAt(t, mnt) {
 		t.Error("left mounted after a collision")
 	}
+	flat := cfg
+	flat.Flat, flat.Projects, flat.Envs = true, []string{"webshop"}, []string{"dev"}
+	flat.Templates = []config.Template{{Path: "DATABASE_URL", Content: "x"}}
+	_, err = Start(context.Background(), Options{Config: flat, Mountpoint: mnt, Retry: &fastRetry})
+	if err == nil || !strings.Contains(err.Error(), "template DATABASE_URL collides with DATABASE_URL") {
+		t.Fatalf("flat start with a template over a key: %v", err)
+	}
+	if mountedAt(t, mnt) {
+		t.Error("left mounted after a flat collision")
+	}
 
 	// Executing fails at the first render (a missing secret): also a
 	// start-up error, naming the template; there is no content to show.
@@ -323,5 +334,56 @@ on_change = ["/bin/sh", "-c", "echo run >> ` + string(hl) + `"]
 	waitFor("the reload failure is logged", func() bool { return strings.Contains(logs.String(), "templates reload failed") })
 	if got := readFile(t, moved); got != "url=postgres://dev" {
 		t.Errorf("after a broken reload the template shows %q", got)
+	}
+}
+
+// A template reading an environment or project outside the configured
+// filters adds it to the sync: it renders at start, and a change there
+// re-renders it; nothing is fetched for it by the template itself (every
+// request is the syncer's). Scopes named in the text are synced from the
+// first cycle; computed ones once the first render showed them.
+func TestTemplateWidensTheSync(t *testing.T) {
+	testutil.RequireFUSE(t)
+	for _, computed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "literal", true: "computed"}[computed], func(t *testing.T) {
+			srv, pid := testServer(t)
+			srv.SetSecret(pid, "prod", "/", "DATABASE_URL", "postgres://prod")
+			other := srv.AddProject("other", "Other", "qa")
+			srv.Grant(clientID, other, infisicaltest.PermRead)
+			srv.SetSecret(other, "qa", "/", "TOKEN", "qa-token")
+			tmp := t.TempDir()
+			cfg := testConfig(srv, tmp)
+			cfg.Projects, cfg.Envs = []string{"webshop"}, []string{"dev"}
+			cfg.ReadOnly = true
+			prod, qa := `"`+pid+`" "prod"`, `"`+other+`" "qa"`
+			if computed {
+				prod = `(printf "%s" "` + pid + `") (printf "pr%s" "od")`
+				qa = `(printf "%s" "` + other + `") (printf "q%s" "a")`
+			}
+			cfg.Templates = []config.Template{{Path: "all", Content: `{{ (getSecretByName "` + pid + `" "dev" "/" "DATABASE_URL").Value }} ` +
+				`{{ (getSecretByName ` + prod + ` "/" "DATABASE_URL").Value }} {{ (getSecretByName ` + qa + ` "/" "TOKEN").Value }}`}}
+			mnt := mkMount(t, tmp)
+			d, _ := startLogged(t, cfg, mnt)
+			file := filepath.Join(mnt, "all")
+			if got := readFile(t, file); got != "postgres://dev postgres://prod qa-token" {
+				t.Fatalf("rendered %q", got)
+			}
+			srv.SetSecret(pid, "prod", "/", "DATABASE_URL", "postgres://prod2")
+			srv.ResetRequests()
+			syncNow(t, d)
+			if got := readFile(t, file); got != "postgres://dev postgres://prod2 qa-token" {
+				t.Errorf("after a prod change rendered %q", got)
+			}
+			// Widening after the first render leaves one extra cycle
+			// queued (SetFilter triggers one), so count only without it.
+			if n := srv.Count("GET", "/api/v4/secrets"); !computed && n != 3 {
+				t.Errorf("%d secret listings in one cycle, want 3 (webshop dev and prod, other qa: the syncer's)", n)
+			}
+			for _, r := range srv.Requests() {
+				if strings.HasPrefix(r.Path, "/api/v3/secrets/raw/") || strings.HasPrefix(r.Path, "/api/v4/secrets/") {
+					t.Errorf("a single-secret request %s %s: templates must render from the vault", r.Method, r.Path)
+				}
+			}
+		})
 	}
 }
