@@ -23,8 +23,11 @@ import (
 // the vault after every change that concerns it, their own hooks runner,
 // and the fs.Templates the mounts read.
 //
-// Lock order: mu alone; it guards set and specs and is never held while
-// rendering, running hooks or telling the mounts.
+// Lock order: renderMu, then mu. renderMu makes a change's re-render and a
+// reload's swap one after the other, so that no change falls between a
+// reload's render and its swap; it is held while rendering (vault reads,
+// no I/O) but never while a kernel notification is delivered (tell only
+// queues). mu guards set and specs and is held for nothing else.
 type tmplState struct {
 	log   *slog.Logger
 	vs    *vaultSource
@@ -32,7 +35,7 @@ type tmplState struct {
 	tell  func(paths []string, tree bool) // the mounts' InvalidateTemplates
 	scope func()                          // re-check the sync covers Scopes()
 
-	reloadMu sync.Mutex // one reload at a time
+	renderMu sync.Mutex
 	mu       sync.Mutex
 	set      *templates.Set
 	specs    []templates.Spec
@@ -85,6 +88,8 @@ func (t *tmplState) changed(ch tree.Changes) {
 	if !ch.Secrets() {
 		return
 	}
+	t.renderMu.Lock()
+	defer t.renderMu.Unlock()
 	set := t.current()
 	ids := set.Affected(ch)
 	if len(ids) == 0 {
@@ -125,8 +130,8 @@ func (t *tmplState) report(rs []templates.Result, set *templates.Set) {
 // changed). A set that does not parse keeps the running one; an unchanged
 // set does nothing.
 func (t *tmplState) reload(ts []config.Template) {
-	t.reloadMu.Lock()
-	defer t.reloadMu.Unlock()
+	t.renderMu.Lock()
+	defer t.renderMu.Unlock()
 	specs, err := templates.FromConfig(ts)
 	if err == nil && slices.EqualFunc(specs, t.specsNow(), sameSpec) {
 		return
