@@ -146,6 +146,18 @@ func TestTemplateRendersAndFollowsChanges(t *testing.T) {
 			if err := os.WriteFile(file, []byte("x"), 0o600); err == nil {
 				t.Error("writing a template file succeeded")
 			}
+			if err := os.Remove(file); err == nil {
+				t.Error("removing a template file succeeded")
+			}
+			if err := os.Mkdir(filepath.Join(mnt, "rendered", "sub"), 0o700); err == nil {
+				t.Error("mkdir in a template directory succeeded")
+			}
+			if err := os.WriteFile(filepath.Join(mnt, "rendered", "new"), []byte("x"), 0o600); err == nil {
+				t.Error("creating a file in a template directory succeeded")
+			}
+			if got := readFile(t, file); got != want {
+				t.Fatalf("after refused writes rendered %q", got)
+			}
 
 			// A secret it reads changes out of band.
 			srv.SetSecret(pid, "dev", "/app", "API_KEY", "k2")
