@@ -399,3 +399,77 @@ func TestTemplateWidensTheSync(t *testing.T) {
 		})
 	}
 }
+
+// A template listing a folder with an import shows the imported secrets
+// after the folder's own (the agent's order: own first, then imported keys
+// the folder lacks), and an out-of-band change to the imported secret, in
+// the environment it comes from, re-renders it: the syncer reports imports
+// as addresses of the importing folder.
+func TestTemplateFollowsImports(t *testing.T) {
+	testutil.RequireFUSE(t)
+	srv, pid := testServer(t)
+	srv.SetSecret(pid, "prod", "/shared", "SMTP_HOST", "smtp.example")
+	srv.SetSecret(pid, "prod", "/shared", "DATABASE_URL", "postgres://prod-shadowed")
+	srv.AddImport(pid, "dev", "/", "prod", "/shared")
+	tmp := t.TempDir()
+	cfg := testConfig(srv, tmp)
+	cfg.Envs = []string{"dev"}
+	cfg.Templates = []config.Template{{Path: "env", Content: `{{ range listSecrets "` + pid + `" "dev" "/" }}{{ .Key }}={{ .Value }} path={{ .SecretPath }}
+{{ end }}`}}
+	mnt := mkMount(t, tmp)
+	d, _ := startLogged(t, cfg, mnt)
+	file := filepath.Join(mnt, "env")
+	want := "DATABASE_URL=postgres://dev path=/\nSMTP_HOST=smtp.example path=\n"
+	if got := readFile(t, file); got != want {
+		t.Fatalf("rendered %q, want %q", got, want)
+	}
+	srv.SetSecret(pid, "prod", "/shared", "SMTP_HOST", "smtp2.example")
+	syncNow(t, d)
+	want = "DATABASE_URL=postgres://dev path=/\nSMTP_HOST=smtp2.example path=\n"
+	if got := readFile(t, file); got != want {
+		t.Errorf("after the imported secret changed rendered %q, want %q", got, want)
+	}
+}
+
+// An agent config with Kubernetes auth: the identity id from its file, the
+// service-account token from its path; the mount logs in with them and
+// renders the template.
+func TestAgentConfigKubernetesAuth(t *testing.T) {
+	testutil.RequireFUSE(t)
+	srv, pid := testServer(t)
+	const identity = "agent-k8s-identity"
+	srv.AddKubernetesIdentity(identity, "pod-jwt")
+	srv.Grant(identity, pid, infisicaltest.PermRead)
+	tmp := t.TempDir()
+	for name, text := range map[string]string{"identity-id": identity + "\n", "sa-token": "pod-jwt"} {
+		if err := os.WriteFile(filepath.Join(tmp, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agent := filepath.Join(tmp, "agent.yaml")
+	yml := `infisical:
+  address: "` + srv.URL() + `"
+auth:
+  type: kubernetes
+  config:
+    identity-id: ./identity-id
+    service-account-token: ./sa-token
+templates:
+  - template-content: '{{ (getSecretByName "` + pid + `" "dev" "/" "DATABASE_URL").Value }}'
+    destination-path: /run/app/db
+`
+	if err := os.WriteFile(agent, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.StateFile = filepath.Join(tmp, "state.json")
+	cfg.AgentConfig = agent
+	mnt := mkMount(t, tmp)
+	startLogged(t, cfg, mnt)
+	if got := readFile(t, filepath.Join(mnt, "db")); got != "postgres://dev" {
+		t.Errorf("rendered %q", got)
+	}
+	if got := srv.KubernetesLoginJWTs(); len(got) != 1 || got[0] != "pod-jwt" {
+		t.Errorf("Kubernetes logins %q, want one with the file's JWT", got)
+	}
+}
