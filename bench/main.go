@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"^BenchmarkMountReady$", "1x", ""},
 		// The real binary measured from outside (bench/daemon_test.go).
 		{"^BenchmarkDaemon$", "1x", "./bench/"},
+		{"^BenchmarkTemplatesIdle$", map[bool]string{false: "20x", true: "1x"}[*short], ""},
 	}
 	var all bytes.Buffer
 	var cmds []string

@@ -75,6 +75,13 @@ type Config struct {
 	RateLimitDelay     Duration   `toml:"rate_limit_delay"`
 	OnChange           []Hook     `toml:"on_change"`
 	Templates          []Template `toml:"template"`
+	// AgentConfig is the official Infisical agent's YAML config
+	// (--agent-config): its address, auth, templates, polling interval
+	// and sinks take the place of the same settings here (package
+	// agentconfig; the daemon applies it). AgentConfigBase64 is the same
+	// from $INFISICAL_AGENT_CONFIG_BASE64, as the agent reads it.
+	AgentConfig       string `toml:"agent_config"`
+	AgentConfigBase64 string `toml:"-"`
 
 	// ConfigFile is the TOML file these settings were read from ("" = none),
 	// so that the caller knows what to watch.

@@ -401,6 +401,8 @@ func tomlKey(f reflect.StructField) string {
 		return "client_secret"
 	case "Token":
 		return "token"
+	case "AgentConfigBase64":
+		return "agent_config_base64"
 	case "FileMode":
 		return "file_mode"
 	case "ConfigFile":
@@ -496,6 +498,9 @@ func (r *recorder) SetFilter(p, e []string) {
 	r.calls = append(r.calls, "filter "+strings.Join(p, ",")+" "+strings.Join(e, ","))
 }
 func (r *recorder) SetHooks(h []Hook) { r.calls = append(r.calls, fmt.Sprintf("hooks %d", len(h))) }
+func (r *recorder) SetTemplates(ts []Template) {
+	r.calls = append(r.calls, fmt.Sprintf("templates %d", len(ts)))
+}
 
 func TestReloadAppliesLiveKeysOnceAndKeepsTheRest(t *testing.T) {
 	running := valid()
@@ -554,7 +559,7 @@ func TestFlagHelpNamesEveryKey(t *testing.T) {
 	for i := 0; i < typ.NumField(); i++ {
 		key := tomlKey(typ.Field(i))
 		switch key {
-		case "", "-", "client_secret", "token", "on_change", "template":
+		case "", "-", "client_secret", "token", "on_change", "template", "agent_config_base64":
 			continue // not flags: secrets stay off the command line; hooks and templates are file-only
 		}
 		name := strings.ReplaceAll(key, "_", "-")
@@ -693,5 +698,33 @@ func TestStateKeys(t *testing.T) {
 	got, err = Resolve(fset, flags, func(string) string { return "" })
 	if err != nil || got.StateFlushInterval.Duration != 30*time.Second || got.StateHash != StateHashHMAC {
 		t.Fatalf("flags over the file: %s %q %v", got.StateFlushInterval.Duration, got.StateHash, err)
+	}
+}
+
+// Templates reload live once a mount has some; the first one, or removing
+// the last, needs a remount (a mount started without templates shows none).
+func TestTemplateKeyLiveOnceMounted(t *testing.T) {
+	none := valid()
+	one := valid()
+	one.Templates = []Template{{Path: "a", Content: "x"}}
+	other := valid()
+	other.Templates = []Template{{Path: "a", Content: "y"}}
+	for _, tc := range []struct {
+		name      string
+		old, new  Config
+		hot, rmnt []string
+	}{
+		{"changed", one, other, []string{"template"}, nil},
+		{"first", none, one, nil, []string{"template"}},
+		{"last removed", one, none, nil, []string{"template"}},
+	} {
+		hot, remount := Diff(tc.old, tc.new)
+		if !slices.Equal(hot, tc.hot) || !slices.Equal(remount, tc.rmnt) {
+			t.Errorf("%s: hot %v remount %v, want %v %v", tc.name, hot, remount, tc.hot, tc.rmnt)
+		}
+	}
+	var r recorder
+	if applied, _, _ := Reload(&r, one, other); !slices.Equal(applied, []string{"template"}) || !slices.Equal(r.calls, []string{"templates 1"}) {
+		t.Errorf("Reload applied %v, calls %v", applied, r.calls)
 	}
 }

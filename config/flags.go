@@ -26,6 +26,7 @@ const (
 	EnvKubernetesTokenPath  = "INFISICAL_KUBERNETES_SERVICE_ACCOUNT_TOKEN_PATH"
 	EnvToken                = "INFISICAL_TOKEN"
 	EnvTokenFile            = "INFISICAL_TOKEN_FILE"
+	EnvAgentConfigBase64    = "INFISICAL_AGENT_CONFIG_BASE64" // the agent's name
 	maxCredentialFileLength = 64 << 10
 )
 
@@ -107,6 +108,7 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	fs.StringVar(&v.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this `address`, e.g. 127.0.0.1:9464")
 	fs.BoolVar(&v.DebugFUSE, "debug-fuse", v.DebugFUSE, "trace FUSE requests; WARNING: prints secret values")
 	fs.Var(durationFlag{&v.ServerErrorDelay}, "server-error-delay", "wait before retrying a 5xx answer (default 30s)")
+	fs.StringVar(&v.AgentConfig, "agent-config", "", "the official Infisical agent's YAML config `file`: its address, auth, templates, polling interval and sinks (also $"+EnvAgentConfigBase64+", base64)")
 	fs.Var(durationFlag{&v.RateLimitDelay}, "rate-limit-delay", "wait after a 429 without Retry-After (default 60s)")
 	return fs, f
 }
@@ -193,6 +195,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if v := getenv(EnvKubernetesTokenPath); v != "" {
 		c.KubernetesTokenPath = v
 	}
+	c.AgentConfigBase64 = getenv(EnvAgentConfigBase64)
 	tok, tokFile, err := credential(getenv, EnvToken, EnvToken, EnvTokenFile)
 	if err != nil {
 		return err
@@ -218,6 +221,7 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		"auth-method": {&c.AuthMethod, &v.AuthMethod}, "identity-id": {&c.IdentityID, &v.IdentityID},
 		"kubernetes-token-path": {&c.KubernetesTokenPath, &v.KubernetesTokenPath},
 		"state-hash":            {&c.StateHash, &v.StateHash},
+		"agent-config":          {&c.AgentConfig, &v.AgentConfig},
 	}
 	for name, p := range strs {
 		if set[name] {
@@ -284,8 +288,18 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 // newline is removed (echo and most editors add one). The token file and
 // the Kubernetes JWT file are not read here: the client rereads them at
 // every login, so only their paths are made absolute.
+// ReadCredentials reads the credential files c names into c, as Resolve
+// does: for settings changed after Resolve (an agent config).
+func (c *Config) ReadCredentials() error {
+	if err := readCredentials(c); err != nil {
+		return err
+	}
+	c.normalize()
+	return nil
+}
+
 func readCredentials(c *Config) error {
-	for _, p := range []*string{&c.TokenFile, &c.KubernetesTokenPath} {
+	for _, p := range []*string{&c.TokenFile, &c.KubernetesTokenPath, &c.AgentConfig} {
 		if *p == "" {
 			continue
 		}

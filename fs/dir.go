@@ -101,6 +101,9 @@ func (d *dirNode) entries() []entry {
 			out = append(out, entry{views[i].name, syscall.S_IFREG})
 		}
 	}
+	if d.IsRoot() {
+		out = append(out, d.fsys.tmplChildren("")...) // templates.go
+	}
 	switch d.kind {
 	case kindRoot:
 		for _, p := range d.fsys.opt.Backend.Projects() {
@@ -191,6 +194,11 @@ func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if v := viewNamed(d, name); v != nil {
 		return d.viewChild(ctx, v, out)
+	}
+	if d.IsRoot() {
+		if ino, ok := d.fsys.tmplLookup(ctx, d.EmbeddedInode(), "", name, out); ok { // templates.go
+			return ino, 0
+		}
 	}
 	switch d.kind {
 	case kindRoot:

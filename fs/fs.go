@@ -57,6 +57,10 @@ type Options struct {
 	AllowOther  bool
 	DebugFUSE   bool
 
+	// Templates are the [[template]] files shown from the mount root;
+	// nil shows none.
+	Templates Templates
+
 	// Status renders .status; nil shows "{}".
 	Status func() []byte
 
@@ -162,7 +166,7 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	if err := srv.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	go f.queue.run(f.deliver)
+	go f.queue.run(f.deliverQueued)
 	f.mounted.Store(true)
 	return srv, nil
 }

@@ -635,3 +635,59 @@ func TestSignalDuringStartLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// `infisicalfs mount --agent-config agent.yaml MNT` with no other
+// settings: the agent file gives the address, the credentials and the
+// template, which renders in the mount; rewriting the template's source
+// file re-renders it live (the source files are watched like the config).
+func TestAgentConfigThroughBinary(t *testing.T) {
+	w := newWorld(t)
+	write := func(name, text string) string {
+		p := filepath.Join(w.dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("id", testID)
+	write("secret", testSecret)
+	tmpl := write("app.tmpl", `{{ range listSecrets "`+w.project+`" "dev" "/app" }}{{ .Key }}={{ .Value }}{{ end }}`)
+	agent := write("agent.yaml", `infisical:
+  address: "`+w.srv.URL()+`"
+auth:
+  type: universal-auth
+  config:
+    client-id: ./id
+    client-secret: ./secret
+templates:
+  - source-path: ./app.tmpl
+    destination-path: /etc/app/app.env
+`)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "XDG_STATE_HOME=" + filepath.Join(w.dir, "state")}
+	mnt := filepath.Join(w.dir, "mnt")
+	p := w.mount(mnt, env, "--agent-config", agent)
+	file := filepath.Join(mnt, "app.env")
+	b, err := os.ReadFile(file)
+	if err != nil || string(b) != "PORT=8080" {
+		t.Fatalf("app.env: %q %v\n%s", b, err, p.logs)
+	}
+	if !strings.Contains(p.logs.String(), "/etc/app") {
+		t.Errorf("the start-up notice does not name /etc/app:\n%s", p.logs)
+	}
+	// Replace the template file by rename, as editors and Kubernetes do.
+	write("app.tmpl.new", `port {{ (getSecretByName "`+w.project+`" "dev" "/app" "PORT").Value }}`)
+	if err := os.Rename(filepath.Join(w.dir, "app.tmpl.new"), tmpl); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err = os.ReadFile(file)
+		if err == nil && string(b) == "port 8080" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after rewriting the template: %q %v\n%s", b, err, p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

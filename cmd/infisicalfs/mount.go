@@ -78,8 +78,12 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
+	// With an agent config the credentials may come from it: Start
+	// validates once it has applied it.
+	if cfg.AgentConfig == "" && cfg.AgentConfigBase64 == "" {
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
 	}
 	log, level := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	// A reader of stderr that went away (`make demo | tee` then Ctrl-C)

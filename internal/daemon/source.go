@@ -45,6 +45,8 @@ type SourceOptions struct {
 	HTTPClient  *http.Client
 	Retry       *infisical.RetryPolicy
 	PushTimeout time.Duration
+	// OnToken receives every new access token (the agent config's sinks).
+	OnToken func(token []byte)
 }
 
 // Source is one identity's view of Infisical kept in step with it. Its
@@ -57,6 +59,8 @@ type Source struct {
 	state  *state.Store
 	sync   *syncer.Syncer
 	hooks  *hooks.Runner
+	tmpl   *tmplState // nil without [[template]]s (templates.go)
+	filter scopeFilter
 
 	mu     sync.Mutex
 	views  []*fs.FS // told of every change, in mount order
@@ -81,6 +85,13 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	v, err := vault.New(log)
 	if err != nil {
 		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	// Templates are parsed before anything is contacted: a typo should not
+	// cost a login and a full pull to find out.
+	tm, err := newTemplates(cfg, newVaultSource(v), log)
+	if err != nil {
+		v.Destroy()
+		return nil, err
 	}
 	var st *state.Store
 	if o.StatePath != "" {
@@ -118,15 +129,22 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		Logger:              log,
 		UserAgent:           o.UserAgent,
 		Observe:             observe(o.Metrics),
+		OnToken:             o.OnToken,
 	})
 	if err != nil {
 		v.Destroy()
 		return nil, err
 	}
-	s := &Source{cfg: cfg, log: log, client: client, vault: v, state: st, hooks: hooks.New(cfg.OnChange, log)}
+	s := &Source{cfg: cfg, log: log, client: client, vault: v, state: st, hooks: hooks.New(cfg.OnChange, log), tmpl: tm}
+	projects, envs := s.filter.set(cfg.Projects, cfg.Envs)
+	if tm != nil {
+		// What the templates' text names is synced from the first cycle
+		// on (templates.go).
+		projects, envs, _ = s.filter.need(tm.current().Scopes(), nil)
+	}
 	s.sync = syncer.New(syncer.Options{
 		API: client, Vault: v, State: st, Logger: log,
-		Projects: cfg.Projects, Envs: cfg.Envs, IncludeImports: cfg.IncludeImports,
+		Projects: projects, Envs: envs, IncludeImports: cfg.IncludeImports,
 		Interval:           cfg.RefreshInterval.Duration,
 		StateFlushInterval: cfg.StateFlushInterval.Duration,
 		PushTimeout:        o.PushTimeout,
@@ -141,6 +159,10 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	}
 	if len(s.sync.Projects()) == 0 {
 		log.Warn("the identity can read no project: the mount will be empty; grant it a role in Access Control")
+	}
+	if err := s.startTemplates(ctx); err != nil {
+		s.Close(ctx)
+		return nil, err
 	}
 	s.started.Store(true)
 	return s, nil
@@ -170,6 +192,9 @@ func (s *Source) changed(paths []string) {
 // Invalidate passes a change to every mounted view; the syncer calls it
 // from its notifier goroutine.
 func (s *Source) Invalidate(ch tree.Changes) {
+	if s.tmpl != nil && s.started.Load() {
+		s.tmpl.changed(ch)
+	}
 	s.mu.Lock()
 	views := append([]*fs.FS(nil), s.views...)
 	s.mu.Unlock()
@@ -216,6 +241,9 @@ func (s *Source) Close(ctx context.Context) error {
 		<-loop
 	}
 	s.hooks.Close()
+	if s.tmpl != nil {
+		s.tmpl.close()
+	}
 	var errs []error
 	// Counters and sync times wait for state_flush_interval: save them now.
 	if err := s.sync.FlushState(); err != nil {
