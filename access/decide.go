@@ -23,17 +23,17 @@ type Decision struct {
 // lazyProc reads /proc for a caller at most once per decision, and only
 // when a rule or the audit log needs it.
 type lazyProc struct {
-	c       Caller
-	wantExe bool
-	p       *Process
-	err     error
-	done    bool
+	c    Caller
+	need need
+	p    *Process
+	err  error
+	done bool
 }
 
 func (l *lazyProc) get() (*Process, error) {
 	if !l.done {
 		l.done = true
-		l.p, l.err = identify(l.c, l.wantExe)
+		l.p, l.err = identify(l.c, l.need)
 	}
 	return l.p, l.err
 }
@@ -48,10 +48,11 @@ func (rs *Rules) decide(path string, c Caller, wantWrite bool, hashes *hashCache
 		want = permWrite
 	}
 	l := &lazyProc{c: c}
+	if always {
+		l.need = needExe | needCgroup
+	}
 	for _, r := range matching {
-		if len(r.hashes) > 0 {
-			l.wantExe = true
-		}
+		l.need |= r.need
 	}
 	defer l.close()
 	d := rs.decideRules(matching, c, want, l, hashes)
@@ -109,11 +110,7 @@ func (rs *Rules) decideRules(matching []*rule, c Caller, want uint32, l *lazyPro
 			}
 		}
 		ok := r.allow&want == want
-		verb := "allows"
-		if !ok {
-			verb = "denies"
-		}
-		return Decision{Allowed: ok, RuleIndex: r.index, Reason: fmt.Sprintf("%s %s %s (allow = %q)", r, verb, wantName(want), r.spec.Allow)}
+		return Decision{Allowed: ok, RuleIndex: r.index, Reason: r.reasons[reasonIndex(ok, want)]}
 	}
 	// No rule: the modes of today decide, as the kernel would have.
 	def := rs.def
@@ -126,16 +123,32 @@ func (rs *Rules) decideRules(matching []*rule, c Caller, want uint32, l *lazyPro
 		inGroup = slices.Contains(p.Groups, def.GID)
 	}
 	ok := modeAllows(c.UID, inGroup, def.UID, def.FileMode, want)
-	verb := "allows"
-	if !ok {
-		verb = "denies"
-	}
-	return Decision{Allowed: ok, RuleIndex: -1, Reason: fmt.Sprintf("no rule matched: file mode %04o (owner %d, group %d) %s %s", def.FileMode, def.UID, def.GID, verb, wantName(want))}
+	return Decision{Allowed: ok, RuleIndex: -1, Reason: rs.defReasons[reasonIndex(ok, want)]}
 }
 
-func wantName(want uint32) string {
-	if want&permWrite != 0 {
-		return "write"
+// Reasons are worked out once per rule, not per open: [allowed][write].
+func reasonIndex(ok bool, want uint32) int {
+	i := 0
+	if ok {
+		i = 2
 	}
-	return "read"
+	if want&permWrite != 0 {
+		i++
+	}
+	return i
+}
+
+func reasons(subject string) [4]string {
+	var out [4]string
+	for i := range out {
+		verb, what := "denies", "read"
+		if i >= 2 {
+			verb = "allows"
+		}
+		if i%2 == 1 {
+			what = "write"
+		}
+		out[i] = fmt.Sprintf(subject, verb, what)
+	}
+	return out
 }

@@ -30,6 +30,15 @@ type Process struct {
 	exeKey fileKey
 }
 
+// need says what identify reads; status (uids, groups) is always read.
+type need uint8
+
+const (
+	needExe     need = 1 << iota // readlink /proc/PID/exe
+	needExeFile                  // and open it, for the hash
+	needCgroup                   // /proc/PID/cgroup
+)
+
 // ErrUnknownCaller wraps every reason a caller could not be identified.
 var ErrUnknownCaller = errors.New("caller unknown")
 
@@ -55,7 +64,7 @@ var testHookAfterRead func()
 // has read a request (fs/fuse/dev.c, request_wait_answer: "Wait it out"),
 // so the calling thread cannot exit while its OPEN is being decided; the
 // checks above are what make that assumption safe to rely on.
-func identify(c Caller, wantExe bool) (p *Process, err error) {
+func identify(c Caller, n need) (p *Process, err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w: pid %d: %w", ErrUnknownCaller, c.PID, err)
@@ -76,10 +85,12 @@ func identify(c Caller, wantExe bool) (p *Process, err error) {
 	defer alive.close()
 
 	p = &Process{}
-	if p.Exe, err = os.Readlink(dir + "/exe"); err != nil {
-		return p, fmt.Errorf("read executable: %w", err)
+	if n&(needExe|needExeFile) != 0 {
+		if p.Exe, err = os.Readlink(dir + "/exe"); err != nil {
+			return p, fmt.Errorf("read executable: %w", err)
+		}
 	}
-	if wantExe {
+	if n&needExeFile != 0 {
 		f, err := os.Open(dir + "/exe")
 		if err != nil {
 			return p, fmt.Errorf("open executable: %w", err)
@@ -91,11 +102,15 @@ func identify(c Caller, wantExe bool) (p *Process, err error) {
 		}
 		p.exeKey = keyOf(&st)
 	}
-	cg, err := os.ReadFile(dir + "/cgroup")
-	if err != nil {
-		return p, fmt.Errorf("read cgroup: %w", err)
+	if n&needCgroup != 0 {
+		cg, err := os.ReadFile(dir + "/cgroup")
+		if err != nil {
+			return p, fmt.Errorf("read cgroup: %w", err)
+		}
+		p.Cgroup = parseCgroup(cg)
 	}
-	p.Cgroup = parseCgroup(cg)
+	// Always read: the fsuid/fsgid check below is what tells a reused
+	// pid apart. /proc/PID/status is the costliest read here (~20 µs).
 	st, err := os.ReadFile(dir + "/status")
 	if err != nil {
 		return p, fmt.Errorf("read status: %w", err)

@@ -3,6 +3,7 @@ package access
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Permission bits in the shape of one rwx triplet, so that rules, modes
@@ -31,6 +32,8 @@ type Rules struct {
 	anyDaemon  bool // some rule names executables, hashes or cgroups
 	grantsAny  bool // some rule allows something (directories must open up)
 	needsGroup bool // some rule names groups: supplementary groups matter
+
+	defReasons [4]string
 }
 
 type rule struct {
@@ -43,6 +46,8 @@ type rule struct {
 	hashes  [][32]byte
 	cgroups []Glob
 	allow   uint32 // perm bits
+	need    need   // what Decide must read from /proc for this rule
+	reasons [4]string
 }
 
 // who reports whether the rule names callers by uid or group.
@@ -57,7 +62,19 @@ func (r *rule) daemonOnly() bool {
 func (r *rule) String() string { return fmt.Sprintf("access[%d] (path %q)", r.index, r.spec.Path) }
 
 func (rs *Rules) finish() {
+	d := rs.def
+	rs.defReasons = reasons(fmt.Sprintf("no rule matched: file mode %04o (owner %d, group %d) %%s %%s", d.FileMode, d.UID, d.GID))
 	for _, r := range rs.rules {
+		if len(r.exes) > 0 {
+			r.need |= needExe
+		}
+		if len(r.hashes) > 0 {
+			r.need |= needExeFile
+		}
+		if len(r.cgroups) > 0 {
+			r.need |= needCgroup
+		}
+		r.reasons = reasons(fmt.Sprintf("%s %%s %%s (allow = %q)", strings.ReplaceAll(r.String(), "%", "%%"), r.spec.Allow))
 		rs.anyDaemon = rs.anyDaemon || r.daemonOnly()
 		rs.grantsAny = rs.grantsAny || r.allow != 0
 		rs.needsGroup = rs.needsGroup || len(r.gids) > 0

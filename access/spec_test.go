@@ -49,10 +49,10 @@ allow = "none"
 
 func TestParseRulesErrors(t *testing.T) {
 	cases := map[string]string{
-		"[[access]]\npath = \"a\"\nallow = \"read\"\nuid = [1]":   "access[0]: unknown keys uid",
+		"[[access]]\npath = \"a\"\nallow = \"read\"\nuid = [1]":                                "access[0]: unknown keys uid",
 		"[[access]]\npath = \"a\"\nallow = \"read\"\n\n[[access]]\npath = \"b\"\nalow = \"x\"": "access[1]: unknown keys alow",
-		"[[access]]\npath = \"a\"\nuids = \"1\"": "access rules",
-		"[[access]\n": "TOML error at line",
+		"[[access]]\npath = \"a\"\nuids = \"1\"":                                               "access rules",
+		"[[access]\n":                                                                          "TOML error at line",
 	}
 	for doc, want := range cases {
 		_, err := ParseRules([]byte(doc))
