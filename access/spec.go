@@ -28,15 +28,15 @@ const (
 // matches when its uid is among uids/users or one of its groups is among
 // gids/groups. An empty field matches every caller.
 type Spec struct {
-	Path        string   `toml:"path"`        // glob over mount paths: `*` one segment, `**` any depth
-	UIDs        []int64  `toml:"uids"`        //
-	GIDs        []int64  `toml:"gids"`        // the caller's primary or supplementary groups
-	Users       []string `toml:"users"`       // names, resolved to uids when the rules are compiled
-	Groups      []string `toml:"groups"`      // names, resolved to gids when the rules are compiled
-	Executables []string `toml:"executables"` // realpath of /proc/PID/exe
-	SHA256      []string `toml:"sha256"`      // hex SHA-256 of that executable's content
-	Cgroups     []string `toml:"cgroups"`     // globs over the caller's cgroup v2 path
-	Allow       string   `toml:"allow"`       // read | write | none
+	Path        string   `toml:"path"`                  // glob over mount paths: `*` one segment, `**` any depth
+	UIDs        []int64  `toml:"uids,omitempty"`        //
+	GIDs        []int64  `toml:"gids,omitempty"`        // the caller's primary or supplementary groups
+	Users       []string `toml:"users,omitempty"`       // names, resolved to uids when the rules are compiled
+	Groups      []string `toml:"groups,omitempty"`      // names, resolved to gids when the rules are compiled
+	Executables []string `toml:"executables,omitempty"` // realpath of /proc/PID/exe
+	SHA256      []string `toml:"sha256,omitempty"`      // hex SHA-256 of that executable's content
+	Cgroups     []string `toml:"cgroups,omitempty"`     // globs over the caller's cgroup v2 path
+	Allow       string   `toml:"allow"`                 // read | write | none
 }
 
 // specKeys are the TOML keys of Spec, for the unknown-key check.

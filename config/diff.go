@@ -33,6 +33,9 @@ func Diff(old, new Config) (hot []string, remount []string) {
 	add(!reflect.DeepEqual(old.OnChange, new.OnChange), "on_change", true)
 	add(old.ServerErrorDelay != new.ServerErrorDelay, "server_error_delay", true)
 	add(old.RateLimitDelay != new.RateLimitDelay, "rate_limit_delay", true)
+	// Rules swap atomically (access.Engine.Swap) and fs invalidates the
+	// modes that changed.
+	add(!reflect.DeepEqual(old.Access, new.Access), "access", true)
 
 	// Remount: fixed at mount time by the kernel, the FUSE options, the
 	// HTTP client or a listener.
@@ -50,5 +53,11 @@ func Diff(old, new Config) (hot []string, remount []string) {
 	add(old.TokenPolicy != new.TokenPolicy, "token_policy", false)
 	add(old.LogFormat != new.LogFormat, "log_format", false)
 	add(old.DebugFUSE != new.DebugFUSE, "debug_fuse", false)
+	// all-opens changes how the kernel is told to cache opens; the audit
+	// file is opened once at mount.
+	add(old.Audit != new.Audit, "audit", false)
+	add(old.AuditLog != new.AuditLog, "audit_log", false)
+	add(old.AuditMaxSize != new.AuditMaxSize, "audit_max_size", false)
+	add(old.AuditKeep != new.AuditKeep, "audit_keep", false)
 	return hot, remount
 }

@@ -83,6 +83,9 @@ func Load(path string) (Config, toml.MetaData, error) {
 	c.ClientIDFile = abs(c.ClientIDFile)
 	c.ClientSecretFile = abs(c.ClientSecretFile)
 	c.StateFile = abs(c.StateFile)
+	if c.AuditLog != "-" {
+		c.AuditLog = abs(c.AuditLog)
+	}
 	for i := range c.OnChange {
 		c.OnChange[i].PIDFile = abs(c.OnChange[i].PIDFile)
 	}
@@ -156,6 +159,9 @@ func (c *Config) normalize() {
 	}
 	if len(c.OnChange) == 0 {
 		c.OnChange = nil
+	}
+	if len(c.Access) == 0 {
+		c.Access = nil
 	}
 	for i := range c.OnChange {
 		h := &c.OnChange[i]
