@@ -240,6 +240,46 @@ func TestDecidePidReused(t *testing.T) {
 	}
 }
 
+// TestDecidePidReusedMidRead replaces the caller, between pinning its pid
+// and reading /proc, by a process of the same user running another binary
+// at the same pid: the reads see the newcomer, and the liveness check (the
+// pidfd, or the start time without pidfds) must refuse them.
+func TestDecidePidReusedMidRead(t *testing.T) {
+	requireRoot(t)
+	for _, mode := range []string{"pidfd", "start-time"} {
+		t.Run(mode, func(t *testing.T) {
+			testNoPidfd = mode == "start-time"
+			defer func() { testNoPidfd = false }()
+			bins := binCopies(t, map[string]string{"evil/sleep": "x"}, "app/sleep", "evil/sleep")
+			e := mustEngine(t, []Spec{
+				{Path: "**", Executables: []string{bins["evil/sleep"]}, Allow: "read"},
+				{Path: "**", Allow: "none"},
+			})
+			var got bool
+			for try := 0; try < 20 && !got; try++ {
+				a := startAs(t, 1, 1, nil, bins["app/sleep"])
+				testHookAfterPin = func() {
+					a.stop()
+					os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(fmt.Sprint(a.c.PID-1)), 0)
+					b := startAs(t, 1, 1, nil, bins["evil/sleep"])
+					got = b.c.PID == a.c.PID
+				}
+				d := e.Decide("K", a.c, false)
+				testHookAfterPin = nil
+				if !got {
+					continue // the pid went elsewhere; d is about a dead caller
+				}
+				if d.Allowed || !strings.Contains(d.Unknown, "caller unknown") {
+					t.Fatalf("decision %+v: the newcomer at the caller's pid was taken for the caller", d)
+				}
+			}
+			if !got {
+				t.Fatal("could not get the kernel to reuse a pid in 20 tries")
+			}
+		})
+	}
+}
+
 // TestIdentifyThread: FUSE stamps the calling thread's id, which for a
 // multithreaded program is not the process id.
 func TestIdentifyThread(t *testing.T) {

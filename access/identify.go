@@ -45,9 +45,15 @@ var ErrUnknownCaller = errors.New("caller unknown")
 // procRoot is /proc; tests of the parsers may point it elsewhere.
 var procRoot = "/proc"
 
-// testHookAfterRead runs between reading /proc and the liveness check, so
-// that a test can end the process there.
-var testHookAfterRead func()
+// Test hooks: testHookAfterPin runs between pinning the pid and reading
+// /proc, testHookAfterRead between reading and the liveness check, so that
+// a test can end or replace the process there; testNoPidfd forces the
+// start-time fallback.
+var (
+	testHookAfterPin  func()
+	testHookAfterRead func()
+	testNoPidfd       bool
+)
 
 // identify reads the caller's executable, cgroup and groups from /proc.
 //
@@ -83,6 +89,9 @@ func identify(c Caller, n need) (p *Process, err error) {
 		return nil, err
 	}
 	defer alive.close()
+	if testHookAfterPin != nil {
+		testHookAfterPin()
+	}
 
 	p = &Process{}
 	if n&(needExe|needExeFile) != 0 {
@@ -150,6 +159,9 @@ type liveness struct {
 
 func pin(pid int, dir string) (*liveness, error) {
 	fd, err := unix.PidfdOpen(pid, 0)
+	if testNoPidfd {
+		fd, err = -1, unix.ENOSYS
+	}
 	if errors.Is(err, unix.EINVAL) {
 		// Not a thread-group leader: FUSE stamps thread ids. Since Linux
 		// 6.9 PIDFD_THREAD pins a single thread.
