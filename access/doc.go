@@ -54,7 +54,9 @@
 //	next, err := access.Compile(newCfg.Access, def) // on error keep the old rules, log it
 //	ch := eng.Swap(next)
 //	for each node the kernel knows: if ch.AttrChanged(path, isDir) { inode.NotifyContent(-1, 0) }
-//	// off -1 invalidates attributes only; the kernel refetches them at the next permission check
+//	// off -1 invalidates attributes only; the kernel refetches them at the
+//	// next permission check. Needed: a refusal on stale attributes makes
+//	// the kernel refetch and retry, an admission does not (TestMountEnforcement).
 //	if ch.AnyDaemonChanged() && the mount answered OPEN with ENOSYS { log "access rules need a remount" }
 //
 // # Which rules the kernel enforces
@@ -76,10 +78,11 @@
 // Decide reads /proc/PID only when a rule on the path needs it (or the
 // audit log does): exe (readlink, and open for the hash), cgroup (the v2
 // "0::" line), status (fsuid, fsgid, supplementary groups). Never argv,
-// environ or comm, which the process sets itself. Reads are pinned with a
-// pidfd (PIDFD_THREAD for threads: FUSE stamps thread ids), or without
-// pidfds by the start time in /proc/PID/stat; the fsuid and fsgid must be
-// the request's. A caller that cannot be identified is denied by the first
+// environ or comm, which the process sets itself. Reads go through a
+// descriptor of the /proc/PID directory opened first (lookups under it fail
+// once that process is gone, whoever has the pid next), and a pidfd
+// (PIDFD_THREAD for threads: FUSE stamps thread ids) must still be alive
+// after them; the fsuid and fsgid read must be the request's. A caller that cannot be identified is denied by the first
 // rule that needed it (fail closed), never matched as someone else.
 // SHA-256 hashes are cached by device, inode, size, mtime and ctime (ctime
 // because an owner can set mtime back).

@@ -1,7 +1,6 @@
 package access
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -42,13 +41,13 @@ const (
 // ErrUnknownCaller wraps every reason a caller could not be identified.
 var ErrUnknownCaller = errors.New("caller unknown")
 
-// procRoot is /proc; tests of the parsers may point it elsewhere.
-var procRoot = "/proc"
+// procRoot is where /proc is mounted.
+const procRoot = "/proc"
 
 // Test hooks: testHookAfterPin runs between pinning the pid and reading
 // /proc, testHookAfterRead between reading and the liveness check, so that
-// a test can end or replace the process there; testNoPidfd forces the
-// start-time fallback.
+// a test can end or replace the process there; testNoPidfd pins with the
+// /proc directory alone, as on kernels without pidfds.
 var (
 	testHookAfterPin  func()
 	testHookAfterRead func()
@@ -57,14 +56,18 @@ var (
 
 // identify reads the caller's executable, cgroup and groups from /proc.
 //
-// A pid can be reused once its process is gone, so every read is bracketed:
-//  1. pidfd_open(pid) pins whichever process has the pid now (falling
-//     back, where pidfds are missing, to the start time in /proc/PID/stat);
-//  2. read exe, cgroup and status (and open exe when the hash is wanted);
-//  3. the fsuid and fsgid in status must be the request's: a pid reused by
-//     another user's process is refused here;
-//  4. the pidfd must still be alive (or the start time unchanged): if the
-//     process exited during 2, what was read may be its successor's.
+// A pid can be reused once its process is gone, so every read is pinned:
+//  1. open /proc/PID as a directory: files opened through that descriptor
+//     belong to the process it was opened for, and fail (ENOENT) once that
+//     process is gone, even if the pid now names another; and open a pidfd
+//     (PIDFD_THREAD for a thread: FUSE stamps thread ids) where the kernel
+//     has them;
+//  2. read exe, cgroup and status through the directory descriptor (and
+//     open exe when the hash is wanted);
+//  3. the fsuid and fsgid in status must be the request's: a pid taken by
+//     another user's process before step 1 is refused here;
+//  4. the pidfd must still be alive: a caller that exited during 2 is
+//     refused rather than half-read.
 //
 // The FUSE kernel code waits uninterruptibly for the answer once the daemon
 // has read a request (fs/fuse/dev.c, request_wait_answer: "Wait it out"),
@@ -83,8 +86,7 @@ func identify(c Caller, n need) (p *Process, err error) {
 	if c.PID == 0 {
 		return nil, errors.New("no pid (a kernel request, or a caller outside the mount's pid namespace)")
 	}
-	dir := procRoot + "/" + strconv.FormatUint(uint64(c.PID), 10)
-	alive, err := pin(int(c.PID), dir)
+	alive, err := pin(int(c.PID))
 	if err != nil {
 		return nil, err
 	}
@@ -92,27 +94,28 @@ func identify(c Caller, n need) (p *Process, err error) {
 	if testHookAfterPin != nil {
 		testHookAfterPin()
 	}
+	d := alive.dirfd
 
 	p = &Process{}
 	if n&(needExe|needExeFile) != 0 {
-		if p.Exe, err = os.Readlink(dir + "/exe"); err != nil {
+		if p.Exe, err = readlinkAt(d, "exe"); err != nil {
 			return p, fmt.Errorf("read executable: %w", err)
 		}
 	}
 	if n&needExeFile != 0 {
-		f, err := os.Open(dir + "/exe")
+		fd, err := unix.Openat(d, "exe", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return p, fmt.Errorf("open executable: %w", err)
+			return p, fmt.Errorf("open executable: %w", gone(err))
 		}
-		p.exe = f
+		p.exe = os.NewFile(uintptr(fd), p.Exe)
 		var st unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		if err := unix.Fstat(fd, &st); err != nil {
 			return p, fmt.Errorf("stat executable: %w", err)
 		}
 		p.exeKey = keyOf(&st)
 	}
 	if n&needCgroup != 0 {
-		cg, err := os.ReadFile(dir + "/cgroup")
+		cg, err := readAt(d, "cgroup")
 		if err != nil {
 			return p, fmt.Errorf("read cgroup: %w", err)
 		}
@@ -120,7 +123,7 @@ func identify(c Caller, n need) (p *Process, err error) {
 	}
 	// Always read: the fsuid/fsgid check below is what tells a reused
 	// pid apart. /proc/PID/status is the costliest read here (~20 µs).
-	st, err := os.ReadFile(dir + "/status")
+	st, err := readAt(d, "status")
 	if err != nil {
 		return p, fmt.Errorf("read status: %w", err)
 	}
@@ -149,47 +152,50 @@ func (p *Process) close() {
 	}
 }
 
-// liveness tells whether the process pinned at the start is still the one
-// behind the pid.
-type liveness struct {
-	pidfd int    // -1 when the start time is used instead
-	dir   string //
-	start string // field 22 of /proc/PID/stat
+// pinned holds one process: its /proc directory and, where the kernel has
+// them, its pidfd.
+type pinned struct {
+	dirfd int
+	pidfd int // -1 without pidfds
 }
 
-func pin(pid int, dir string) (*liveness, error) {
+func pin(pid int) (*pinned, error) {
+	dirfd, err := unix.Open(procRoot+"/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /proc entry: %w", gone(err))
+	}
 	fd, err := unix.PidfdOpen(pid, 0)
 	if testNoPidfd {
+		if err == nil {
+			unix.Close(fd)
+		}
 		fd, err = -1, unix.ENOSYS
 	}
 	if errors.Is(err, unix.EINVAL) {
-		// Not a thread-group leader: FUSE stamps thread ids. Since Linux
-		// 6.9 PIDFD_THREAD pins a single thread.
+		// Not a thread-group leader. Since Linux 6.9 PIDFD_THREAD pins a
+		// single thread.
 		fd, err = unix.PidfdOpen(pid, unix.PIDFD_THREAD)
 	}
 	switch {
 	case err == nil:
-		return &liveness{pidfd: fd}, nil
 	case errors.Is(err, unix.ESRCH):
+		unix.Close(dirfd)
 		return nil, errors.New("no such process (it exited)")
+	default:
+		// No pidfds here (ENOSYS, EINVAL for a thread before 6.9, a
+		// seccomp filter): the directory descriptor alone still pins.
+		fd = -1
 	}
-	// No pidfds here (ENOSYS, EINVAL for a thread before 6.9, a seccomp
-	// filter): compare start times instead.
-	start, err := startTime(dir)
-	if err != nil {
-		return nil, err
-	}
-	return &liveness{pidfd: -1, dir: dir, start: start}, nil
+	return &pinned{dirfd: dirfd, pidfd: fd}, nil
 }
 
-func (l *liveness) check() error {
+// check reports whether the pinned process is still alive.
+func (l *pinned) check() error {
 	if l.pidfd < 0 {
-		s, err := startTime(l.dir)
-		if err != nil {
-			return err
-		}
-		if s != l.start {
-			return errors.New("the pid changed hands while it was read")
+		// Lookups under a dead process's directory fail.
+		var st unix.Stat_t
+		if err := unix.Fstatat(l.dirfd, "stat", &st, 0); err != nil {
+			return fmt.Errorf("the process exited while it was read: %w", err)
 		}
 		return nil
 	}
@@ -210,33 +216,60 @@ func (l *liveness) check() error {
 	}
 }
 
-func (l *liveness) close() {
+func (l *pinned) close() {
+	unix.Close(l.dirfd)
 	if l.pidfd >= 0 {
 		unix.Close(l.pidfd)
 	}
 }
 
-// startTime reads field 22 (starttime) of /proc/PID/stat. The comm field
-// (2) is in parentheses and may itself hold ") ", so fields are counted
-// from the last ')'.
-func startTime(dir string) (string, error) {
-	b, err := os.ReadFile(dir + "/stat")
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-			return "", errors.New("no such process (it exited)")
+// gone turns the errors of a vanished process into one message.
+func gone(err error) error {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("no such process (it exited): %w", err)
+	}
+	return err
+}
+
+func readlinkAt(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", gone(err)
 		}
-		return "", fmt.Errorf("read stat: %w", err)
+		if n < size {
+			return string(buf[:n]), nil
+		}
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return "", errors.New("unreadable /proc stat")
+}
+
+// readAt reads a small /proc file under dirfd with as few syscalls as it
+// can: open, read until EOF, close (os.ReadFile adds an fstat that says 0
+// for /proc and grows its buffer from 512 bytes).
+func readAt(dirfd int, name string) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, gone(err)
 	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state), so field 22 is f[19].
-	if len(f) < 20 {
-		return "", errors.New("short /proc stat")
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 4096)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, gone(err)
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
 	}
-	return f[19], nil
 }
 
 // parseCgroup returns the cgroup v2 path: the line "0::PATH".
