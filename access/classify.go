@@ -1,6 +1,7 @@
 package access
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -21,8 +22,8 @@ type Attr struct {
 
 // Limits of the exact search: beyond them a path is decided by the daemon.
 const (
-	maxClassUIDs = 32
-	maxClassGIDs = 8 // 2^8 group memberships to check
+	maxClassGIDs = 8       // 2^8 group memberships to check
+	maxSearch    = 1 << 16 // classes × candidate owner/group pairs
 )
 
 // attr works out modes that enforce the rules for path.
@@ -60,6 +61,23 @@ func (rs *Rules) attr(path string, dir bool) Attr {
 	if len(matching) == 0 {
 		return rs.mask(Attr{UID: def.UID, GID: def.GID, Mode: def.FileMode})
 	}
+	// The answer depends only on which rules match: thousands of secrets
+	// under one `**` share one search.
+	key := make([]byte, 0, 4*len(matching))
+	for _, r := range matching {
+		key = binary.AppendUvarint(key, uint64(r.index))
+	}
+	if a, ok := rs.bySet.Load(string(key)); ok {
+		return a.(Attr)
+	}
+	a := rs.search(matching)
+	rs.bySet.Store(string(key), a)
+	return a
+}
+
+// search finds the modes for one list of matching rules.
+func (rs *Rules) search(matching []*rule) Attr {
+	def := rs.def
 	var uids, gids []uint32
 	if def.UID != 0 {
 		uids = append(uids, def.UID)
@@ -87,9 +105,10 @@ func (rs *Rules) attr(path string, dir bool) Attr {
 			why = fmt.Sprintf("%s restricts root, whom file modes cannot", r)
 		}
 	}
-	if len(uids) > maxClassUIDs || len(gids) > maxClassGIDs {
+	// classes × candidates bounds the work; beyond it the daemon decides.
+	if len(gids) > maxClassGIDs || (len(uids)+1)<<len(gids)*(len(uids)+1)*len(gids) > maxSearch {
 		if why == "" {
-			why = fmt.Sprintf("the rules for this path name more than %d uids or %d groups", maxClassUIDs, maxClassGIDs)
+			why = fmt.Sprintf("the rules for this path name too many uids (%d) and groups (%d) to search for modes", len(uids), len(gids))
 		}
 		m := def.FileMode | maxAllow*0o111
 		return rs.mask(Attr{UID: def.UID, GID: def.GID, Mode: m, Daemon: true, Why: why})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Permission bits in the shape of one rwx triplet, so that rules, modes
@@ -34,6 +35,7 @@ type Rules struct {
 	needsGroup bool // some rule names groups: supplementary groups matter
 
 	defReasons [4]string
+	bySet      sync.Map // matching rule indices (uvarints) → Attr: see attr
 }
 
 type rule struct {
