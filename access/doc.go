@@ -47,6 +47,14 @@
 // On a read-only mount that must see opens (noOpen false), answer an
 // allowed read open with FOPEN_KEEP_CACHE so the page cache stays.
 //
+// Not only Open: where Attr.Daemon is set the modes let through more than
+// the rules do, so every other operation that reads or changes a value
+// without an open must ask Decide too, with the same caller: Getxattr of a
+// value-bearing attribute (user.infisical.raw) as a read, Setxattr
+// (user.infisical.comment) and Setattr with a size (truncate(2)) as a
+// write, answering EACCES on denial. Where Daemon is false the kernel has
+// already checked those against the exact modes.
+//
 // .status: eng.Denials() (per rule, then "no rule"), alog.Stats().
 //
 // On reload (config.Diff reports "access"):
