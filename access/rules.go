@@ -30,9 +30,8 @@ type Rules struct {
 	rules []*rule
 	def   Defaults
 
-	anyDaemon  bool // some rule names executables, hashes or cgroups
-	grantsAny  bool // some rule allows something (directories must open up)
-	needsGroup bool // some rule names groups: supplementary groups matter
+	anyDaemon bool // some rule names executables, hashes or cgroups
+	grantsAny bool // some rule allows something (directories must open up)
 
 	defReasons [4]string
 	bySet      sync.Map // matching rule indices (uvarints) → Attr: see attr
@@ -79,7 +78,6 @@ func (rs *Rules) finish() {
 		r.reasons = reasons(fmt.Sprintf("%s %%s %%s (allow = %q)", strings.ReplaceAll(r.String(), "%", "%%"), r.spec.Allow))
 		rs.anyDaemon = rs.anyDaemon || r.daemonOnly()
 		rs.grantsAny = rs.grantsAny || r.allow != 0
-		rs.needsGroup = rs.needsGroup || len(r.gids) > 0
 	}
 }
 
