@@ -84,7 +84,8 @@ func (f *miniFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if !d.Allowed {
 		return nil, 0, syscall.EACCES
 	}
-	return nil, fuse.FOPEN_KEEP_CACHE, 0
+	// As fs answers read opens: keep the page cache, no FLUSH at close.
+	return nil, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
 }
 
 // Flush: with OPEN gone, FLUSH would still cost a round trip per close;
