@@ -6,7 +6,11 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/infisicalfs/infisicalfs/access"
 )
 
 // Auth methods (auth_method).
@@ -83,6 +87,13 @@ type Config struct {
 	AgentConfig       string `toml:"agent_config"`
 	AgentConfigBase64 string `toml:"-"`
 
+	// Access rules and the audit log (issue 17; see access/ and audit/).
+	Access       []access.Spec `toml:"access"`         // [[access]] tables, first match wins
+	AuditLog     string        `toml:"audit_log"`      // "" off, "-" stderr, else a file (0600)
+	AuditMaxSize ByteSize      `toml:"audit_max_size"` // rotate at this size; 0 never
+	AuditKeep    int           `toml:"audit_keep"`     // rotated files kept
+	Audit        string        `toml:"audit"`          // AuditDaemonOpens or AuditAllOpens
+
 	// ConfigFile is the TOML file these settings were read from ("" = none),
 	// so that the caller knows what to watch.
 	ConfigFile string `toml:"-"`
@@ -110,6 +121,53 @@ type Template struct {
 	Mode     string   `toml:"mode"`      // octal, "0400"; "" = the mount's file mode
 	OnChange []string `toml:"on_change"` // argv run (no shell) after a re-render changed the bytes
 	Timeout  Duration `toml:"timeout"`   // default 30s: on_change still running then is killed
+}
+
+// Audit coverage (audit).
+const (
+	AuditDaemonOpens = "daemon-opens" // opens that reach the daemon anyway, and every denial
+	AuditAllOpens    = "all-opens"    // every open reaches the daemon (no kernel-cached opens)
+)
+
+// ByteSize is a size written as text in TOML and flags: "100MiB", "10MB",
+// "4096".
+type ByteSize struct{ Bytes int64 }
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+
+// UnmarshalText parses "100MiB"-style sizes.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	s := strings.TrimSpace(string(t))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return fmt.Errorf("%ssize %q: want a number of bytes with an optional unit, like 100MiB", badValuePrefix, t)
+	}
+	b.Bytes = v * mult
+	return nil
+}
+
+// MarshalText writes the size in bytes.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(b.Bytes, 10)), nil }
+
+// Set implements flag.Value.
+func (b *ByteSize) Set(s string) error { return b.UnmarshalText([]byte(s)) }
+
+// String implements flag.Value.
+func (b *ByteSize) String() string {
+	if b == nil {
+		return ""
+	}
+	return strconv.FormatInt(b.Bytes, 10)
 }
 
 // Hook defaults.
@@ -154,6 +212,9 @@ func Default() Config {
 		LogFormat:          "text",
 		ServerErrorDelay:   Duration{30 * time.Second},
 		RateLimitDelay:     Duration{60 * time.Second},
+		AuditMaxSize:       ByteSize{100 << 20},
+		AuditKeep:          5,
+		Audit:              AuditDaemonOpens,
 	}
 }
 
@@ -173,6 +234,7 @@ func (c Config) Redacted() Config {
 	c.Envs = append([]string(nil), c.Envs...)
 	c.OnChange = append([]Hook(nil), c.OnChange...)
 	c.Templates = append([]Template(nil), c.Templates...)
+	c.Access = append([]access.Spec(nil), c.Access...)
 	return c
 }
 

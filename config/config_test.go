@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infisicalfs/infisicalfs/access"
 )
 
 // canary stands for a real secret: it must never appear in any output.
@@ -65,12 +67,65 @@ func TestLoadFull(t *testing.T) {
 		{Path: "rendered/port", Content: `{{ (getSecretByName "6f0c7a3e-0000-4000-8000-000000000000" "prod" "/backend" "PORT").Value }}`,
 			Timeout: Duration{30 * time.Second}},
 	}
+	want.Access = []access.Spec{
+		{Path: "webshop/prod/**", Users: []string{"root"}, Executables: []string{"/usr/local/bin/webshop"}, Allow: "read"},
+		{Path: "webshop/prod/**", Allow: "none"},
+	}
+	want.AuditLog = "/var/log/infisicalfs/audit.jsonl"
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(full.toml):\n got %+v\nwant %+v", c, want)
 	}
 	c.ClientSecret = "x"
 	if err := c.Validate(); err != nil {
 		t.Errorf("full.toml with a secret should validate: %v", err)
+	}
+}
+
+// TestAccessConfig: rules and audit keys load, and their errors name the
+// rule and field.
+func TestAccessConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "c.toml", `audit_log = "audit/a.jsonl"
+audit_max_size = "10MiB"
+[[access]]
+path = "a/**"
+users = ["no-such-user-xyz"]
+allow = "read"
+`)
+	c, _, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditLog != filepath.Join(dir, "audit/a.jsonl") || c.AuditMaxSize.Bytes != 10<<20 || len(c.Access) != 1 {
+		t.Fatalf("loaded %+v", c)
+	}
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `access[0] (path "a/**"): users: unknown user "no-such-user-xyz"`) {
+		t.Errorf("Validate = %v, want the rule's index and field", err)
+	}
+	for doc, want := range map[string]string{
+		"[[access]]\npath = \"a\"\nallo = \"read\"\n": "unknown keys: access.allo",
+		"audit_max_size = \"lots\"\n":                 `size "lots"`,
+	} {
+		if _, _, err := Load(writeFile(t, dir, "bad.toml", doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load(%q) = %v, want %q", doc, err, want)
+		}
+	}
+	v := valid()
+	v.Audit = "some"
+	if err := v.Validate(); err == nil || !strings.Contains(err.Error(), `audit "some"`) {
+		t.Errorf("audit = some: %v", err)
+	}
+	var b ByteSize
+	for in, want := range map[string]int64{"4096": 4096, "1KiB": 1024, "2 MB": 2e6, "1GiB": 1 << 30, "0": 0} {
+		if err := b.UnmarshalText([]byte(in)); err != nil || b.Bytes != want {
+			t.Errorf("ByteSize(%q) = %d, %v; want %d", in, b.Bytes, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "1TB", "MiB", ""} {
+		if err := b.UnmarshalText([]byte(in)); err == nil {
+			t.Errorf("ByteSize(%q) accepted", in)
+		}
 	}
 }
 
@@ -559,8 +614,8 @@ func TestFlagHelpNamesEveryKey(t *testing.T) {
 	for i := 0; i < typ.NumField(); i++ {
 		key := tomlKey(typ.Field(i))
 		switch key {
-		case "", "-", "client_secret", "token", "on_change", "template", "agent_config_base64":
-			continue // not flags: secrets stay off the command line; hooks and templates are file-only
+		case "", "-", "client_secret", "token", "on_change", "template", "agent_config_base64", "access":
+			continue // not flags: secrets stay off the command line; hooks, templates and rules are file-only
 		}
 		name := strings.ReplaceAll(key, "_", "-")
 		if fs.Lookup(name) == nil {

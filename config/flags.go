@@ -110,6 +110,10 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	fs.Var(durationFlag{&v.ServerErrorDelay}, "server-error-delay", "wait before retrying a 5xx answer (default 30s)")
 	fs.StringVar(&v.AgentConfig, "agent-config", "", "the official Infisical agent's YAML config `file`: its address, auth, templates, polling interval and sinks (also $"+EnvAgentConfigBase64+", base64)")
 	fs.Var(durationFlag{&v.RateLimitDelay}, "rate-limit-delay", "wait after a 429 without Retry-After (default 60s)")
+	fs.StringVar(&v.AuditLog, "audit-log", "", "audit log `file` of decided opens (JSON lines, 0600; - for stderr/the journal)")
+	fs.Var(&v.AuditMaxSize, "audit-max-size", "rotate the audit log at this `size`, e.g. 100MiB (0: never)")
+	fs.IntVar(&v.AuditKeep, "audit-keep", v.AuditKeep, "rotated audit files to keep")
+	fs.StringVar(&v.Audit, "audit", v.Audit, "which opens are audited: daemon-opens or all-opens (every open reaches the daemon)")
 	return fs, f
 }
 
@@ -222,6 +226,7 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		"kubernetes-token-path": {&c.KubernetesTokenPath, &v.KubernetesTokenPath},
 		"state-hash":            {&c.StateHash, &v.StateHash},
 		"agent-config":          {&c.AgentConfig, &v.AgentConfig},
+		"audit-log":             {&c.AuditLog, &v.AuditLog}, "audit": {&c.Audit, &v.Audit},
 	}
 	for name, p := range strs {
 		if set[name] {
@@ -252,6 +257,12 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 	}
 	if set["uid"] {
 		c.UID = v.UID
+	}
+	if set["audit-max-size"] {
+		c.AuditMaxSize = v.AuditMaxSize
+	}
+	if set["audit-keep"] {
+		c.AuditKeep = v.AuditKeep
 	}
 	if set["gid"] {
 		c.GID = v.GID

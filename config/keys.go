@@ -86,6 +86,12 @@ var Keys = []Key{
 	// (re)load; naming another file is another mount.
 	{Name: "agent_config", Field: "AgentConfig"},
 	{Name: "agent_config_base64", Field: "AgentConfigBase64"}, // from the environment
+	// Access rules and the audit log are fixed at mount time for now.
+	{Name: "access", Field: "Access"},
+	{Name: "audit", Field: "Audit"},
+	{Name: "audit_log", Field: "AuditLog"},
+	{Name: "audit_max_size", Field: "AuditMaxSize"},
+	{Name: "audit_keep", Field: "AuditKeep"},
 }
 
 func (k Key) field(c *Config) reflect.Value {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/infisicalfs/infisicalfs/access"
 )
 
 // Validate checks every setting and reports each problem on its own line,
@@ -108,6 +110,17 @@ func (c Config) Validate() error {
 	}
 	if c.FileMode > 0o777 {
 		bad("file_mode %s: only permission bits (up to 0777) are allowed", FormatFileMode(c.FileMode))
+	}
+	// Rules are compiled here only to check them (names resolve, globs
+	// parse); the mount compiles them again with its owner and modes.
+	if _, err := access.Compile(c.Access, access.Defaults{}); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Audit != AuditDaemonOpens && c.Audit != AuditAllOpens {
+		bad("audit %q: want %q or %q", c.Audit, AuditDaemonOpens, AuditAllOpens)
+	}
+	if c.AuditKeep < 0 {
+		bad("audit_keep %d: must not be negative", c.AuditKeep)
 	}
 	for i, h := range c.OnChange {
 		if err := h.validate(); err != nil {
