@@ -115,7 +115,7 @@ func (b *fakeBackend) CheckFolder(name string) error { return nil }
 // errnoError is an error that carries its errno, as the syncer's do.
 type errnoError struct{ errno syscall.Errno }
 
-func (e errnoError) Error() string         { return "fake: " + e.errno.Error() }
+func (e errnoError) Error() string        { return "fake: " + e.errno.Error() }
 func (e errnoError) Errno() syscall.Errno { return e.errno }
 
 // fakeMount mounts fs over a fakeBackend seeded with dev/KEY = "value".
