@@ -467,6 +467,14 @@ func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) boo
 	n.mu.Lock()
 	p, replaced := n.pending, n.replaced
 	n.replaced = nil
+	if p {
+		// The kernel may still reach this inode through a cached entry:
+		// from now on it reads the vault at its name like any secret
+		// (the value Infisical holds, or ENOENT), not its unpushed bytes.
+		n.pending = false
+		clear(n.local)
+		n.local = nil
+	}
 	n.mu.Unlock()
 	if !p {
 		return false
