@@ -118,13 +118,16 @@ func (s *Syncer) Push(a vault.Addr, value []byte) error {
 // store puts a pushed secret into the vault and the state file.
 func (s *Syncer) store(a vault.Addr, sec *infisical.Secret) error {
 	s.markWritten(a)
-	m := vault.Meta{ID: sec.ID, Version: sec.Version, UpdatedAt: sec.UpdatedAt}
+	s.keepListedMeta(a, sec)
+	m := metaOf(sec)
 	if m.UpdatedAt.IsZero() {
 		m.UpdatedAt = time.Now()
 	}
-	if err := s.opt.Vault.Set(a, sec.Value, m); err != nil {
+	dependents, err := s.applyExpanded(a.Project, "", []vault.Change{{Addr: a, Value: sec.Value, Meta: m, Notes: notesOf(sec)}}, nil)
+	if err != nil {
 		return err
 	}
+	s.notify(tree.Changes{Updated: dependents}, false)
 	rec := secretRecord(a, sec.Value, sec.Version, time.Now())
 	s.saveState(func(f *state.File) {
 		if f.Secrets == nil {
@@ -137,7 +140,9 @@ func (s *Syncer) store(a vault.Addr, sec *infisical.Secret) error {
 
 func (s *Syncer) forget(a vault.Addr) {
 	s.markWritten(a)
-	s.opt.Vault.Delete(a)
+	if dependents, err := s.applyExpanded(a.Project, "", []vault.Change{{Addr: a, Delete: true}}, nil); err == nil {
+		s.notify(tree.Changes{Updated: dependents}, false)
+	}
 	s.saveState(func(f *state.File) { delete(f.Secrets, state.SecretID(a.Project, a.Env, a.Path, a.Key)) })
 }
 

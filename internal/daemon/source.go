@@ -113,7 +113,7 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	s := &Source{cfg: cfg, log: log, client: client, vault: v, state: st, hooks: hooks.New(cfg.OnChange, log)}
 	s.sync = syncer.New(syncer.Options{
 		API: client, Vault: v, State: st, Logger: log,
-		Projects: cfg.Projects, Envs: cfg.Envs, IncludeImports: cfg.IncludeImports,
+		Projects: cfg.Projects, Envs: cfg.Envs, IncludeImports: cfg.IncludeImports, ExpandReferences: cfg.ExpandReferences,
 		Interval:    cfg.RefreshInterval.Duration,
 		PushTimeout: o.PushTimeout,
 		Invalidator: s,
