@@ -5,6 +5,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,7 @@ type FS struct {
 	queue   *queue
 	reqs    atomic.Uint64 // kernel requests seen (see counting)
 	start   time.Time     // the time shown where Infisical gives none
+	logged  sync.Map      // what was logged once (see once)
 }
 
 // New returns a filesystem; Mount serves it.

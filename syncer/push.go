@@ -200,7 +200,7 @@ func (s *Syncer) Rename(from, to vault.Addr) error {
 		}
 		toKnown = true // exists on the server though not yet in the vault
 	}
-	val, _, err := s.opt.Vault.Get(from)
+	val, _, err := s.opt.Vault.GetForm(from, vault.Raw) // the raw value: a move keeps references as written
 	if err != nil {
 		return s.failed("rename", from, err)
 	}
