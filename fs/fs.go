@@ -147,6 +147,9 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		NegativeTimeout: &t,
 		UID:             f.opt.UID,
 		GID:             f.opt.GID,
+		// Mode 0000 means it (a value Infisical hides): go-fuse would
+		// otherwise fill in 0644.
+		NullPermissions: true,
 	})
 	srv, err := fuse.NewServer(counting{raw, &f.reqs}, mountpoint, &mo)
 	if err != nil {

@@ -273,7 +273,7 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 		switch {
 		case !ok:
 			ch.Added = append(ch.Added, a)
-		case old.ID != meta.ID || old.Version != meta.Version || old.ReadOnly != meta.ReadOnly || !old.UpdatedAt.Equal(meta.UpdatedAt):
+		case old.ID != meta.ID || old.Version != meta.Version || old.ReadOnly != meta.ReadOnly || old.Hidden != meta.Hidden || !old.UpdatedAt.Equal(meta.UpdatedAt):
 			ch.Updated = append(ch.Updated, a)
 		default:
 			continue
