@@ -118,7 +118,9 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		FsName:        "infisicalfs",
 		Name:          "infisicalfs",
 		AllowOther:    f.opt.AllowOther,
-		DisableXAttrs: f.opt.ReadOnly,
+		// xattrs stay on for the read-only mount too: a cached read
+		// sends no xattr request (measured: 0 daemon requests per repeat
+		// read either way, see make bench's Getxattr row).
 		// The kernel checks modes and owners itself, so a file mode means
 		// what it says, also for other users under allow_other.
 		Options: []string{"default_permissions"},

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -111,8 +112,16 @@ func (h *histDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		if vn == nil {
 			vn = &versionNode{fsys: h.fsys, a: h.addr(), n: n}
 		}
-		if errno := vn.getattr(&out.Attr); errno != 0 {
-			return nil, errno
+		// No fetch here: the kernel looks up every entry of a listing
+		// (READDIRPLUS), and listing must cost nothing. Until the version
+		// is fetched its size is unknown: it is given as the largest a
+		// value can be, with attributes that expire at once. A read then
+		// fetches and returns the real bytes, and the kernel takes the
+		// short read as the end of the file (fuse_read_update_size); a
+		// stat asks Getattr, which fetches and gives the real size.
+		if kept := vn.attr(&out.Attr); !kept {
+			out.Attr.Size = maxValue
+			out.SetAttrTimeout(time.Nanosecond)
 		}
 		return h.NewInode(ctx, vn, gofs.StableAttr{Mode: syscall.S_IFREG}), 0
 	}
@@ -205,14 +214,27 @@ func (v *versionNode) getattr(a *fuse.Attr) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
-	a.Size = uint64(len(b))
+	v.setAttr(a, len(b))
 	clear(b)
+	return 0
+}
+
+// attr fills a without fetching: the size is the kept version's, or 0
+// (kept false) when it was not fetched yet.
+func (v *versionNode) attr(a *fuse.Attr) (kept bool) {
+	val, ok, _ := v.fsys.opt.Vault.Version(v.a, v.n)
+	v.setAttr(a, len(val.Bytes()))
+	val.Wipe()
+	return ok
+}
+
+func (v *versionNode) setAttr(a *fuse.Attr, size int) {
+	a.Size = uint64(size)
 	a.Blocks = (a.Size + 511) / 512
 	a.Mode = syscall.S_IFREG | (v.fsys.opt.FileMode &^ 0o222)
 	a.Nlink = 1
 	a.SetTimes(&v.fsys.start, &v.fsys.start, &v.fsys.start)
 	v.fsys.setAttrCommon(a)
-	return 0
 }
 
 func (v *versionNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -230,8 +252,8 @@ func (v *versionNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	// A version never changes: the kernel may keep its pages.
-	return &handle{buf: b}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
+	// Direct I/O: the kernel may have taken the size before the fetch.
+	return &handle{buf: b}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
 }
 
 func (v *versionNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
