@@ -289,3 +289,42 @@ func TestReservedNames(t *testing.T) {
 		t.Errorf("%d log lines about reserved names, want one per secret:\n%s", n, m.logs.String())
 	}
 }
+
+// A push of a referenced secret re-expands its dependents at once, and an
+// unchanged refresh stays one 304 per environment.
+func TestPushReexpandsDependents(t *testing.T) {
+	m := mountForTest(t, withSeed(seedRefs))
+	if got := m.readFile("webshop/dev/app/URL"); got != "https://"+canaryKey+"@db.prod/x" {
+		t.Fatalf("app/URL = %q", got)
+	}
+	m.mustSh(`printf 'db3.prod' > webshop/prod/HOST && printf 'pushed' > webshop/dev/API_KEY`)
+	m.fsys.Flush()
+	if got := m.readFile("webshop/dev/app/URL"); got != "https://pushed@db3.prod/x" {
+		t.Errorf("app/URL after pushes in two environments = %q", got)
+	}
+	if got := m.readFile("webshop/dev/GREETING"); got != "hello pushed" {
+		t.Errorf("GREETING after a push of API_KEY = %q", got)
+	}
+	m.mustSh(`rm webshop/dev/API_KEY`)
+	m.fsys.Flush()
+	if got := m.readFile("webshop/dev/GREETING"); got != "hello ${API_KEY}" {
+		t.Errorf("GREETING after API_KEY was deleted = %q, want the reference literal", got)
+	}
+	m.refresh() // takes in the pushes' new versions
+	m.srv.ResetRequests()
+	m.refresh()
+	var lists, notModified int
+	for _, r := range m.srv.Requests() {
+		if r.Method == "GET" && r.Path == "/api/v4/secrets" {
+			lists++
+			if r.Status == 304 {
+				notModified++
+			}
+		} else if strings.HasPrefix(r.Path, "/api/v4/secrets") {
+			t.Errorf("an unchanged refresh asked %s %s", r.Method, r.Path)
+		}
+	}
+	if lists != 2 || notModified != 2 {
+		t.Errorf("unchanged refresh: %d listings, %d of them 304; want 2 and 2", lists, notModified)
+	}
+}
