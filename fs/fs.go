@@ -115,9 +115,9 @@ func (f *FS) fileMode(readOnly bool) uint32 {
 func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	t := f.opt.CacheTimeout
 	mo := fuse.MountOptions{
-		FsName:        "infisicalfs",
-		Name:          "infisicalfs",
-		AllowOther:    f.opt.AllowOther,
+		FsName:     "infisicalfs",
+		Name:       "infisicalfs",
+		AllowOther: f.opt.AllowOther,
 		// xattrs stay on for the read-only mount too: a cached read
 		// sends no xattr request (measured: 0 daemon requests per repeat
 		// read either way, see make bench's Getxattr row).
