@@ -108,3 +108,29 @@ func TestVersions(t *testing.T) {
 		t.Fatal("a recreated secret kept the old one's history")
 	}
 }
+
+// FuzzFormAD checks that no box of one secret can be opened as another
+// box of any secret: the associated data of the raw value, the expanded
+// value, the notes and every history version never coincide across
+// different (address, box) pairs.
+func FuzzFormAD(f *testing.F) {
+	f.Add("p", "dev", "/", "K", "x", "dev", "/a", "K", 3)
+	f.Add("x", "p", "/dev", "K", "p", "dev", "/", "K", 1)
+	f.Fuzz(func(t *testing.T, p1, e1, path1, k1, p2, e2, path2, k2 string, n int) {
+		a, b := Addr{p1, e1, path1, k1}, Addr{p2, e2, path2, k2}
+		if a.validate() != nil || b.validate() != nil || n < 1 {
+			return
+		}
+		boxes := func(x Addr) map[string][]byte {
+			return map[string][]byte{"raw": x.formAD(Raw), "exp": x.formAD(expandedForm), "notes": x.formAD(notesForm), "v": x.versionAD(n)}
+		}
+		ba, bb := boxes(a), boxes(b)
+		for ka, va := range ba {
+			for kb, vb := range bb {
+				if (a != b || ka != kb) && bytes.Equal(va, vb) {
+					t.Fatalf("%s of %v and %s of %v share associated data %q", ka, a, kb, b, va)
+				}
+			}
+		}
+	})
+}
