@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -298,3 +299,42 @@ func (v *versionNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.
 	}
 	return v.getattr(&out.Attr)
 }
+
+// invalidateHistory drops what the kernel remembers of a secret's history
+// after it changed: the listing of its versions, the name of the new
+// version (it may be remembered as missing), and, when the secret went or
+// is another one now, every version it had. Called from deliver only.
+func (f *FS) invalidateHistory(a vault.Addr, gone bool) {
+	d := f.dirInode(vault.Addr{Project: a.Project, Env: a.Env, Path: "/"}, historyName)
+	if d == nil {
+		return
+	}
+	for _, seg := range strings.Split(strings.Trim(a.Path, "/"), "/") {
+		if seg == "" {
+			continue
+		}
+		if d = d.GetChild(seg); d == nil {
+			return
+		}
+	}
+	if gone {
+		d.NotifyEntry(a.Key)
+	}
+	k := d.GetChild(a.Key)
+	if k == nil {
+		return
+	}
+	if gone {
+		for name, c := range k.Children() {
+			c.NotifyContent(0, 0)
+			k.NotifyEntry(name)
+		}
+	}
+	if m, ok := f.opt.Vault.Stat(a); ok {
+		k.NotifyEntry(strconv.Itoa(m.Version))
+	}
+	k.NotifyContent(0, 0)
+}
+
+// historyName is the history view's directory in an environment's root.
+const historyName = ".history"

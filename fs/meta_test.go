@@ -156,6 +156,12 @@ func TestHistory(t *testing.T) {
 	if _, err := os.Stat(m.path("webshop/dev/.history/API_KEY/4")); !os.IsNotExist(err) {
 		t.Errorf("version 4: %v, want ENOENT", err)
 	}
+	// A new version shows although the kernel remembered it as missing.
+	m.srv.SetSecret(m.project, "dev", "/", "API_KEY", "v4")
+	m.refresh()
+	if got := m.readFile("webshop/dev/.history/API_KEY/4"); got != "v4" {
+		t.Errorf("version 4 after the change = %q", got)
+	}
 	// Pruned on the server: ENOENT.
 	m.srv.PruneSecretVersions(m.project, "dev", "/", "API_KEY", 1)
 	if _, err := os.ReadFile(m.path("webshop/dev/.history/API_KEY/2")); !os.IsNotExist(err) {
@@ -164,13 +170,13 @@ func TestHistory(t *testing.T) {
 	// cp restores an earlier version as a new one.
 	m.mustSh("cp webshop/dev/.history/API_KEY/1 webshop/dev/API_KEY")
 	v, ver, _ := m.srv.Secret(m.project, "dev", "/", "API_KEY")
-	if v != "v1-"+canaryKey || ver != 4 {
-		t.Errorf("after cp: server %q version %d, want version 1's value as version 4", v, ver)
+	if v != "v1-"+canaryKey || ver != 5 {
+		t.Errorf("after cp: server %q version %d, want version 1's value as version 5", v, ver)
 	}
 	if got := m.readFile("webshop/dev/API_KEY"); got != "v1-"+canaryKey {
 		t.Errorf("API_KEY after restore = %q", got)
 	}
-	if got := m.mustSh("ls webshop/dev/.history/API_KEY | tr '\\n' ' '"); got != "1 2 3 4 " {
+	if got := m.mustSh("ls webshop/dev/.history/API_KEY | tr '\\n' ' '"); got != "1 2 3 4 5 " {
 		t.Errorf("versions after restore = %q", got)
 	}
 	if strings.Contains(m.logs.String(), canaryKey) {

@@ -121,6 +121,7 @@ func (f *FS) deliver(ch tree.Changes) {
 	dirs := map[*gofs.Inode]bool{}    // directories whose listing changed
 	folders := map[*gofs.Inode]bool{} // directories whose secrets changed
 	for _, a := range ch.Updated {
+		f.invalidateHistory(a, false)
 		for _, d := range f.dirInodes(a) {
 			if c := d.GetChild(a.Key); c != nil {
 				f.invalidateFile(c, a)
@@ -130,6 +131,7 @@ func (f *FS) deliver(ch tree.Changes) {
 	}
 	for _, list := range [][]vault.Addr{ch.Added, ch.Removed} {
 		for _, a := range list {
+			f.invalidateHistory(a, true)
 			for _, d := range f.dirInodes(a) {
 				if c := d.GetChild(a.Key); c != nil {
 					f.invalidateFile(c, a)

@@ -43,9 +43,9 @@ var views = []view{
 	{name: ".json", shownIn: isFolder, render: folderView(RenderJSON), by: bySecrets},
 	{name: ".yaml", shownIn: isFolder, render: folderView(RenderYAML), by: bySecrets},
 	// The environment's folders again with raw values (raw.go).
-	{name: ".raw", shownIn: isEnvRoot, dir: rawRoot, by: byNothing},
+	{name: rawName, shownIn: isEnvRoot, dir: rawRoot, by: byNothing},
 	// Earlier versions of every secret (history.go).
-	{name: ".history", shownIn: isEnvRoot, dir: historyRoot, by: byNothing},
+	{name: historyName, shownIn: isEnvRoot, dir: historyRoot, by: byNothing},
 }
 
 // viewNamed is the view of that name shown in d, or nil.
