@@ -178,6 +178,13 @@ func TestExpandedReferences(t *testing.T) {
 	if strings.Contains(m.logs.String(), canaryKey) || strings.Contains(m.logs.String(), "rotated") {
 		t.Errorf("a value reached the log:\n%s", m.logs.String())
 	}
+	stf, err := os.ReadFile(m.stateF)
+	if err != nil {
+		t.Fatalf("state file: %v", err)
+	}
+	if strings.Contains(string(stf), canaryKey) || strings.Contains(string(stf), "rotated") {
+		t.Error("a value reached the state file")
+	}
 }
 
 // expand_references = false keeps today's raw behaviour.
