@@ -335,3 +335,21 @@ func TestPushReexpandsDependents(t *testing.T) {
 		t.Errorf("unchanged refresh: %d listings, %d of them 304; want 2 and 2", lists, notModified)
 	}
 }
+
+// A reference into an environment the mount does not show cannot be
+// answered locally: refused (EACCES), not guessed; the rest still works.
+func TestReferenceOutsideFilter(t *testing.T) {
+	m := mountForTest(t, withSeed(seedRefs), func(c *mountConfig) { c.envs = []string{"dev"} })
+	if _, err := os.ReadFile(m.path("webshop/dev/app/URL")); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("read app/URL (references prod, not mounted): %v, want EACCES", err)
+	}
+	if !strings.Contains(m.logs.String(), "${prod.HOST}") {
+		t.Errorf("the log does not name ${prod.HOST}:\n%s", m.logs.String())
+	}
+	if got := m.readFile("webshop/dev/GREETING"); got != "hello "+canaryKey {
+		t.Errorf("GREETING = %q", got)
+	}
+	if got := m.readFile("webshop/dev/.raw/app/URL"); got != "https://${dev.API_KEY}@${prod.HOST}/x" {
+		t.Errorf(".raw/app/URL = %q", got)
+	}
+}
