@@ -1,8 +1,12 @@
 // Package vault is the in-memory secret store under the mount: every value is
 // sealed with AES-256-GCM under a random per-process key, with the secret's
 // address as associated data, so plaintext exists only while a value is being
-// served or pushed. It also keeps the folder tree (Infisical has empty
-// folders) and a generation counter that changes with every mutation.
+// served or pushed. Besides a secret's raw value it can hold, each sealed
+// under its own associated data, the value with references expanded (what
+// Get, Snapshot and Seal serve), its comment and metadata (Notes), and
+// earlier versions fetched from Infisical's history. It also keeps the
+// folder tree (Infisical has empty folders) and a generation counter that
+// changes with every mutation.
 //
 // Lock order: one RWMutex guards everything; no method calls out while
 // holding it.
