@@ -49,7 +49,7 @@ func (d *dirNode) inVault(name string) bool {
 
 // scratchName reports whether a new file of this name would be local only.
 func (d *dirNode) scratchName(name string) bool {
-	return scratchPattern(name) && !d.inVault(name) && !reserved(name)
+	return scratchPattern(name) && !d.inVault(name) && !d.shadowed(name)
 }
 
 func (d *dirNode) writableHere(name string) syscall.Errno {
@@ -59,7 +59,7 @@ func (d *dirNode) writableHere(name string) syscall.Errno {
 	if d.kind != kindFolder {
 		return d.deny(syscall.EPERM, name, "projects and environments are made in Infisical, not here")
 	}
-	if reserved(name) {
+	if d.shadowed(name) {
 		return d.deny(syscall.EACCES, name, "a rendered view's name: views are read-only")
 	}
 	return 0
@@ -99,6 +99,9 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	} else {
 		if err := d.fsys.opt.Backend.CheckKey(name); err != nil {
 			return nil, nil, 0, d.refuse(name, err)
+		}
+		if errno := d.flattens(name); errno != 0 {
+			return nil, nil, 0, errno
 		}
 		if err := d.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
 			return nil, nil, 0, toErrno(err)
@@ -221,7 +224,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if err := d.fsys.opt.Backend.Mkdir(d.project, d.env, p); err != nil {
 		return nil, toErrno(err)
 	}
-	return d.dirChild(ctx, name, d.fsys.newDir(kindFolder, d.project, d.env, p), out)
+	return d.dirChild(ctx, name, d.folder(p), out)
 }
 
 // Rmdir deletes an empty folder (never with Infisical's forceDelete).
@@ -283,6 +286,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if !toScratch {
 		if err := d.fsys.opt.Backend.CheckKey(newName); err != nil {
 			return d.refuse(newName, err)
+		}
+		if errno := nd.flattens(newName); errno != 0 {
+			return errno
 		}
 	}
 	switch {
@@ -392,7 +398,7 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 // hides the secret's name; Infisical is not changed until the copy is
 // dropped (then the secret is deleted) or the name is written again.
 func (d *dirNode) secretToScratch(name string, nd *dirNode, newName string, mover uint32) syscall.Errno {
-	v, m, err := d.fsys.opt.Vault.Get(d.addr(name))
+	v, m, err := d.fsys.opt.Vault.GetForm(d.addr(name), d.form())
 	if err != nil {
 		return syscall.ENOENT
 	}

@@ -106,15 +106,18 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		if !ok {
 			return syscall.ENOENT
 		}
+		if d.raw {
+			m.Size = m.RawSize
+		}
 		if n.fsys.pageCache() {
 			// Report the version the kernel caches; the invalidation on
 			// its way moves it to the new one (see coherence).
 			n.coh.waitDelivery()
-			if m, ok = n.coh.attr(func() (vault.Sealed, bool) { return n.fsys.opt.Vault.Seal(addr) }); !ok {
+			if m, ok = n.coh.attr(func() (vault.Sealed, bool) { return n.fsys.opt.Vault.SealForm(addr, d.form()) }); !ok {
 				return syscall.ENOENT
 			}
 		}
-		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
+		a.Mode = syscall.S_IFREG | d.secretMode(m)
 		a.Size = uint64(m.Size)
 		n.setTime(a, m.UpdatedAt)
 	}
@@ -155,20 +158,23 @@ func (n *fileNode) use(pageRead bool, fn func(v []byte, version int)) syscall.Er
 		return syscall.ENOENT
 	}
 	addr := d.addr(name)
+	if errno := d.readRefused(name); errno != 0 {
+		return errno
+	}
 	var v *vault.Value
 	var m vault.Meta
 	var err error
 	if pageRead {
 		n.coh.read(func(s vault.Sealed) {
 			if s.Empty() {
-				v, m, err = n.fsys.opt.Vault.Get(addr)
+				v, m, err = n.fsys.opt.Vault.GetForm(addr, d.form())
 			} else {
 				v, err = n.fsys.opt.Vault.Open(addr, s)
 				m = s.Meta
 			}
 		})
 	} else {
-		v, m, err = n.fsys.opt.Vault.Get(addr)
+		v, m, err = n.fsys.opt.Vault.GetForm(addr, d.form())
 	}
 	if err != nil {
 		return syscall.ENOENT
@@ -279,6 +285,12 @@ func (n *fileNode) writable() syscall.Errno {
 		n.fsys.log.Warn("imported secrets are read-only; edit them in the environment they are imported from", "path", d.display(name))
 		return syscall.EACCES
 	}
+	if errno := d.flattens(name); errno != 0 {
+		return errno
+	}
+	if errno := d.readRefused(name); errno != 0 {
+		return errno // a hidden value: nothing to edit from here
+	}
 	if err := n.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
 		return toErrno(err)
 	}
@@ -347,7 +359,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	mode := n.fsys.fileMode(false)
 	if ok {
 		if m, found := n.fsys.opt.Vault.Stat(d.addr(name)); found && !n.isScratch() {
-			mode = n.fsys.fileMode(m.ReadOnly)
+			mode = d.secretMode(m)
 		}
 	}
 	if errno := n.fsys.checkModeOwner(in, mode); errno != 0 {
@@ -521,19 +533,6 @@ func (f *FS) checkModeOwner(in *fuse.SetAttrIn, mode uint32) syscall.Errno {
 		return syscall.EPERM
 	}
 	return 0
-}
-
-// Setxattr answers ENOTSUP (go-fuse's default ENODATA makes sed warn).
-func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.ENOTSUP
-}
-
-func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return syscall.ENOTSUP
-}
-
-func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
 }
 
 // maxValue is Infisical's request body limit (1 MiB).

@@ -181,20 +181,25 @@ func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 // store puts a pushed secret into the vault and the state file.
 func (s *Syncer) store(a vault.Addr, sec *infisical.Secret) error {
 	s.markWritten(a)
-	m := vault.Meta{ID: sec.ID, Version: sec.Version, UpdatedAt: sec.UpdatedAt}
+	s.keepListedMeta(a, sec)
+	m := metaOf(sec)
 	if m.UpdatedAt.IsZero() {
 		m.UpdatedAt = time.Now()
 	}
-	if err := s.opt.Vault.Set(a, sec.Value, m); err != nil {
+	dependents, err := s.applyExpanded(a.Project, "", []vault.Change{{Addr: a, Value: sec.Value, Meta: m, Notes: notesOf(sec)}}, nil)
+	if err != nil {
 		return err
 	}
+	s.notify(tree.Changes{Updated: dependents}, false)
 	s.setRecord(a, sec.Value, sec.Version)
 	return nil
 }
 
 func (s *Syncer) forget(a vault.Addr) {
 	s.markWritten(a)
-	s.opt.Vault.Delete(a)
+	if dependents, err := s.applyExpanded(a.Project, "", []vault.Change{{Addr: a, Delete: true}}, nil); err == nil {
+		s.notify(tree.Changes{Updated: dependents}, false)
+	}
 	s.dropRecord(a)
 }
 
@@ -268,7 +273,7 @@ func (s *Syncer) Rename(from, to vault.Addr, base int) error {
 		}
 		toKnown = true // exists on the server though not yet in the vault
 	}
-	val, _, err := s.opt.Vault.Get(from)
+	val, _, err := s.opt.Vault.GetForm(from, vault.Raw) // the raw value: a move keeps references as written
 	if err != nil {
 		return s.failed("rename", from, err)
 	}
