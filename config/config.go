@@ -28,11 +28,12 @@ type Config struct {
 	Flat             bool     `toml:"flat"`
 	ReadOnly         bool     `toml:"read_only"`
 	RefreshInterval  Duration `toml:"refresh_interval"`
-	StateFile        string   `toml:"state_file"`  // "" = state.DefaultPath(mountpoint)
-	UID              int      `toml:"uid"`         // -1 = the mounting user
-	GID              int      `toml:"gid"`         // -1 = the mounting user
-	FileMode         uint32   `toml:"-"`           // decoded through fileConfig as an octal string
-	AllowOther       bool     `toml:"allow_other"` // needs user_allow_other in /etc/fuse.conf unless root
+	StateFile        string   `toml:"state_file"`      // "" = state.DefaultPath(mountpoint)
+	UID              int      `toml:"uid"`             // -1 = the mounting user
+	GID              int      `toml:"gid"`             // -1 = the mounting user
+	FileMode         uint32   `toml:"-"`               // decoded through fileConfig as an octal string
+	AllowOther       bool     `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
+	AllowNonEmpty    bool     `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
 	TrimNewline      bool     `toml:"trim_newline"`
 	IncludeImports   bool     `toml:"include_imports"`
 	TokenPolicy      string   `toml:"token_policy"`

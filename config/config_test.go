@@ -403,7 +403,7 @@ func tomlKey(f reflect.StructField) string {
 
 func TestDiffCoversEveryField(t *testing.T) {
 	hotKeys := []string{"refresh_interval", "log_level", "client_id", "client_secret", "client_id_file",
-		"client_secret_file", "project", "env", "on_change", "server_error_delay", "rate_limit_delay"}
+		"client_secret_file", "project", "env", "on_change"}
 	old := valid()
 	typ := reflect.TypeOf(old)
 	for i := 0; i < typ.NumField(); i++ {
@@ -452,6 +452,71 @@ func TestDiffCoversEveryField(t *testing.T) {
 	b.Projects = []string{"q"}
 	if hot, remount := Diff(a, b); len(hot) != 0 || !slices.Equal(remount, []string{"project"}) {
 		t.Errorf("flat project change: hot %v remount %v", hot, remount)
+	}
+}
+
+func TestKeysNameRealFieldsOnce(t *testing.T) {
+	seen := map[string]bool{}
+	typ := reflect.TypeOf(Config{})
+	for _, k := range Keys {
+		if seen[k.Name] || seen[k.Field] {
+			t.Errorf("key %s (field %s) listed twice", k.Name, k.Field)
+		}
+		seen[k.Name], seen[k.Field] = true, true
+		f, ok := typ.FieldByName(k.Field)
+		if !ok {
+			t.Errorf("key %s names no Config field %s", k.Name, k.Field)
+			continue
+		}
+		if got := tomlKey(f); got != k.Name {
+			t.Errorf("key %s: field %s has TOML name %q", k.Name, k.Field, got)
+		}
+	}
+}
+
+// recorder is a Live that records what it was asked to change.
+type recorder struct{ calls []string }
+
+func (r *recorder) SetRefreshInterval(d time.Duration) {
+	r.calls = append(r.calls, "interval "+d.String())
+}
+func (r *recorder) SetLogLevel(l string) { r.calls = append(r.calls, "level "+l) }
+func (r *recorder) SetCredentials(id, secret string) {
+	r.calls = append(r.calls, "credentials "+id+" "+secret)
+}
+func (r *recorder) SetFilter(p, e []string) {
+	r.calls = append(r.calls, "filter "+strings.Join(p, ",")+" "+strings.Join(e, ","))
+}
+func (r *recorder) SetHooks(h []Hook) { r.calls = append(r.calls, fmt.Sprintf("hooks %d", len(h))) }
+
+func TestReloadAppliesLiveKeysOnceAndKeepsTheRest(t *testing.T) {
+	running := valid()
+	next := running
+	next.RefreshInterval = Duration{5 * time.Second}
+	next.ClientID, next.ClientSecret = "new-id", "new-secret"
+	next.ClientSecretFile = "/run/new"
+	next.ReadOnly = !running.ReadOnly
+	next.URL = "https://other.example"
+	var r recorder
+	applied, remount, now := Reload(&r, running, next)
+	if want := []string{"refresh_interval", "client_id", "client_secret", "client_secret_file"}; !slices.Equal(applied, want) {
+		t.Errorf("applied %v, want %v", applied, want)
+	}
+	if want := []string{"url", "read_only"}; !slices.Equal(remount, want) {
+		t.Errorf("remount %v, want %v", remount, want)
+	}
+	// Credentials are applied once, with id and secret together.
+	if want := []string{"interval 5s", "credentials new-id new-secret"}; !slices.Equal(r.calls, want) {
+		t.Errorf("calls %q, want %q", r.calls, want)
+	}
+	if now.URL != running.URL || now.ReadOnly != running.ReadOnly {
+		t.Errorf("remount-only settings moved: %+v", now)
+	}
+	if now.RefreshInterval != next.RefreshInterval || now.ClientSecretFile != next.ClientSecretFile {
+		t.Errorf("live settings not taken: %+v", now)
+	}
+	if a, m, _ := Reload(&r, now, now); len(a)+len(m) != 0 {
+		t.Errorf("reload of the running settings changed %v %v", a, m)
 	}
 }
 

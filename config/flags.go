@@ -87,6 +87,7 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	fs.IntVar(&v.GID, "gid", v.GID, "group `gid` of files (-1: the mounting user)")
 	fs.StringVar(&f.fileMode, "file-mode", "", "file permission `mode` in octal, e.g. 0440 (default 0600, or 0400 when read-only)")
 	fs.BoolVar(&v.AllowOther, "allow-other", v.AllowOther, "let other users access the mount (non-root needs user_allow_other in /etc/fuse.conf)")
+	fs.BoolVar(&v.AllowNonEmpty, "allow-non-empty", v.AllowNonEmpty, "mount over a directory that is not empty (its files are hidden while mounted)")
 	fs.BoolVar(&v.TrimNewline, "trim-newline", v.TrimNewline, "remove one trailing newline from written values (--trim-newline=false keeps it)")
 	fs.BoolVar(&v.IncludeImports, "include-imports", v.IncludeImports, "show imported secrets, read-only, beside a folder's own")
 	fs.StringVar(&v.TokenPolicy, "token-policy", v.TokenPolicy, "access tokens: per-cycle (fresh token each sync, old one revoked) or renew")
@@ -195,7 +196,8 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 	}
 	bools := map[string][2]*bool{
 		"flat": {&c.Flat, &v.Flat}, "read-only": {&c.ReadOnly, &v.ReadOnly},
-		"allow-other": {&c.AllowOther, &v.AllowOther}, "trim-newline": {&c.TrimNewline, &v.TrimNewline},
+		"allow-other": {&c.AllowOther, &v.AllowOther}, "allow-non-empty": {&c.AllowNonEmpty, &v.AllowNonEmpty},
+		"trim-newline":    {&c.TrimNewline, &v.TrimNewline},
 		"include-imports": {&c.IncludeImports, &v.IncludeImports}, "debug-fuse": {&c.DebugFUSE, &v.DebugFUSE},
 	}
 	for name, p := range bools {

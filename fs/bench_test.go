@@ -19,7 +19,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,15 +30,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
-	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/syncer"
-	"github.com/infisicalfs/infisicalfs/vault"
 )
 
 // benchValue is a typical secret: a 64-byte connection string.
@@ -341,45 +336,9 @@ func newRefreshStack(b *testing.B, n int) *refreshStack {
 	srv.AddIdentity(clientID, clientSecret)
 	srv.Grant(clientID, pid, infisicaltest.PermReadWrite)
 	benchSeedSpread(srv, pid, n)
-	log := slog.New(slog.DiscardHandler)
-	tmp := b.TempDir()
 	ct := newCountingTransport()
-	client, err := infisical.New(infisical.Config{SiteURL: srv.URL(), ClientID: clientID, ClientSecret: clientSecret,
-		TokenPolicy: infisical.TokenPerCycle, HTTPClient: &http.Client{Transport: ct}, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := vault.New(log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(v.Destroy)
-	st, err := state.Open(filepath.Join(tmp, "state.json"), log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := syncer.New(syncer.Options{API: client, Vault: v, State: st, Logger: log, Interval: time.Hour})
-	if err := s.Sync(context.Background(), true); err != nil {
-		b.Fatal(err)
-	}
-	fsys := fs.New(fs.Options{Vault: v, Backend: s, Logger: log, TrimNewline: true,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
-	s.SetInvalidator(fsys)
-	dir := filepath.Join(tmp, "mnt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	fsrv, err := fsys.Mount(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if err := fsrv.Unmount(); err != nil {
-			b.Errorf("unmount: %v", err)
-		}
-		s.Close()
-	})
-	return &refreshStack{srv: srv, pid: pid, ct: ct, sync: s, dir: dir}
+	m := mountServer(b, srv, pid, mountConfig{trimNewline: true, tokenPolicy: infisical.TokenPerCycle, httpClient: &http.Client{Transport: ct}})
+	return &refreshStack{srv: srv, pid: pid, ct: ct, sync: m.sync, dir: m.dir}
 }
 
 // BenchmarkRefresh: one refresh cycle of 1k, 10k and 100k secrets, unchanged

@@ -11,16 +11,14 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/infisicalfs/infisicalfs/internal/tree"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
-
-// Project is one project directory and the environments shown in it.
-type Project = vault.Project
 
 // Backend is what the filesystem needs from the sync engine. Writes block
 // until Infisical answered; their errors carry an errno (see toErrno).
 type Backend interface {
-	Projects() []Project
+	Projects() []tree.Project
 	WriteCheck(project, env string) error
 	Push(a vault.Addr, value []byte) error
 	Delete(a vault.Addr) error

@@ -3,19 +3,20 @@ package fs_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/daemon"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
-	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/syncer"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -31,6 +32,7 @@ type testMount struct {
 	srv     *infisicaltest.Server
 	dir     string // the mount point
 	stateF  string
+	d       *daemon.Daemon
 	sync    *syncer.Syncer
 	vault   *vault.Vault
 	fsys    *fs.FS
@@ -45,6 +47,7 @@ type mountConfig struct {
 	tokenPolicy infisical.TokenPolicy
 	seed        func(srv *infisicaltest.Server, webshop string)
 	envs        []string
+	httpClient  *http.Client // nil: the client's own
 }
 
 // mountForTest starts a test server with a project "webshop" (envs dev and
@@ -68,6 +71,14 @@ func mountForTest(t testing.TB, opts ...func(*mountConfig)) *testMount {
 	return mountServer(t, srv, pid, mc)
 }
 
+// testRetry keeps the client's waits short: faults in tests are injected.
+var testRetry = infisical.RetryPolicy{
+	RateLimitWait: time.Millisecond, ServerErrorWait: time.Millisecond,
+	MaxRetryAfter: 10 * time.Millisecond, LoginBackoff: time.Millisecond,
+}
+
+// mountServer mounts srv through daemon.Start, as `infisicalfs mount`
+// does, with the refresh loop effectively off (tests call refresh).
 func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountConfig) *testMount {
 	t.Helper()
 	logs := &testutil.Buffer{}
@@ -77,52 +88,32 @@ func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountCo
 	if err := os.Mkdir(m.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	client, err := infisical.New(infisical.Config{
-		SiteURL: srv.URL(), ClientID: clientID, ClientSecret: clientSecret,
-		TokenPolicy: mc.tokenPolicy,
-		Retry: infisical.RetryPolicy{
-			RateLimitWait: time.Millisecond, ServerErrorWait: time.Millisecond,
-			MaxRetryAfter: 10 * time.Millisecond, LoginBackoff: time.Millisecond,
-		},
-		Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(v.Destroy)
-	st, err := state.Open(m.stateF, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := syncer.New(syncer.Options{API: client, Vault: v, State: st, Logger: log, IncludeImports: true, Interval: time.Hour, Envs: mc.envs, PushTimeout: 10 * time.Second})
-	// A scope the identity may not read fails alone; only a sync that
-	// reached nothing is fatal here.
-	if err := s.Sync(context.Background(), true); err != nil && len(s.Projects()) == 0 {
-		t.Fatalf("first sync: %v", err)
-	}
-	fo := fs.Options{Vault: v, Backend: s, Logger: log, ReadOnly: mc.readOnly, TrimNewline: mc.trimNewline,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	cfg := config.Default()
+	cfg.URL, cfg.ClientID, cfg.ClientSecret = srv.URL(), clientID, clientSecret
+	cfg.TokenPolicy = mc.tokenPolicy.String()
+	cfg.RefreshInterval = config.Duration{Duration: time.Hour}
+	cfg.StateFile = m.stateF
+	cfg.ReadOnly, cfg.TrimNewline, cfg.Envs = mc.readOnly, mc.trimNewline, mc.envs
 	if mc.flat {
-		ps := s.Projects()
-		fo.Flat, fo.FlatProject, fo.FlatEnv = true, ps[0].ID, ps[0].Envs[0]
+		cfg.Flat = true
+		cfg.Projects, cfg.Envs = []string{"webshop"}, []string{"dev"}
+		if len(mc.envs) == 1 {
+			cfg.Envs = mc.envs
+		}
 	}
-	fo.Status = func() []byte { return statusJSON(s) }
-	m.fsys = fs.New(fo)
-	s.SetInvalidator(m.fsys)
-	srvFS, err := m.fsys.Mount(m.dir)
+	retry := testRetry
+	d, err := daemon.Start(context.Background(), daemon.Options{
+		Config: cfg, Mountpoint: m.dir, Logger: log,
+		HTTPClient: mc.httpClient, Retry: &retry, PushTimeout: 10 * time.Second,
+	})
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
-	m.sync, m.vault = s, v
+	m.d, m.sync, m.vault, m.fsys = d, d.Syncer(), d.Vault(), d.FS()
 	t.Cleanup(func() {
-		if err := srvFS.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
+		if err := d.Stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
 		}
-		s.Close()
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", logs.String())
 		}
@@ -187,12 +178,6 @@ func (m *testMount) readFile(parts ...string) string {
 func (m *testMount) serverValue(env, path, key string) (string, bool) {
 	v, _, ok := m.srv.Secret(m.project, env, path, key)
 	return v, ok
-}
-
-// statusJSON renders .status as cmd/infisicalfs does, minus the process.
-func statusJSON(s *syncer.Syncer) []byte {
-	b, _ := json.MarshalIndent(s.Status(), "", "  ")
-	return append(b, '\n')
 }
 
 // eventually polls cond for up to 5 s: for effects the kernel delivers

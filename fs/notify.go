@@ -5,6 +5,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
+	"github.com/infisicalfs/infisicalfs/internal/tree"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
 
@@ -14,7 +15,7 @@ import (
 // changed, and the rendered views. It must be called from a goroutine of the
 // caller's own, never from inside a FUSE request. ENOENT from a notify means
 // the kernel had nothing cached, which is fine.
-func (f *FS) Invalidate(ch vault.Changes) {
+func (f *FS) Invalidate(ch tree.Changes) {
 	if !f.mounted.Load() {
 		return
 	}

@@ -28,13 +28,13 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/splice"
-	"github.com/infisicalfs/infisicalfs/fs"
+
+	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/daemon"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
-	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/syncer"
-	"github.com/infisicalfs/infisicalfs/vault"
 )
 
 const (
@@ -709,9 +709,8 @@ func newServer(t *testing.T) (srv *infisicaltest.Server, projectID string) {
 	return srv, projectID
 }
 
-// mountInProcess wires client, vault, state, syncer and filesystem as
-// cmd/infisicalfs does and mounts in a temp dir; unmount also closes the
-// syncer.
+// mountInProcess mounts srv through daemon.Start, as `infisicalfs mount`
+// does, in a temp dir; unmount stops the daemon.
 func mountInProcess(t *testing.T, srv *infisicaltest.Server, log *slog.Logger) (mnt, stateFile string, s *syncer.Syncer, tr *http.Transport, unmount func() error) {
 	t.Helper()
 	tmp := t.TempDir()
@@ -721,39 +720,21 @@ func mountInProcess(t *testing.T, srv *infisicaltest.Server, log *slog.Logger) (
 		t.Fatal(err)
 	}
 	tr = http.DefaultTransport.(*http.Transport).Clone()
-	client, err := infisical.New(infisical.Config{
-		SiteURL: srv.URL(), ClientID: clientID, ClientSecret: clientSecret,
-		TokenPolicy: infisical.TokenPerCycle, HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		Retry: infisical.RetryPolicy{RateLimitWait: time.Millisecond, ServerErrorWait: 5 * time.Millisecond,
-			MaxRetryAfter: 10 * time.Millisecond, LoginBackoff: 5 * time.Millisecond},
-		Logger: log,
+	cfg := config.Default()
+	cfg.URL, cfg.ClientID, cfg.ClientSecret = srv.URL(), clientID, clientSecret
+	cfg.RefreshInterval = config.Duration{Duration: time.Second}
+	cfg.StateFile = stateFile
+	retry := infisical.RetryPolicy{RateLimitWait: time.Millisecond, ServerErrorWait: 5 * time.Millisecond,
+		MaxRetryAfter: 10 * time.Millisecond, LoginBackoff: 5 * time.Millisecond}
+	d, err := daemon.Start(context.Background(), daemon.Options{
+		Config: cfg, Mountpoint: mnt, Logger: log,
+		HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		Retry:      &retry, PushTimeout: 10 * time.Second,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(v.Destroy)
-	st, err := state.Open(stateFile, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = syncer.New(syncer.Options{API: client, Vault: v, State: st, Logger: log, Interval: 250 * time.Millisecond, PushTimeout: 10 * time.Second})
-	if err := s.Sync(context.Background(), true); err != nil {
-		t.Fatalf("first sync: %v", err)
-	}
-	fsys := fs.New(fs.Options{Vault: v, Backend: s, Logger: log, TrimNewline: true,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
-	s.SetInvalidator(fsys)
-	fsrv, err := fsys.Mount(mnt)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
-	return mnt, stateFile, s, tr, func() error {
-		err := fsrv.Unmount()
-		s.Close()
-		return err
-	}
+	// The soak wants fast cycles; config's floor is 1s.
+	d.Syncer().SetInterval(250 * time.Millisecond)
+	return mnt, stateFile, d.Syncer(), tr, func() error { return d.Stop(context.Background()) }
 }

@@ -3,7 +3,7 @@ package syncer
 import (
 	"sync"
 
-	"github.com/infisicalfs/infisicalfs/vault"
+	"github.com/infisicalfs/infisicalfs/internal/tree"
 )
 
 // Kernel cache invalidations are delivered from one goroutine, in order,
@@ -15,7 +15,7 @@ import (
 // which may itself be waiting for the kernel to release those locks.
 
 type notifyItem struct {
-	ch   vault.Changes
+	ch   tree.Changes
 	done chan struct{} // closed when delivered; only for Flush
 }
 
@@ -49,7 +49,7 @@ func (q *notifier) put(it notifyItem) {
 	}
 }
 
-func (q *notifier) loop(deliver func(vault.Changes)) {
+func (q *notifier) loop(deliver func(tree.Changes)) {
 	defer close(q.end)
 	for {
 		q.mu.Lock()
@@ -88,7 +88,7 @@ func (s *Syncer) invalidator() Invalidator {
 	return b.Invalidator
 }
 
-func (s *Syncer) notify(ch Changes, statusOnly bool) {
+func (s *Syncer) notify(ch tree.Changes, statusOnly bool) {
 	if s.invalidator() == nil {
 		return
 	}
@@ -101,7 +101,7 @@ func (s *Syncer) notify(ch Changes, statusOnly bool) {
 	s.notifyQ.put(notifyItem{ch: ch})
 }
 
-func (s *Syncer) deliver(ch vault.Changes) {
+func (s *Syncer) deliver(ch tree.Changes) {
 	if inv := s.invalidator(); inv != nil {
 		inv.Invalidate(ch)
 	}

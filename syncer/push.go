@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/internal/tree"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -106,9 +107,9 @@ func (s *Syncer) Push(a vault.Addr, value []byte) error {
 		return s.failed("push", a, err)
 	}
 	if known {
-		s.notify(Changes{Updated: []vault.Addr{a}}, false)
+		s.notify(tree.Changes{Updated: []vault.Addr{a}}, false)
 	} else {
-		s.notify(Changes{Added: []vault.Addr{a}}, false)
+		s.notify(tree.Changes{Added: []vault.Addr{a}}, false)
 	}
 	s.pushed("push")
 	return nil
@@ -153,7 +154,7 @@ func (s *Syncer) Delete(a vault.Addr) error {
 		return s.failed("delete", a, err)
 	}
 	s.forget(a)
-	s.notify(Changes{Removed: []vault.Addr{a}}, false)
+	s.notify(tree.Changes{Removed: []vault.Addr{a}}, false)
 	if err == nil { // already gone: nothing was pushed
 		s.pushed("delete")
 	}
@@ -185,7 +186,7 @@ func (s *Syncer) Rename(from, to vault.Addr) error {
 			if err := s.store(to, sec); err != nil {
 				return s.failed("rename", from, err)
 			}
-			s.notify(Changes{Removed: []vault.Addr{from}, Added: []vault.Addr{to}}, false)
+			s.notify(tree.Changes{Removed: []vault.Addr{from}, Added: []vault.Addr{to}}, false)
 			s.pushed("rename")
 			return nil
 		}
@@ -207,9 +208,9 @@ func (s *Syncer) Rename(from, to vault.Addr) error {
 	if err := s.store(to, sec); err != nil {
 		return s.failed("rename", from, err)
 	}
-	ch := Changes{Added: []vault.Addr{to}}
+	ch := tree.Changes{Added: []vault.Addr{to}}
 	if toKnown {
-		ch = Changes{Updated: []vault.Addr{to}}
+		ch = tree.Changes{Updated: []vault.Addr{to}}
 	}
 	if err := s.opt.API.DeleteSecret(ctx, ref(from)); err != nil && !errors.Is(err, infisical.ErrNotFound) {
 		s.notify(ch, false)
@@ -232,7 +233,7 @@ func (s *Syncer) Mkdir(project, env, path string) error {
 	}
 	s.markWritten(fa)
 	s.opt.Vault.AddFolder(project, env, path)
-	s.notify(Changes{Folders: []vault.Addr{fa}}, false)
+	s.notify(tree.Changes{Folders: []vault.Addr{fa}}, false)
 	s.pushed("mkdir")
 	return nil
 }
@@ -255,7 +256,7 @@ func (s *Syncer) Rmdir(project, env, path string) error {
 	}
 	s.markWritten(fa)
 	s.opt.Vault.RemoveFolder(project, env, path)
-	s.notify(Changes{Folders: []vault.Addr{fa}}, false)
+	s.notify(tree.Changes{Folders: []vault.Addr{fa}}, false)
 	s.pushed("rmdir")
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/internal/tree"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -36,7 +37,7 @@ func (s *Syncer) Sync(ctx context.Context, full bool) error {
 	} else {
 		s.log.Debug("sync cycle done", "duration", d)
 	}
-	s.notify(Changes{}, true)
+	s.notify(tree.Changes{}, true)
 	return err
 }
 
@@ -56,7 +57,7 @@ func (s *Syncer) sync(ctx context.Context, full bool) error {
 		sc.writeErr = nil
 	}
 	s.mu.Unlock()
-	var ch Changes
+	var ch tree.Changes
 	if full || first || s.cycles.Load()%projectRelistEvery == 0 {
 		changed, err := s.loadProjects(ctx)
 		if err != nil {
@@ -119,7 +120,7 @@ func (s *Syncer) loadProjects(ctx context.Context) (changed bool, err error) {
 	for _, p := range all {
 		slugCount[p.Slug]++
 	}
-	var out []Project
+	var out []tree.Project
 	seen := map[string]bool{}
 	for _, p := range all {
 		if len(want) > 0 && !slices.Contains(want, p.Slug) && !slices.Contains(want, p.ID) {
@@ -137,7 +138,7 @@ func (s *Syncer) loadProjects(ctx context.Context) (changed bool, err error) {
 			}
 		}
 		sort.Strings(es)
-		out = append(out, Project{ID: p.ID, Dir: dir, Envs: es})
+		out = append(out, tree.Project{ID: p.ID, Dir: dir, Envs: es})
 	}
 	for _, w := range want {
 		if !seen[w] {
@@ -147,7 +148,7 @@ func (s *Syncer) loadProjects(ctx context.Context) (changed bool, err error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Dir < out[j].Dir })
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	changed = !slices.EqualFunc(out, s.projects, func(a, b Project) bool {
+	changed = !slices.EqualFunc(out, s.projects, func(a, b tree.Project) bool {
 		return a.ID == b.ID && a.Dir == b.Dir && slices.Equal(a.Envs, b.Envs)
 	})
 	s.projects = out
@@ -171,7 +172,7 @@ func (s *Syncer) dirOf(projectID string) string {
 
 // syncScope lists one environment recursively and applies the difference to
 // the vault.
-func (s *Syncer) syncScope(ctx context.Context, p Project, env string, full bool) (Changes, error) {
+func (s *Syncer) syncScope(ctx context.Context, p tree.Project, env string, full bool) (tree.Changes, error) {
 	key := scopeKey{p.ID, env}
 	s.mu.Lock()
 	sc := s.scopes[key]
@@ -193,11 +194,11 @@ func (s *Syncer) syncScope(ctx context.Context, p Project, env string, full bool
 	})
 	if err != nil {
 		s.scopeFailed(key, err)
-		return Changes{}, fmt.Errorf("list %s/%s: %w", p.Dir, env, err)
+		return tree.Changes{}, fmt.Errorf("list %s/%s: %w", p.Dir, env, err)
 	}
 	if res.NotModified {
 		s.scopeOK(key, etag)
-		return Changes{}, nil
+		return tree.Changes{}, nil
 	}
 	defer wipeList(res)
 
@@ -223,7 +224,7 @@ func joinPath(parent, name string) string {
 // apply diffs a fresh listing against the vault and applies the difference
 // in one vault transaction, skipping addresses written locally since the
 // listing was requested (the listing may predate the write).
-func (s *Syncer) apply(p Project, env string, res *infisical.ListResult, folders []string, foldersListed bool, seq uint64) Changes {
+func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, folders []string, foldersListed bool, seq uint64) tree.Changes {
 	desired := map[vault.Addr]want{}
 	for i := range res.Secrets {
 		sec := &res.Secrets[i]
@@ -249,7 +250,7 @@ func (s *Syncer) apply(p Project, env string, res *infisical.ListResult, folders
 	s.mu.Lock()
 	skip := func(a vault.Addr) bool { return s.written[a] > seq }
 	var changes []vault.Change
-	var ch Changes
+	var ch tree.Changes
 	for a, w := range desired {
 		if skip(a) {
 			continue
@@ -306,7 +307,7 @@ func (s *Syncer) apply(p Project, env string, res *infisical.ListResult, folders
 	if len(changes) > 0 {
 		if _, err := s.opt.Vault.Apply(changes); err != nil {
 			s.log.Error("applying a listing to the vault failed", "project", p.Dir, "env", env, "err", err)
-			return Changes{}
+			return tree.Changes{}
 		}
 	}
 	sortAddrs(ch.Added)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infisicalfs/infisicalfs/internal/tree"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -61,7 +62,7 @@ func secretRecord(a vault.Addr, value []byte, version int, now time.Time) state.
 
 // recordListing stores one environment's hashes; on the first listing since
 // start it logs, by name, what changed in Infisical while we were not running.
-func (s *Syncer) recordListing(p Project, env string, desired map[vault.Addr]want) {
+func (s *Syncer) recordListing(p tree.Project, env string, desired map[vault.Addr]want) {
 	if s.opt.State == nil {
 		return
 	}

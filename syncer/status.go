@@ -1,6 +1,8 @@
 package syncer
 
-import "time"
+import (
+	"time"
+)
 
 // Status is what .status and `infisicalfs status` show: sync times, counts
 // and errors, never a value.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/internal/tree"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -36,15 +37,12 @@ type API interface {
 // a FUSE request, which names and values changed so that it can drop exactly
 // those kernel cache entries. The filesystem implements it.
 type Invalidator interface {
-	Invalidate(ch Changes)
+	Invalidate(ch tree.Changes)
 }
-
-// Changes is what one refresh or push changed.
-type Changes = vault.Changes
 
 // changedPaths lists the mount-relative "project/env/path/KEY" of every
 // changed secret, for change hooks.
-func changedPaths(c Changes, dirOf func(projectID string) string) []string {
+func changedPaths(c tree.Changes, dirOf func(projectID string) string) []string {
 	var out []string
 	for _, list := range [][]vault.Addr{c.Updated, c.Added, c.Removed} {
 		for _, a := range list {
@@ -76,9 +74,6 @@ type Options struct {
 	OnPush      func(op string, err error) // metrics; may be nil
 }
 
-// Project is one mounted project with the environments shown for it.
-type Project = vault.Project
-
 // Syncer runs refresh cycles and pushes. Its methods are safe for concurrent
 // use.
 type Syncer struct {
@@ -88,7 +83,7 @@ type Syncer struct {
 	cycleMu sync.Mutex // one refresh cycle at a time
 
 	mu         sync.Mutex
-	projects   []Project
+	projects   []tree.Project
 	scopes     map[scopeKey]*scope
 	lastOK     time.Time
 	staleSince time.Time // zero while the last contact succeeded
@@ -182,10 +177,10 @@ func (s *Syncer) SetFilter(projects, envs []string) {
 }
 
 // Projects returns the mounted projects and environments.
-func (s *Syncer) Projects() []Project {
+func (s *Syncer) Projects() []tree.Project {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Project(nil), s.projects...)
+	return append([]tree.Project(nil), s.projects...)
 }
 
 // Trigger asks for a sync now (SIGHUP, `infisicalfs refresh`).

@@ -26,7 +26,7 @@ import (
 // other two choices build a fresh schedule per operation and leave it behind
 // as unwiped garbage, so they would spread more copies of key material over
 // the heap, not fewer, at 3x to 300x the cost. Core dumps and ptrace access
-// are closed by DisableCoreDumps.
+// are closed by harden.DisableCoreDumps.
 
 // sealOverhead is what GCM with a random nonce adds: 12-byte nonce + 16-byte tag.
 const sealOverhead = 12 + 16

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/daemon"
 )
 
 func oneMountpoint(name string, args []string, stderr io.Writer) (string, error) {
@@ -34,21 +35,21 @@ func cmdUnmount(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mounted, err := isMounted(mnt)
+	mounted, err := daemon.IsMounted(mnt)
 	if err != nil {
 		return err
 	}
 	if !mounted {
 		return fmt.Errorf("%s is not mounted", mnt)
 	}
-	return unmount(mnt, stderr)
+	return daemon.ForceUnmount(mnt, stderr)
 }
 
 // readStatus reads MOUNT/.status.
 func readStatus(mnt string) (*statusDoc, error) {
 	b, err := os.ReadFile(filepath.Join(mnt, ".status"))
 	if err != nil {
-		if stale(mnt) {
+		if daemon.Stale(mnt) {
 			return nil, fmt.Errorf("%s is a stale mount (its process died); run 'infisicalfs unmount %s'", mnt, mnt)
 		}
 		return nil, fmt.Errorf("%s does not look like an infisicalfs mount: %w", mnt, err)

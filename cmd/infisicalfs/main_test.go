@@ -73,8 +73,8 @@ func (w *world) env(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// daemon is one running `infisicalfs mount`.
-type daemon struct {
+// proc is one running `infisicalfs mount`.
+type proc struct {
 	cmd  *exec.Cmd
 	mnt  string
 	logs *testutil.Buffer
@@ -82,13 +82,13 @@ type daemon struct {
 }
 
 // mount starts `infisicalfs mount ARGS MNT` and waits until .status reads.
-func (w *world) mount(mnt string, env []string, args ...string) *daemon {
+func (w *world) mount(mnt string, env []string, args ...string) *proc {
 	w.t.Helper()
 	testutil.RequireFUSE(w.t)
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		w.t.Fatal(err)
 	}
-	d := &daemon{mnt: mnt, logs: &testutil.Buffer{}, done: make(chan error, 1)}
+	d := &proc{mnt: mnt, logs: &testutil.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append(append([]string{"mount"}, args...), mnt)...)
 	d.cmd.Env = env
 	d.cmd.Stderr = d.logs

@@ -1,4 +1,4 @@
-package vault
+package harden
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const hardenChildEnv = "VAULT_TEST_HARDEN_CHILD"
+const hardenChildEnv = "HARDEN_TEST_CHILD"
 
 // dumpable reads the Dumpable: line of /proc/self/status where the kernel has
 // one, else asks prctl(PR_GET_DUMPABLE), which reports the same flag.

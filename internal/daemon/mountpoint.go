@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bufio"
@@ -14,9 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// isMounted reports whether path is a mount point of ours (any FUSE mount),
+// IsMounted reports whether path is a mount point of ours (any FUSE mount),
 // reading /proc/self/mountinfo so that a dead mount (ENOTCONN) counts too.
-func isMounted(path string) (bool, error) {
+func IsMounted(path string) (bool, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return false, err
@@ -52,18 +52,18 @@ func unescapeMountinfo(s string) string {
 	return r.Replace(s)
 }
 
-// stale reports whether path is a FUSE mount whose daemon is gone. statfs
+// Stale reports whether path is a FUSE mount whose daemon is gone. statfs
 // always reaches the daemon (stat of the root can be answered from the
 // kernel's attribute cache), so a dead one shows as ENOTCONN.
-func stale(path string) bool {
+func Stale(path string) bool {
 	var st unix.Statfs_t
 	err := unix.Statfs(path, &st)
 	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
 }
 
-// unmount detaches a FUSE mount, live or dead: the umount syscall as root,
+// ForceUnmount detaches a FUSE mount, live or dead: the umount syscall as root,
 // else fusermount3 (lazily, so a dead mount goes too).
-func unmount(path string, stderr io.Writer) error {
+func ForceUnmount(path string, stderr io.Writer) error {
 	if os.Geteuid() == 0 {
 		err := unix.Unmount(path, 0)
 		if err == nil {
@@ -87,16 +87,44 @@ func unmount(path string, stderr io.Writer) error {
 	return fmt.Errorf("unmount %s: not root and no fusermount3 found (apt-get install fuse3)", path)
 }
 
-// clearStale removes a mount left by a dead earlier process, so that a
-// restart after kill -9 works.
-func clearStale(path string, stderr io.Writer) error {
-	mounted, err := isMounted(path)
-	if err != nil || !mounted {
-		return err
+// CheckMountpoint makes sure path can be mounted on, before anything
+// contacts Infisical: it exists, is a directory, is not a live mount, and
+// is empty unless allowNonEmpty (a mount would hide its files). A mount
+// left by a dead earlier process is cleared, so a restart after kill -9
+// works; notice is told so.
+func CheckMountpoint(path string, allowNonEmpty bool, notice io.Writer) error {
+	mounted, err := IsMounted(path)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", path, err)
 	}
-	if !stale(path) {
-		return fmt.Errorf("%s is already mounted by a live filesystem; unmount it first", path)
+	if mounted {
+		if !Stale(path) {
+			return fmt.Errorf("mountpoint %s is already mounted by a live filesystem; unmount it first", path)
+		}
+		fmt.Fprintf(notice, "infisicalfs: clearing the stale mount at %s left by a dead process\n", path)
+		if err := ForceUnmount(path, notice); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(stderr, "infisicalfs: clearing the stale mount at %s left by a dead process\n", path)
-	return unmount(path, stderr)
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mountpoint %s does not exist; create it with mkdir -p %s", path, path)
+	case err != nil:
+		return fmt.Errorf("mountpoint %s: %w", path, err)
+	case !fi.IsDir():
+		return fmt.Errorf("mountpoint %s is not a directory", path)
+	}
+	if allowNonEmpty {
+		return nil
+	}
+	d, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", path, err)
+	}
+	defer d.Close()
+	if names, _ := d.Readdirnames(1); len(names) > 0 {
+		return fmt.Errorf("mountpoint %s is not empty (it holds %q); mounting would hide its files: empty it, or pass --allow-non-empty", path, names[0])
+	}
+	return nil
 }

@@ -1,4 +1,6 @@
-package vault
+// Package harden keeps secrets out of core dumps and away from other
+// processes of the same user.
+package harden
 
 import (
 	"errors"
