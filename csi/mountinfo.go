@@ -112,9 +112,15 @@ func unmountStale(file, target string) error {
 	return fmt.Errorf("unmount stale %s: still mounted after 8 unmounts", target)
 }
 
-// CleanupStale unmounts every infisicalfs mount under root: at start the
-// driver owns none, so any found there were left by an earlier process and
-// are dead. It returns the targets it cleared.
+// csiVolumeDir is the directory kind kubelet puts CSI volume targets in
+// (pods/<uid>/volumes/kubernetes.io~csi/<name>/mount). A sidecar's own
+// infisicalfs mount, propagated to the host from an emptyDir, lives under
+// kubernetes.io~empty-dir and is not ours to remove.
+const csiVolumeDir = "/volumes/kubernetes.io~csi/"
+
+// CleanupStale unmounts every infisicalfs mount in a CSI volume directory
+// under root: at start the driver owns none, so any found there were left
+// by an earlier driver process and are dead. It returns those it cleared.
 func CleanupStale(file, root string) ([]string, error) {
 	ms, err := ourMounts(file, root)
 	if err != nil {
@@ -123,6 +129,9 @@ func CleanupStale(file, root string) ([]string, error) {
 	var done []string
 	var errs []error
 	for _, t := range ms {
+		if !strings.Contains(t, csiVolumeDir) {
+			continue
+		}
 		if err := unix.Unmount(t, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 			errs = append(errs, fmt.Errorf("unmount stale %s: %w", t, err))
 			continue

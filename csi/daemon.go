@@ -1,0 +1,121 @@
+package csi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/infisicalfs/infisicalfs/config"
+	"github.com/infisicalfs/infisicalfs/infisical"
+	"github.com/infisicalfs/infisicalfs/internal/daemon"
+)
+
+// KubernetesAuth prepares cfg to log in with Kubernetes auth as identityID,
+// calling jwt for the service-account token at every login. It is where
+// the infisical client's auth_method = "kubernetes" plugs in; nil refuses
+// Kubernetes-auth volumes with a clear error.
+type KubernetesAuth func(cfg *config.Config, identityID string, jwt func() string) error
+
+// DaemonSources opens registry sources as internal/daemon Sources.
+type DaemonSources struct {
+	// Base holds the driver-wide settings (refresh interval, delays, token
+	// policy, trim_newline); each source sets URL, credentials and scope.
+	Base       config.Config
+	Logger     *slog.Logger
+	Version    string
+	Kubernetes KubernetesAuth
+
+	// For tests: nil keeps the defaults.
+	HTTPClient *http.Client
+	Retry      *infisical.RetryPolicy
+}
+
+// Open is an Opener: log in, first sync, check the scope is readable, start
+// the refresh loop. The loop runs on its own context: it outlives the
+// publish call that opened it.
+func (d *DaemonSources) Open(ctx context.Context, key Key, creds Credentials, tokens *TokenBox) (Source, error) {
+	if key.Scope.Path != "/" {
+		return nil, fmt.Errorf("path %q: %w: a volume shows an environment's root folder; use subPath in the pod's volumeMount for a folder", key.Scope.Path, ErrUnsupported)
+	}
+	cfg := d.Base
+	cfg.URL = key.URL
+	cfg.Projects = []string{key.Scope.Project}
+	cfg.Envs = []string{key.Scope.Env}
+	cfg.Flat = true
+	cfg.ClientIDFile, cfg.ClientSecretFile, cfg.ConfigFile = "", "", ""
+	cfg.OnChange = nil // hooks run commands: not for pod-supplied volumes
+	cfg.MetricsAddr = ""
+	switch creds.Method {
+	case AuthKubernetes:
+		if d.Kubernetes == nil {
+			return nil, fmt.Errorf("kubernetes auth: %w (this build's Infisical client has no auth_method kubernetes); use nodePublishSecretRef", ErrUnsupported)
+		}
+		if err := d.Kubernetes(&cfg, creds.IdentityID, tokens.Get); err != nil {
+			return nil, fmt.Errorf("kubernetes auth: %w", err)
+		}
+	default:
+		cfg.ClientID, cfg.ClientSecret = creds.ClientID, creds.ClientSecret
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("source settings: %w", err)
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("source", key.String())
+	src, err := daemon.NewSource(ctx, daemon.SourceOptions{
+		Config: cfg, Logger: log, UserAgent: "infisicalfs-csi/" + d.Version,
+		HTTPClient: d.HTTPClient, Retry: d.Retry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !hasScope(src, key.Scope) {
+		closeSource(src, log)
+		return nil, fmt.Errorf("%s/%s: %w: the identity cannot read it (check the slugs, and grant the identity a role on the project)", key.Scope.Project, key.Scope.Env, ErrScopeNotFound)
+	}
+	src.Run(context.Background())
+	return &daemonSource{src: src, log: log, scope: key.Scope, trim: cfg.TrimNewline, version: d.Version}, nil
+}
+
+func hasScope(src *daemon.Source, s Scope) bool {
+	for _, p := range src.Syncer().Projects() {
+		if (p.ID == s.Project || p.Dir == s.Project) && slices.Contains(p.Envs, s.Env) {
+			return true
+		}
+	}
+	return false
+}
+
+func closeSource(src *daemon.Source, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := src.Close(ctx); err != nil {
+		log.Warn("closing source", "err", err)
+	}
+}
+
+type daemonSource struct {
+	src     *daemon.Source
+	log     *slog.Logger
+	scope   Scope
+	trim    bool
+	version string
+}
+
+// Mount serves a flat view: the volume root is the environment's root.
+// AllowOther because the driver mounts as root and the pod's user must
+// read; the file mode (default_permissions) decides who may.
+func (s *daemonSource) Mount(target string, v View) (Mounted, error) {
+	return s.src.Mount(target, daemon.View{
+		ReadOnly: v.ReadOnly, Flat: true, Project: s.scope.Project, Env: s.scope.Env,
+		UID: v.UID, GID: v.GID, FileMode: v.FileMode, TrimNewline: s.trim,
+		AllowOther: true, Version: s.version,
+	})
+}
+
+func (s *daemonSource) Close() { closeSource(s.src, s.log) }
