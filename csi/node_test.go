@@ -21,6 +21,7 @@ import (
 )
 
 type clients struct {
+	addr string // the socket path
 	id   csi.IdentityClient
 	node csi.NodeClient
 	logs *testutil.Buffer
@@ -59,7 +60,7 @@ func startDriver(t *testing.T, m Mounter, opt Options) clients {
 			t.Errorf("a credential reached the log:\n%s", logs)
 		}
 	})
-	return clients{csi.NewIdentityClient(conn), csi.NewNodeClient(conn), logs}
+	return clients{d.Addr(), csi.NewIdentityClient(conn), csi.NewNodeClient(conn), logs}
 }
 
 func mountCap(group string) *csi.VolumeCapability {
