@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
@@ -260,5 +261,37 @@ func TestEndpoint(t *testing.T) {
 	}
 	if _, err := New(Options{Endpoint: "unix:///x", Mounter: NewSharedMounter(NewRegistry(nil, nil), "", nil)}); err == nil || !strings.Contains(err.Error(), "node id") {
 		t.Errorf("no node id: %v", err)
+	}
+}
+
+// TestNodeConcurrentCallsAborted: a second call on a target whose publish
+// is still running gets Aborted (kubelet retries), not a second mount.
+func TestNodeConcurrentCallsAborted(t *testing.T) {
+	o := newFakeOpener()
+	o.gate = make(chan struct{})
+	c := startDriver(t, NewSharedMounter(NewRegistry(o.open, nil), "u", nil), Options{})
+	target := filepath.Join(t.TempDir(), "t")
+	first := make(chan error)
+	go func() {
+		_, err := c.node.NodePublishVolume(context.Background(), publishReq("v", target, nil))
+		first <- err
+	}()
+	var err error
+	for range 100 { // until the first call holds the target
+		_, err = c.node.NodePublishVolume(context.Background(), publishReq("v", target, nil))
+		if status.Code(err) == codes.Aborted {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	wantCode(t, err, codes.Aborted, "already running")
+	_, err = c.node.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: "v", TargetPath: target})
+	wantCode(t, err, codes.Aborted, "already running")
+	close(o.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if o.opens.Load() != 1 {
+		t.Fatalf("%d opens", o.opens.Load())
 	}
 }
