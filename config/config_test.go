@@ -59,6 +59,12 @@ func TestLoadFull(t *testing.T) {
 		{Path: "webshop/prod", Signal: "SIGHUP", PIDFile: "/run/nginx.pid", Debounce: Duration{time.Second}, Timeout: Duration{30 * time.Second}},
 		{Path: "webshop/dev/backend", Command: []string{"/usr/bin/systemctl", "reload", "webshop-backend.service"}, Debounce: Duration{2 * time.Second}, Timeout: Duration{30 * time.Second}},
 	}
+	want.Templates = []Template{
+		{Path: "rendered/app.env", Source: "../testdata/config/templates/app.env.tmpl", Mode: "0440",
+			OnChange: []string{"/usr/bin/systemctl", "reload", "webshop.service"}, Timeout: Duration{30 * time.Second}},
+		{Path: "rendered/port", Content: `{{ (getSecretByName "6f0c7a3e-0000-4000-8000-000000000000" "prod" "/backend" "PORT").Value }}`,
+			Timeout: Duration{30 * time.Second}},
+	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(full.toml):\n got %+v\nwant %+v", c, want)
 	}
@@ -393,6 +399,8 @@ func tomlKey(f reflect.StructField) string {
 	switch f.Name {
 	case "ClientSecret":
 		return "client_secret"
+	case "Token":
+		return "token"
 	case "FileMode":
 		return "file_mode"
 	case "ConfigFile":
@@ -546,8 +554,8 @@ func TestFlagHelpNamesEveryKey(t *testing.T) {
 	for i := 0; i < typ.NumField(); i++ {
 		key := tomlKey(typ.Field(i))
 		switch key {
-		case "", "-", "client_secret", "on_change":
-			continue // not flags: the secret stays off the command line; hooks are file-only
+		case "", "-", "client_secret", "token", "on_change", "template":
+			continue // not flags: secrets stay off the command line; hooks and templates are file-only
 		}
 		name := strings.ReplaceAll(key, "_", "-")
 		if fs.Lookup(name) == nil {
@@ -612,4 +620,32 @@ func FuzzParseFileMode(f *testing.F) {
 			t.Fatalf("round trip of %o: %o, %v", m, back, err)
 		}
 	})
+}
+
+func TestTemplateValidation(t *testing.T) {
+	base := valid()
+	cases := map[string]Template{
+		"path: name where":          {Content: "x"},
+		"set source":                {Path: "a"},
+		"not both":                  {Path: "a", Source: "/s", Content: "x"},
+		"clean relative path":       {Path: "a/../b", Content: "x"},
+		"mode":                      {Path: "a", Content: "x", Mode: "0999"},
+		"first element is the prog": {Path: "a", Content: "x", OnChange: []string{""}},
+	}
+	for want, tp := range cases {
+		c := base
+		c.Templates = []Template{tp}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", tp, err, want)
+		}
+	}
+	c := base
+	c.Templates = []Template{{Path: "a", Content: "1"}, {Path: "a", Content: "2"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "both have path") {
+		t.Errorf("duplicate paths: %v", err)
+	}
+	c.Templates = []Template{{Path: "a/b", Content: "1", Mode: "0400", OnChange: []string{"true"}}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("good template: %v", err)
+	}
 }

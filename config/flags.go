@@ -13,14 +13,19 @@ import (
 
 // Environment variables read by Resolve.
 const (
-	EnvConfig               = "INFISICALFS_CONFIG"
-	EnvURL                  = "INFISICAL_URL"
-	EnvClientID             = "INFISICAL_CLIENT_ID"
-	EnvClientIDAlt          = "INFISICAL_UNIVERSAL_AUTH_CLIENT_ID" // the official CLI's name
-	EnvClientIDFile         = "INFISICAL_CLIENT_ID_FILE"
-	EnvClientSecret         = "INFISICAL_CLIENT_SECRET"
-	EnvClientSecretAlt      = "INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET"
-	EnvClientSecretFile     = "INFISICAL_CLIENT_SECRET_FILE"
+	EnvConfig           = "INFISICALFS_CONFIG"
+	EnvURL              = "INFISICAL_URL"
+	EnvClientID         = "INFISICAL_CLIENT_ID"
+	EnvClientIDAlt      = "INFISICAL_UNIVERSAL_AUTH_CLIENT_ID" // the official CLI's name
+	EnvClientIDFile     = "INFISICAL_CLIENT_ID_FILE"
+	EnvClientSecret     = "INFISICAL_CLIENT_SECRET"
+	EnvClientSecretAlt  = "INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET"
+	EnvClientSecretFile = "INFISICAL_CLIENT_SECRET_FILE"
+	// The official CLI's and agent's names for Kubernetes and token auth.
+	EnvIdentityID           = "INFISICAL_MACHINE_IDENTITY_ID"
+	EnvKubernetesTokenPath  = "INFISICAL_KUBERNETES_SERVICE_ACCOUNT_TOKEN_PATH"
+	EnvToken                = "INFISICAL_TOKEN"
+	EnvTokenFile            = "INFISICAL_TOKEN_FILE"
 	maxCredentialFileLength = 64 << 10
 )
 
@@ -74,6 +79,10 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	v := &f.v
 	fs.StringVar(&f.ConfigPath, "config", "", "TOML config `file` (also $"+EnvConfig+"); flags beat environment beats file")
 	fs.StringVar(&v.URL, "url", "", "Infisical site `URL`, e.g. https://app.infisical.com (also $"+EnvURL+")")
+	fs.StringVar(&v.AuthMethod, "auth-method", v.AuthMethod, "how to log in: universal (client id + secret), kubernetes (identity id + service-account JWT) or token (a given access token)")
+	fs.StringVar(&v.IdentityID, "identity-id", "", "machine identity `id` for Kubernetes auth (also $"+EnvIdentityID+")")
+	fs.StringVar(&v.KubernetesTokenPath, "kubernetes-token-path", "", "service-account JWT `file`, reread at every login (default /var/run/secrets/kubernetes.io/serviceaccount/token; also $"+EnvKubernetesTokenPath+")")
+	fs.StringVar(&v.TokenFile, "token-file", "", "`file` holding the access token for token auth, reread at every login (also $"+EnvTokenFile+", or the value in $"+EnvToken+")")
 	fs.StringVar(&v.ClientID, "client-id", "", "universal-auth client `id` (also $"+EnvClientID+")")
 	fs.StringVar(&v.ClientIDFile, "client-id-file", "", "`file` holding the client id; watched for rotation (also $"+EnvClientIDFile+")")
 	fs.StringVar(&v.ClientSecretFile, "client-secret-file", "", "`file` holding the client secret; watched for rotation (also $"+EnvClientSecretFile+", or the value in $"+EnvClientSecret+")")
@@ -176,6 +185,22 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	case secretFile != "":
 		c.ClientSecret, c.ClientSecretFile = "", secretFile
 	}
+	if v := getenv(EnvIdentityID); v != "" {
+		c.IdentityID = v
+	}
+	if v := getenv(EnvKubernetesTokenPath); v != "" {
+		c.KubernetesTokenPath = v
+	}
+	tok, tokFile, err := credential(getenv, EnvToken, EnvToken, EnvTokenFile)
+	if err != nil {
+		return err
+	}
+	switch {
+	case tok != "":
+		c.Token, c.TokenFile = tok, ""
+	case tokFile != "":
+		c.Token, c.TokenFile = "", tokFile
+	}
 	return nil
 }
 
@@ -188,6 +213,8 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		"url": {&c.URL, &v.URL}, "state-file": {&c.StateFile, &v.StateFile},
 		"token-policy": {&c.TokenPolicy, &v.TokenPolicy}, "log-level": {&c.LogLevel, &v.LogLevel},
 		"log-format": {&c.LogFormat, &v.LogFormat}, "metrics-addr": {&c.MetricsAddr, &v.MetricsAddr},
+		"auth-method": {&c.AuthMethod, &v.AuthMethod}, "identity-id": {&c.IdentityID, &v.IdentityID},
+		"kubernetes-token-path": {&c.KubernetesTokenPath, &v.KubernetesTokenPath},
 	}
 	for name, p := range strs {
 		if set[name] {
@@ -243,12 +270,27 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 	if set["client-secret-file"] {
 		c.ClientSecret, c.ClientSecretFile = "", v.ClientSecretFile
 	}
+	if set["token-file"] {
+		c.Token, c.TokenFile = "", v.TokenFile
+	}
 	return nil
 }
 
 // readCredentials reads the credential files named in c. One trailing
-// newline is removed (echo and most editors add one).
+// newline is removed (echo and most editors add one). The token file and
+// the Kubernetes JWT file are not read here: the client rereads them at
+// every login, so only their paths are made absolute.
 func readCredentials(c *Config) error {
+	for _, p := range []*string{&c.TokenFile, &c.KubernetesTokenPath} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("credential file %s: %w", *p, err)
+		}
+		*p = abs
+	}
 	for _, cr := range []struct {
 		what  string
 		file  *string

@@ -47,6 +47,8 @@ var Keys = []Key{
 	{Name: "project", Field: "Projects", Apply: setFilter, LiveIf: notFlat},
 	{Name: "env", Field: "Envs", Apply: setFilter, LiveIf: notFlat},
 	{Name: "on_change", Field: "OnChange", Apply: func(l Live, c Config) { l.SetHooks(c.OnChange) }},
+	// Templates are parsed and checked at mount time.
+	{Name: "template", Field: "Templates"},
 
 	// The client's retry waits are fixed when it is made.
 	{Name: "server_error_delay", Field: "ServerErrorDelay"},
@@ -66,6 +68,14 @@ var Keys = []Key{
 	{Name: "token_policy", Field: "TokenPolicy"},
 	{Name: "log_format", Field: "LogFormat"},
 	{Name: "debug_fuse", Field: "DebugFUSE"},
+	// The auth method and its settings are fixed when the client is built.
+	// A rewritten token or JWT file needs no remount: the client rereads it
+	// at every login; only a new path does.
+	{Name: "auth_method", Field: "AuthMethod"},
+	{Name: "identity_id", Field: "IdentityID"},
+	{Name: "kubernetes_token_path", Field: "KubernetesTokenPath"},
+	{Name: "token_file", Field: "TokenFile"},
+	{Name: "token", Field: "Token"}, // from the environment, which a reload does not change
 }
 
 func (k Key) field(c *Config) reflect.Value {

@@ -82,9 +82,14 @@ func Load(path string) (Config, toml.MetaData, error) {
 	}
 	c.ClientIDFile = abs(c.ClientIDFile)
 	c.ClientSecretFile = abs(c.ClientSecretFile)
+	c.TokenFile = abs(c.TokenFile)
+	c.KubernetesTokenPath = abs(c.KubernetesTokenPath)
 	c.StateFile = abs(c.StateFile)
 	for i := range c.OnChange {
 		c.OnChange[i].PIDFile = abs(c.OnChange[i].PIDFile)
+	}
+	for i := range c.Templates {
+		c.Templates[i].Source = abs(c.Templates[i].Source)
 	}
 	return c, md, nil
 }
@@ -133,6 +138,9 @@ func undecoded(md toml.MetaData) error {
 			secretInFile = true
 			continue
 		}
+		if s == "token" {
+			return errors.New("token is not read from the config file: name a file holding it with token_file, or set INFISICAL_TOKEN")
+		}
 		unknown = append(unknown, s)
 	}
 	if secretInFile {
@@ -157,6 +165,19 @@ func (c *Config) normalize() {
 	if len(c.OnChange) == 0 {
 		c.OnChange = nil
 	}
+	if len(c.Templates) == 0 {
+		c.Templates = nil
+	}
+	for i := range c.Templates {
+		t := &c.Templates[i]
+		t.Path = strings.Trim(t.Path, "/")
+		if len(t.OnChange) == 0 {
+			t.OnChange = nil
+		}
+		if t.Timeout.Duration == 0 {
+			t.Timeout.Duration = DefaultHookTimeout
+		}
+	}
 	for i := range c.OnChange {
 		h := &c.OnChange[i]
 		h.Path = strings.Trim(h.Path, "/")
@@ -173,9 +194,9 @@ func (c *Config) normalize() {
 }
 
 // TOML writes the settings as a config file that Load reads back to
-// the same Config. The client secret is never written.
+// the same Config. The client secret and a token are never written.
 func (c Config) TOML() ([]byte, error) {
-	c.ClientSecret = ""
+	c.ClientSecret, c.Token = "", ""
 	var buf bytes.Buffer
 	fc := fileConfig{Config: c, FileMode: fileMode(c.FileMode)}
 	if err := toml.NewEncoder(&buf).Encode(fc); err != nil {

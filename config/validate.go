@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,17 +29,37 @@ func (c Config) Validate() error {
 			bad("url: leave credentials out of the URL; use the client id and secret settings")
 		}
 	}
-	switch {
-	case c.ClientID == "" && c.ClientIDFile != "":
-		bad("client id file %s is empty", c.ClientIDFile)
-	case c.ClientID == "":
-		bad("missing client id: set %s, %s or client_id_file", EnvClientID, EnvClientIDFile)
-	}
-	switch {
-	case c.ClientSecret == "" && c.ClientSecretFile != "":
-		bad("client secret file %s is empty", c.ClientSecretFile)
-	case c.ClientSecret == "":
-		bad("missing client secret: set %s, %s or client_secret_file", EnvClientSecret, EnvClientSecretFile)
+	switch c.AuthMethod {
+	case AuthUniversal:
+		// The client id and secret are needed only here.
+		switch {
+		case c.ClientID == "" && c.ClientIDFile != "":
+			bad("client id file %s is empty", c.ClientIDFile)
+		case c.ClientID == "":
+			bad("missing client id: set %s, %s or client_id_file", EnvClientID, EnvClientIDFile)
+		}
+		switch {
+		case c.ClientSecret == "" && c.ClientSecretFile != "":
+			bad("client secret file %s is empty", c.ClientSecretFile)
+		case c.ClientSecret == "":
+			bad("missing client secret: set %s, %s or client_secret_file", EnvClientSecret, EnvClientSecretFile)
+		}
+	case AuthKubernetes:
+		if strings.TrimSpace(c.IdentityID) == "" {
+			bad("auth_method kubernetes needs the machine identity id: set %s, --identity-id or identity_id", EnvIdentityID)
+		}
+		if c.KubernetesTokenPath != "" && !filepath.IsAbs(c.KubernetesTokenPath) {
+			bad("kubernetes_token_path %q: want an absolute path", c.KubernetesTokenPath)
+		}
+	case AuthToken:
+		switch {
+		case c.Token != "" && c.TokenFile != "":
+			bad("auth_method token: set %s or token_file (%s), not both", EnvToken, EnvTokenFile)
+		case strings.TrimSpace(c.Token) == "" && c.TokenFile == "":
+			bad("auth_method token needs an access token: set %s, %s, --token-file or token_file", EnvToken, EnvTokenFile)
+		}
+	default:
+		bad("auth_method %q: want %q, %q or %q", c.AuthMethod, AuthUniversal, AuthKubernetes, AuthToken)
 	}
 	if c.RefreshInterval.Duration < time.Second {
 		bad("refresh_interval %s: must be at least 1s", c.RefreshInterval.Duration)
@@ -87,7 +108,41 @@ func (c Config) Validate() error {
 			bad("on_change[%d] (path %q): %w", i, h.Path, err)
 		}
 	}
+	seen := map[string]int{}
+	for i, t := range c.Templates {
+		if err := t.validate(); err != nil {
+			bad("template[%d] (path %q): %w", i, t.Path, err)
+		}
+		if j, ok := seen[t.Path]; ok && t.Path != "" {
+			bad("template[%d] and template[%d] both have path %q", j, i, t.Path)
+		}
+		seen[t.Path] = i
+	}
 	return errors.Join(errs...)
+}
+
+func (t Template) validate() error {
+	switch {
+	case t.Path == "":
+		return errors.New("path: name where the file appears, relative to the mount root")
+	case (t.Source == "") == (t.Content == ""):
+		return errors.New("set source (a template file) or content, not both")
+	case len(t.OnChange) > 0 && t.OnChange[0] == "":
+		return errors.New("on_change: the first element is the program to run")
+	case t.Timeout.Duration < 0:
+		return errors.New("timeout must not be negative")
+	}
+	for _, c := range strings.Split(t.Path, "/") {
+		if c == "" || c == "." || c == ".." {
+			return errors.New("path: want a clean relative path like rendered/app.env")
+		}
+	}
+	if t.Mode != "" {
+		if _, err := ParseFileMode(t.Mode); err != nil {
+			return fmt.Errorf("mode: %w", err)
+		}
+	}
+	return nil
 }
 
 func (h Hook) validate() error {

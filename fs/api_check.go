@@ -31,6 +31,7 @@ var (
 	_ gofs.NodeSetxattrer    = (*fileNode)(nil)
 	_ gofs.NodeGetxattrer    = (*fileNode)(nil)
 	_ gofs.NodeRemovexattrer = (*fileNode)(nil)
+	_ gofs.NodeOnForgetter   = (*fileNode)(nil)
 
 	_ gofs.NodeGetattrer = (*viewNode)(nil)
 	_ gofs.NodeSetattrer = (*viewNode)(nil)

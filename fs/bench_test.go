@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
@@ -324,6 +325,7 @@ type refreshStack struct {
 	pid  string
 	ct   *countingTransport
 	sync *syncer.Syncer
+	fsys *fs.FS
 	dir  string
 }
 
@@ -338,7 +340,7 @@ func newRefreshStack(b *testing.B, n int) *refreshStack {
 	benchSeedSpread(srv, pid, n)
 	ct := newCountingTransport()
 	m := mountServer(b, srv, pid, mountConfig{trimNewline: true, tokenPolicy: infisical.TokenPerCycle, httpClient: &http.Client{Transport: ct}})
-	return &refreshStack{srv: srv, pid: pid, ct: ct, sync: m.sync, dir: m.dir}
+	return &refreshStack{srv: srv, pid: pid, ct: ct, sync: m.sync, fsys: m.fsys, dir: m.dir}
 }
 
 // BenchmarkRefresh: one refresh cycle of 1k, 10k and 100k secrets, unchanged
@@ -381,7 +383,7 @@ func BenchmarkRefresh(b *testing.B) {
 			if err := st.sync.Sync(ctx, false); err != nil {
 				return err
 			}
-			st.sync.Flush()
+			st.fsys.Flush()
 			return nil
 		}
 		change := func(i int) {

@@ -31,6 +31,9 @@ type dirNode struct {
 	env     string
 	path    string // canonical folder path
 
+	// mu guards local and hidden; it comes first in the lock order
+	// (dirNode.mu, fileNode.mu, handle.mu) and is never held across a
+	// Backend call.
 	mu sync.Mutex
 	// local holds files that exist here but not (or not yet) in the vault:
 	// scratch files, and secrets created but not yet pushed.
@@ -89,9 +92,13 @@ type entry struct {
 // sorted so that concurrent readers see a stable order.
 func (d *dirNode) entries() []entry {
 	var out []entry
+	for i := range views {
+		if views[i].shownIn(d) {
+			out = append(out, entry{views[i].name, syscall.S_IFREG})
+		}
+	}
 	switch d.kind {
 	case kindRoot:
-		out = append(out, entry{statusName, syscall.S_IFREG})
 		for _, p := range d.fsys.opt.Backend.Projects() {
 			out = append(out, entry{p.Dir, syscall.S_IFDIR})
 		}
@@ -100,17 +107,13 @@ func (d *dirNode) entries() []entry {
 			out = append(out, entry{e, syscall.S_IFDIR})
 		}
 	case kindFolder:
-		if d.IsRoot() {
-			out = append(out, entry{statusName, syscall.S_IFREG})
-		}
-		out = append(out, entry{envName, syscall.S_IFREG}, entry{jsonName, syscall.S_IFREG})
 		l := d.fsys.opt.Vault.List(d.project, d.env, d.path)
 		for _, f := range l.Folders {
 			out = append(out, entry{f, syscall.S_IFDIR})
 		}
 		d.mu.Lock()
 		for _, k := range l.Keys {
-			if _, gone := d.hidden[k]; !gone {
+			if _, gone := d.hidden[k]; !gone && !reserved(k) {
 				out = append(out, entry{k, syscall.S_IFREG})
 			}
 		}
@@ -182,11 +185,11 @@ func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { 
 
 // Lookup finds a child by name.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if v := viewNamed(d, name); v != nil {
+		return d.viewChild(ctx, v, out)
+	}
 	switch d.kind {
 	case kindRoot:
-		if name == statusName {
-			return d.viewChild(ctx, name, viewStatus, out)
-		}
 		for _, p := range d.fsys.opt.Backend.Projects() {
 			if p.Dir == name {
 				return d.dirChild(ctx, name, d.fsys.newDir(kindProject, p.ID, "", ""), out)
@@ -199,13 +202,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			}
 		}
 	case kindFolder:
-		switch {
-		case name == statusName && d.IsRoot():
-			return d.viewChild(ctx, name, viewStatus, out)
-		case name == envName:
-			return d.viewChild(ctx, name, viewEnv, out)
-		case name == jsonName:
-			return d.viewChild(ctx, name, viewJSON, out)
+		if reserved(name) {
+			// A secret with a view's name is shadowed by the view.
+			return nil, syscall.ENOENT
 		}
 		if d.fsys.opt.Vault.HasFolder(d.project, d.env, d.childPath(name)) {
 			return d.dirChild(ctx, name, d.fsys.newDir(kindFolder, d.project, d.env, d.childPath(name)), out)
@@ -249,14 +248,14 @@ func (d *dirNode) fileChild(ctx context.Context, name string, n *fileNode, out *
 	return ch, 0
 }
 
-func (d *dirNode) viewChild(ctx context.Context, name string, kind viewKind, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if ch := d.GetChild(name); ch != nil {
-		if v, ok := ch.Operations().(*viewNode); ok {
-			v.getattr(&out.Attr)
+func (d *dirNode) viewChild(ctx context.Context, v *view, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if ch := d.GetChild(v.name); ch != nil {
+		if vn, ok := ch.Operations().(*viewNode); ok && vn.v == v {
+			vn.getattr(&out.Attr)
 			return ch, 0
 		}
 	}
-	v := &viewNode{fsys: d.fsys, kind: kind, dir: d}
-	v.getattr(&out.Attr)
-	return d.NewInode(ctx, v, gofs.StableAttr{Mode: syscall.S_IFREG}), 0
+	vn := &viewNode{v: v, dir: d}
+	vn.getattr(&out.Attr)
+	return d.NewInode(ctx, vn, gofs.StableAttr{Mode: syscall.S_IFREG}), 0
 }

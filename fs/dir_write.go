@@ -47,10 +47,8 @@ func (d *dirNode) inVault(name string) bool {
 
 // scratchName reports whether a new file of this name would be local only.
 func (d *dirNode) scratchName(name string) bool {
-	return scratchPattern(name) && !d.inVault(name) && !isView(name)
+	return scratchPattern(name) && !d.inVault(name) && !reserved(name)
 }
-
-func isView(name string) bool { return name == envName || name == jsonName || name == statusName }
 
 func (d *dirNode) writableHere(name string) syscall.Errno {
 	if d.fsys.opt.ReadOnly {
@@ -59,8 +57,8 @@ func (d *dirNode) writableHere(name string) syscall.Errno {
 	if d.kind != kindFolder {
 		return d.deny(syscall.EPERM, name, "projects and environments are made in Infisical, not here")
 	}
-	if isView(name) {
-		return d.deny(syscall.EACCES, name, ".env, .json and .status are rendered views and read-only")
+	if reserved(name) {
+		return d.deny(syscall.EACCES, name, "a rendered view's name: views are read-only")
 	}
 	return 0
 }
@@ -71,7 +69,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.writableHere(name); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	n := &fileNode{fsys: d.fsys, mtime: time.Now(), writers: 1}
+	n := &fileNode{fsys: d.fsys, mtime: time.Now()}
 	if d.scratchName(name) {
 		n.scratch = true
 	} else {
@@ -297,9 +295,7 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 	n.mu.Lock()
 	clear(n.local)
 	n.local, n.scratch, n.origin, n.originDir = nil, false, "", nil
-	n.settled = 0 // the kernel knows this node as the scratch file
 	n.mu.Unlock()
-	d.fsys.invalidateFile(n.EmbeddedInode(), nd.addr(newName))
 	if origin != "" && od != nil && (od != nd || origin != newName) {
 		// The scratch copy stood in for another secret: that move is done.
 		if err := d.fsys.opt.Backend.Delete(od.addr(origin)); err != nil {

@@ -6,11 +6,21 @@
 // works out its address from its parent directory and its current name, so a
 // rename moves it without bookkeeping.
 //
-// Caching: entries, attributes and negative lookups are cached by the kernel
-// for an hour, and content is kept in the page cache. Freshness is the
-// syncer's job: after every change it calls Invalidate from its own
-// goroutine, which drops exactly the changed kernel entries.
+// What a directory shows besides its secrets is the views table (views.go):
+// one entry per rendered file, read by lookup, readdir, name reservation and
+// invalidation alike.
 //
-// Lock order: dirNode.mu, then fileNode.mu, then handle.mu. The vault and the
-// backend take their own locks and never call back into this package.
+// Caching: entries, attributes and negative lookups are cached by the
+// kernel for an hour. On a read-only mount the kernel also keeps secrets'
+// pages and no open reaches the daemon; coherence (coherence.go) keeps the
+// size and the pages it caches on one version. On a read-write mount each
+// open reads its own snapshot with direct I/O, so no page is shared.
+// Freshness is this package's job: every change, from a refresh or a push,
+// reaches Invalidate, which queues it; one goroutine delivers the queue to
+// the kernel in order, never from inside a FUSE request (notify.go).
+//
+// Lock order: dirNode.mu, then fileNode.mu, then handle.mu; coherence.mu is
+// taken alone and held only around a vault read. None is held across a
+// Backend call or a kernel notification. The vault and the backend take their own locks and
+// never call back into this package.
 package fs

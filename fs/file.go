@@ -8,6 +8,9 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/infisicalfs/infisicalfs/internal/tree"
+	"github.com/infisicalfs/infisicalfs/vault"
 )
 
 // fileNode is a secret, or a scratch file. It keeps no value of a secret: it
@@ -16,7 +19,10 @@ import (
 type fileNode struct {
 	gofs.Inode
 	fsys *FS
+	coh  coherence // what the kernel caches of it (read-only mounts)
 
+	// mu guards the fields below. Lock order: dirNode.mu, then
+	// fileNode.mu, then handle.mu; none is held across a Backend call.
 	mu sync.Mutex
 	// scratch files are local: their content lives here, in memory only.
 	scratch bool
@@ -28,28 +34,10 @@ type fileNode struct {
 	// its directory until it is written again or the scratch copy dropped).
 	origin    string
 	originDir *dirNode
-	// writers counts open write handles; while any is open, read opens
-	// bypass the page cache so that nobody reads bytes not yet pushed.
-	writers int
 	// truncOpen is the last write open and the process that made it: the
 	// kernel sends that open's O_TRUNC as a SETATTR without a handle.
 	truncOpen    *handle
 	truncOpenPid uint32
-	// settled is the vault generation of the version the kernel's cache
-	// holds: set at first contact and once an invalidation of this node
-	// has been delivered with no request in between. Until then getattr
-	// and page-cache reads serve the settled version, so the kernel's size
-	// and its pages always come from one version (see invalidateFile).
-	settled uint64
-	// touched: a read served the settled version while an invalidation
-	// was being delivered, so the kernel may have cached it again and
-	// needs one more invalidation.
-	touched bool
-	// invalidating is closed when a delivery in progress ends; getattr
-	// waits for it, so the kernel never takes a new size while pages of
-	// the old version may still be cached. (Reads are not held: the
-	// kernel locks the pages of a READ, which the delivery waits for.)
-	invalidating chan struct{}
 }
 
 // where is the node's directory and name now; ok is false once unlinked.
@@ -96,31 +84,17 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(false)
 		n.setTime(a, mt)
 	default:
-		n.mu.Lock()
-		wait := n.invalidating
-		n.mu.Unlock()
-		if wait != nil {
-			select {
-			case <-wait:
-			case <-time.After(invalidateWait):
-			}
-		}
-		m, ok := n.fsys.opt.Vault.Stat(d.addr(name))
+		addr := d.addr(name)
+		m, ok := n.fsys.opt.Vault.Stat(addr)
 		if !ok {
 			return syscall.ENOENT
 		}
-		n.mu.Lock()
-		if n.settled == 0 {
-			n.settled = m.Gen
-		}
-		gen := n.settled
-		n.mu.Unlock()
-		if m.Gen != gen {
-			// Tell the kernel the size of the version it caches; the
-			// invalidation on its way will bring the new one.
-			if v, old, err := n.fsys.opt.Vault.GetGen(d.addr(name), gen); err == nil {
-				v.Wipe()
-				m = old
+		if n.fsys.pageCache() {
+			// Report the version the kernel caches; the invalidation on
+			// its way moves it to the new one (see coherence).
+			n.coh.waitDelivery()
+			if m, ok = n.coh.attr(func() (vault.Sealed, bool) { return n.fsys.opt.Vault.Seal(addr) }); !ok {
+				return syscall.ENOENT
 			}
 		}
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
@@ -146,14 +120,10 @@ func (n *fileNode) content() ([]byte, syscall.Errno) {
 }
 
 // use runs fn on the file's plaintext and wipes the vault's copy after.
-// settled picks the version the kernel's cache holds, for page-cache reads;
-// otherwise the current one. fn must not keep v.
-func (n *fileNode) use(settled bool, fn func(v []byte)) syscall.Errno {
+// pageRead serves the version the kernel's page cache holds (see
+// coherence); otherwise the current one. fn must not keep v.
+func (n *fileNode) use(pageRead bool, fn func(v []byte)) syscall.Errno {
 	n.mu.Lock()
-	gen := n.settled
-	if settled {
-		n.touched = true
-	}
 	if n.scratch || n.pending {
 		defer n.mu.Unlock()
 		fn(n.local)
@@ -164,10 +134,20 @@ func (n *fileNode) use(settled bool, fn func(v []byte)) syscall.Errno {
 	if !ok {
 		return syscall.ENOENT
 	}
-	if !settled {
-		gen = 0
+	addr := d.addr(name)
+	var v *vault.Value
+	var err error
+	if pageRead {
+		n.coh.read(func(s vault.Sealed) {
+			if s.Empty() {
+				v, _, err = n.fsys.opt.Vault.Get(addr)
+			} else {
+				v, err = n.fsys.opt.Vault.Open(addr, s)
+			}
+		})
+	} else {
+		v, _, err = n.fsys.opt.Vault.Get(addr)
 	}
-	v, _, err := n.fsys.opt.Vault.GetGen(d.addr(name), gen)
 	if err != nil {
 		return syscall.ENOENT
 	}
@@ -176,9 +156,18 @@ func (n *fileNode) use(settled bool, fn func(v []byte)) syscall.Errno {
 	return 0
 }
 
+// OnForget wipes the pinned copy once the kernel forgot the file.
+func (n *fileNode) OnForget() { n.coh.forget() }
+
 // Open serves read-write mounts. Read-only mounts answer ENOSYS: the kernel
 // then stops sending OPEN, FLUSH and RELEASE for the whole mount and keeps
 // the page cache, so a repeat read costs no request at all.
+//
+// On a read-write mount every open gets a snapshot of the value and direct
+// I/O: no byte of the page cache is shared between opens, so a reader never
+// sees a writer's unpushed bytes, a size the kernel took from a writer, or
+// half of two versions; each read() returns bytes of the one value the
+// open saw. That costs a READ round trip per read (measured in make bench).
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if n.fsys.opt.ReadOnly {
 		return nil, 0, syscall.ENOSYS
@@ -188,17 +177,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		if errno := n.writable(); errno != 0 {
 			return nil, 0, errno
 		}
-	}
-	n.mu.Lock()
-	writers := n.writers
-	n.mu.Unlock()
-	if !write && writers == 0 {
-		// Reads go through the page cache, as on a read-only mount: READs
-		// serve the version the kernel's cache is settled on (see
-		// use), so its size and its pages always agree. A snapshot
-		// with direct I/O here would not help: a short direct read moves
-		// the kernel's size under the other readers of the same inode.
-		return nil, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
 	}
 	h := &handle{n: n, write: write}
 	if !write || flags&syscall.O_TRUNC == 0 {
@@ -210,51 +188,17 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	} else {
 		h.truncated = true
 	}
-	if write {
+	if !write {
+		return h, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+	}
+	// The kernel strips O_TRUNC from OPEN and sends it next as a
+	// handle-less SETATTR from the same process: remember who opened.
+	if fc, ok := ctx.(*fuse.Context); ok {
 		n.mu.Lock()
-		n.writers++
-		// The kernel strips O_TRUNC from OPEN and sends it next as a
-		// handle-less SETATTR from the same process: remember who opened.
-		if fc, ok := ctx.(*fuse.Context); ok {
-			n.truncOpen, n.truncOpenPid = h, fc.Caller.Pid
-		}
+		n.truncOpen, n.truncOpenPid = h, fc.Caller.Pid
 		n.mu.Unlock()
 	}
-	// Direct I/O: a writer's bytes must not reach the page cache before
-	// they are pushed, and while a writer is open, readers read their own
-	// snapshot (one open, one version) rather than the shared cache.
 	return h, fuse.FOPEN_DIRECT_IO, 0
-}
-
-// invalidateWait bounds how long a getattr waits for a delivery: a
-// delivery that cannot finish must not hang stat(2).
-const invalidateWait = 100 * time.Millisecond
-
-// beginInvalidate starts a delivery: getattrs wait, reads are watched.
-func (n *fileNode) beginInvalidate() {
-	n.mu.Lock()
-	n.touched = false
-	if n.invalidating == nil {
-		n.invalidating = make(chan struct{})
-	}
-	n.mu.Unlock()
-}
-
-// settle records that the kernel dropped its cache of this node, unless a
-// read was served meanwhile (then it reports false: deliver again). force
-// settles regardless.
-func (n *fileNode) settle(gen uint64, force bool) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.touched && !force {
-		return false
-	}
-	n.settled, n.touched = gen, false
-	if n.invalidating != nil {
-		close(n.invalidating)
-		n.invalidating = nil
-	}
-	return true
 }
 
 // writable fails an open-for-write whose push is already known to fail.
@@ -453,7 +397,6 @@ func (n *fileNode) store(b []byte) syscall.Errno {
 	n.pending = false
 	n.mu.Unlock()
 	d.settle(name, n)
-	n.fsys.invalidateFile(n.EmbeddedInode(), d.addr(name))
 	return 0
 }
 
@@ -471,7 +414,7 @@ func (n *fileNode) dropPending(d *dirNode, name string) bool {
 		delete(d.local, name)
 	}
 	d.mu.Unlock()
-	d.fsys.later(func() { d.NotifyEntry(name) })
+	d.fsys.Invalidate(tree.Changes{Removed: []vault.Addr{d.addr(name)}})
 	return true
 }
 

@@ -63,7 +63,7 @@ type FS struct {
 	log     *slog.Logger
 	root    *dirNode
 	mounted atomic.Bool // Invalidate does nothing before the kernel knows us
-	queue   chan func()
+	queue   *queue
 	reqs    atomic.Uint64 // kernel requests seen (see counting)
 	start   time.Time     // the time shown where Infisical gives none
 }
@@ -82,7 +82,7 @@ func New(opt Options) *FS {
 	if opt.CacheTimeout == 0 {
 		opt.CacheTimeout = time.Hour
 	}
-	f := &FS{opt: opt, log: opt.Logger, queue: make(chan func(), 1024), start: time.Now()}
+	f := &FS{opt: opt, log: opt.Logger, queue: newQueue(), start: time.Now()}
 	if opt.Flat {
 		f.root = f.newDir(kindFolder, opt.FlatProject, opt.FlatEnv, "/")
 	} else {
@@ -154,10 +154,23 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	if err := srv.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
+	go f.queue.run(f.deliver)
 	f.mounted.Store(true)
-	go f.runQueue()
 	return srv, nil
 }
+
+// Close ends the invalidation goroutine after delivering what is queued;
+// call it once the mount is gone.
+func (f *FS) Close() {
+	if f.mounted.Swap(false) {
+		f.queue.close()
+	}
+}
+
+// pageCache reports whether the kernel keeps secrets' pages: on read-only
+// mounts, where no open reaches the daemon. Read-write mounts serve every
+// open from a snapshot with direct I/O instead (see fileNode.Open).
+func (f *FS) pageCache() bool { return f.opt.ReadOnly }
 
 // push sends a file's bytes as a secret's value, less the one trailing
 // newline that echo adds, unless trim_newline is off.
@@ -166,22 +179,6 @@ func (f *FS) push(a vault.Addr, b []byte) error {
 		b = b[:len(b)-1]
 	}
 	return f.opt.Backend.Push(a, b)
-}
-
-// later runs fn on the filesystem's own goroutine: kernel notifications
-// must never be sent from inside a FUSE request.
-func (f *FS) later(fn func()) {
-	select {
-	case f.queue <- fn:
-	default:
-		go fn() // a full queue must not block a request
-	}
-}
-
-func (f *FS) runQueue() {
-	for fn := range f.queue {
-		fn()
-	}
 }
 
 func (f *FS) setAttrCommon(out *fuse.Attr) {

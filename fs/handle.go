@@ -12,11 +12,15 @@ import (
 // flush (close) and fsync, whose result is what close() and fsync() return.
 // Release's result is discarded by the kernel, so nothing is pushed there.
 type handle struct {
-	n     *fileNode
+	n     *fileNode // nil for a view's snapshot
 	write bool
 
+	// mu guards the fields below; it is the last lock in the order
+	// (dirNode.mu, fileNode.mu, handle.mu) and is never held across a
+	// push: commit copies the bytes and pushes unlocked.
 	mu  sync.Mutex
 	buf []byte // plaintext; wiped at release
+	seq uint64 // bumped by every change to buf, so a commit knows what it pushed
 	// dirty: written (or truncated through the handle) since the last
 	// push; flush and fsync push it.
 	dirty bool
@@ -65,6 +69,7 @@ func (h *handle) writeAt(data []byte, off int64) (uint32, syscall.Errno) {
 	}
 	copy(h.buf[off:], data)
 	h.dirty = true
+	h.seq++
 	return uint32(len(data)), 0
 }
 
@@ -81,48 +86,71 @@ func (h *handle) truncate(sz uint64) syscall.Errno {
 		h.buf = append(h.buf, make([]byte, int(sz)-len(h.buf))...)
 	}
 	h.dirty = true
+	h.seq++
 	return 0
 }
 
 // commit pushes what was written since the last commit. A failed push keeps
 // the handle dirty, so a later flush of a dup'd descriptor tries again.
+// The bytes are copied and pushed with no lock held: a push can take as
+// long as the push timeout, and a read or write of the same handle must
+// not wait for it.
 func (h *handle) commit() syscall.Errno {
 	if !h.write {
 		return 0
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if !h.dirty || h.failed {
+		h.mu.Unlock()
 		return 0
 	}
 	// Whatever the outcome, close() has now reported on this handle's
 	// value: release must not push it again behind the caller's back.
 	h.truncated = false
-	if errno := h.n.store(h.buf); errno != 0 {
+	b, seq := append([]byte(nil), h.buf...), h.seq
+	h.mu.Unlock()
+	defer clear(b)
+	if errno := h.n.store(b); errno != 0 {
 		return errno
 	}
-	h.dirty = false
+	h.mu.Lock()
+	if h.seq == seq { // nothing written meanwhile
+		h.dirty = false
+	}
+	h.mu.Unlock()
 	return 0
 }
 
+// release pushes the empty value of a truncated or created file that was
+// never written (`: > KEY`, `touch NEW`): only the log can report its
+// failure, since release's result is discarded.
 func (h *handle) release() {
 	h.mu.Lock()
-	if h.write && h.truncated && !h.failed {
-		if errno := h.n.store(h.buf); errno != 0 {
-			h.n.fsys.log.Warn("the empty value of a truncated or created file was not pushed", "errno", errno.Error())
-		}
+	var b []byte
+	push := h.write && h.truncated && !h.failed
+	if push {
+		b = append([]byte(nil), h.buf...)
 	}
 	clear(h.buf)
 	h.buf = nil
 	h.mu.Unlock()
-	if h.write {
-		h.n.mu.Lock()
-		h.n.writers--
-		if h.n.truncOpen == h {
-			h.n.truncOpen = nil
+	if push {
+		if errno := h.n.store(b); errno != 0 {
+			h.n.fsys.log.Warn("the empty value of a truncated or created file was not pushed", "errno", errno.Error())
 		}
-		h.n.mu.Unlock()
+		clear(b)
 	}
+	if h.write {
+		h.n.forgetTruncOpen(h)
+	}
+}
+
+// wipe drops a read-only snapshot.
+func (h *handle) wipe() {
+	h.mu.Lock()
+	clear(h.buf)
+	h.buf = nil
+	h.mu.Unlock()
 }
 
 func (h *handle) attr(a *fuse.Attr) {

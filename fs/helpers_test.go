@@ -162,7 +162,7 @@ func (m *testMount) refresh() {
 	if err := m.sync.Sync(context.Background(), false); err != nil {
 		m.t.Fatalf("sync: %v", err)
 	}
-	m.sync.Flush()
+	m.fsys.Flush()
 }
 
 func (m *testMount) readFile(parts ...string) string {

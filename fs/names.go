@@ -5,13 +5,6 @@ import (
 	"strings"
 )
 
-// Names of the rendered views.
-const (
-	statusName = ".status"
-	envName    = ".env"
-	jsonName   = ".json"
-)
-
 // sedTemp matches GNU sed's in-place temporary file, "sed" and six characters.
 var sedTemp = regexp.MustCompile(`^sed[A-Za-z0-9]{6}$`)
 

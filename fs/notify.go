@@ -2,6 +2,8 @@ package fs
 
 import (
 	"strings"
+	"sync"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
@@ -9,47 +11,132 @@ import (
 	"github.com/infisicalfs/infisicalfs/vault"
 )
 
-// Invalidate drops exactly the kernel cache entries that ch names: content
-// and attributes of changed secrets, names that appeared (the kernel may
-// remember them as missing) or went, listings of directories whose entries
-// changed, and the rendered views. It must be called from a goroutine of the
-// caller's own, never from inside a FUSE request. ENOENT from a notify means
-// the kernel had nothing cached, which is fine.
+// The one invalidation path. Whatever changes what the mount shows (a
+// refresh, a push, a created file dropped after its push failed) hands the
+// change to Invalidate, which only queues it; one goroutine delivers the
+// queue to the kernel, in order, each change once. Callers run inside FUSE
+// requests too (a push in FLUSH, a rename that holds its directories'
+// locks), and a notify sent from there, or a caller waiting on the
+// notifier, can deadlock against the kernel (libfuse documents it), so the
+// queue never blocks a caller and never drops an item: it is unbounded.
+
+// queue is the ordered, unbounded queue of invalidations and its goroutine.
+type queue struct {
+	mu     sync.Mutex
+	items  []queued
+	closed bool
+	wake   chan struct{} // one pending wake-up
+	end    chan struct{} // closed when the goroutine is done
+}
+
+type queued struct {
+	ch   tree.Changes
+	done chan struct{} // a Flush marker: closed when reached
+}
+
+func newQueue() *queue {
+	return &queue{wake: make(chan struct{}, 1), end: make(chan struct{})}
+}
+
+func (q *queue) put(it queued) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		if it.done != nil {
+			close(it.done)
+		}
+		return
+	}
+	q.items = append(q.items, it)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) run(deliver func(tree.Changes)) {
+	defer close(q.end)
+	for {
+		q.mu.Lock()
+		items, closed := q.items, q.closed
+		q.items = nil
+		q.mu.Unlock()
+		for _, it := range items {
+			if it.done != nil {
+				close(it.done)
+			} else {
+				deliver(it.ch)
+			}
+		}
+		if closed {
+			return
+		}
+		if len(items) == 0 {
+			<-q.wake
+		}
+	}
+}
+
+// close delivers what is queued and ends the goroutine.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	<-q.end
+}
+
+// Invalidate queues the kernel cache invalidations that ch calls for. It
+// never blocks and may be called from anywhere, FUSE requests included.
 func (f *FS) Invalidate(ch tree.Changes) {
+	if ch.Empty() || !f.mounted.Load() {
+		return
+	}
+	f.queue.put(queued{ch: ch})
+}
+
+// Flush waits until every invalidation queued so far reached the kernel.
+func (f *FS) Flush() {
 	if !f.mounted.Load() {
 		return
 	}
-	if ch.Status {
-		if st := f.root.GetChild(statusName); st != nil {
-			st.NotifyContent(0, 0)
-		}
-	}
+	done := make(chan struct{})
+	f.queue.put(queued{done: done})
+	<-done
+}
+
+// deliver drops exactly the kernel cache entries that ch names: content
+// and attributes of changed secrets, names that appeared (the kernel may
+// remember them as missing) or went, listings of directories whose entries
+// changed, and the views that the change invalidates. ENOENT from a notify
+// means the kernel had nothing cached, which is fine.
+func (f *FS) deliver(ch tree.Changes) {
 	if ch.Tree {
 		f.invalidateTree()
 	}
-	dirs := map[*gofs.Inode]bool{}  // directories whose listing changed
-	views := map[*gofs.Inode]bool{} // directories whose .env/.json changed
+	dirs := map[*gofs.Inode]bool{}    // directories whose listing changed
+	folders := map[*gofs.Inode]bool{} // directories whose secrets changed
 	for _, a := range ch.Updated {
-		d := f.dirInode(a)
-		if d == nil {
-			continue
-		}
-		if c := d.GetChild(a.Key); c != nil {
-			f.invalidateFile(c, a)
-		}
-		views[d] = true
-	}
-	for _, list := range [][]vault.Addr{ch.Added, ch.Removed} {
-		for _, a := range list {
-			d := f.dirInode(a)
-			if d == nil {
-				continue
-			}
+		if d := f.dirInode(a); d != nil {
 			if c := d.GetChild(a.Key); c != nil {
 				f.invalidateFile(c, a)
 			}
-			d.NotifyEntry(a.Key)
-			dirs[d], views[d] = true, true
+			folders[d] = true
+		}
+	}
+	for _, list := range [][]vault.Addr{ch.Added, ch.Removed} {
+		for _, a := range list {
+			if d := f.dirInode(a); d != nil {
+				if c := d.GetChild(a.Key); c != nil {
+					f.invalidateFile(c, a)
+				}
+				d.NotifyEntry(a.Key)
+				dirs[d], folders[d] = true, true
+			}
 		}
 	}
 	for _, a := range ch.Folders {
@@ -61,9 +148,23 @@ func (f *FS) Invalidate(ch tree.Changes) {
 	for d := range dirs {
 		d.NotifyContent(0, 0)
 	}
-	for d := range views {
-		for _, v := range []string{envName, jsonName} {
-			if c := d.GetChild(v); c != nil {
+	for d := range folders {
+		f.invalidateViews(d, bySecrets)
+	}
+	if ch.Status {
+		f.invalidateViews(f.root.EmbeddedInode(), byStatus)
+	}
+}
+
+// invalidateViews drops the content of d's views that changes of kind by
+// invalidate.
+func (f *FS) invalidateViews(d *gofs.Inode, by invalidatedBy) {
+	for i := range views {
+		if views[i].by != by {
+			continue
+		}
+		if c := d.GetChild(views[i].name); c != nil {
+			if _, ok := c.Operations().(*viewNode); ok {
 				c.NotifyContent(0, 0)
 			}
 		}
@@ -136,42 +237,41 @@ func (f *FS) invalidateTree() {
 		}
 	}
 	for n := range names {
-		if n != statusName {
+		if viewNamed(f.root, n) == nil {
 			root.NotifyEntry(n)
 		}
 	}
 	root.NotifyContent(0, 0)
 }
 
-// invalidateFile is also called from inside FLUSH, FSYNC, SETATTR and
-// RENAME after a push, so that the writer's close() returns only once every
-// reader will see the pushed value. That is safe where the rest is not: an
-// inode invalidation takes page locks, which those requests do not hold,
-// and no directory lock (entry invalidations do, and stay on the notifier
-// goroutine).
-//
-// invalidateFile drops a file's pages and attributes, and moves the node
-// to the vault's current version. Until it is moved, getattr and reads
-// serve the version the kernel had, so anything the kernel caches while
-// the notify is on its way is consistent; if anything was served
-// meanwhile, the kernel may have cached it again, so the notify is sent
-// again. The generation is read first: a change landing meanwhile gets its
-// own invalidation.
+// invalidateFile drops a file's attributes and, where the kernel keeps its
+// pages (read-only mounts), its pages, moving the pinned version to the
+// vault's current one (see coherence). A file whose reads keep racing the
+// delivery stays at its pinned version, whole, and is retried after
+// redeliverAfter: never moved while the kernel may hold old pages.
 func (f *FS) invalidateFile(c *gofs.Inode, a vault.Addr) {
 	n, ok := c.Operations().(*fileNode)
-	if !ok {
+	if !ok || !f.pageCache() {
 		c.NotifyContent(0, 0)
 		return
 	}
-	m, _ := f.opt.Vault.Stat(a)
-	for i := 0; i < 64; i++ {
-		n.beginInvalidate()
+	next, _ := f.opt.Vault.Seal(a)
+	for i := 0; i < maxDeliveries; i++ {
+		n.coh.begin()
 		c.NotifyContent(0, 0)
-		if n.settle(m.Gen, false) {
+		if n.coh.settle(next) {
 			return
 		}
 	}
-	// Reads keep coming: move on, and drop what they cached once more.
-	n.settle(m.Gen, true)
-	c.NotifyContent(0, 0)
+	next.Wipe()
+	n.coh.abandon()
+	time.AfterFunc(redeliverAfter, func() { f.Invalidate(tree.Changes{Updated: []vault.Addr{a}}) })
 }
+
+const (
+	// maxDeliveries bounds the deliveries of one invalidation while reads
+	// keep racing it, so a busy file cannot hold up the queue.
+	maxDeliveries = 64
+	// redeliverAfter is when such an invalidation is tried again.
+	redeliverAfter = 20 * time.Millisecond
+)

@@ -1,10 +1,7 @@
 package fs
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"sort"
 	"syscall"
 	"time"
 
@@ -14,89 +11,118 @@ import (
 	"github.com/infisicalfs/infisicalfs/vault"
 )
 
-type viewKind int
+// view is a rendered file that directories show besides their secrets.
+// Every view is read-only (writers get EACCES) and its name is reserved in
+// every folder: lookup, readdir, name checks and invalidation all read the
+// views table below, so a new view is one entry and one render function.
+type view struct {
+	name string
+	// shownIn reports whether directory d shows the view.
+	shownIn func(d *dirNode) bool
+	// render returns the view's bytes now; the caller wipes them.
+	render func(d *dirNode) []byte
+	// by is the kind of change that invalidates it.
+	by invalidatedBy
+}
+
+type invalidatedBy int
 
 const (
-	viewStatus viewKind = iota // .status: sync state, never values
-	viewEnv                    // .env: the folder's secrets as dotenv
-	viewJSON                   // .json: the folder's secrets as a JSON object
+	bySecrets invalidatedBy = iota // a secret of the view's folder was added, changed or removed
+	byStatus                       // the sync status changed
 )
 
-// viewNode is a read-only file rendered from the vault or the syncer.
+var views = []view{
+	{name: ".status", shownIn: (*dirNode).IsRoot, render: renderStatus, by: byStatus},
+	{name: ".env", shownIn: isFolder, render: folderView(RenderEnv), by: bySecrets},
+	{name: ".json", shownIn: isFolder, render: folderView(RenderJSON), by: bySecrets},
+	{name: ".yaml", shownIn: isFolder, render: folderView(RenderYAML), by: bySecrets},
+}
+
+// viewNamed is the view of that name shown in d, or nil.
+func viewNamed(d *dirNode, name string) *view {
+	for i := range views {
+		if views[i].name == name && views[i].shownIn(d) {
+			return &views[i]
+		}
+	}
+	return nil
+}
+
+// reserved reports whether name is a view's, anywhere.
+func reserved(name string) bool {
+	for i := range views {
+		if views[i].name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func isFolder(d *dirNode) bool { return d.kind == kindFolder }
+
+func renderStatus(d *dirNode) []byte {
+	if d.fsys.opt.Status == nil {
+		return []byte("{}\n")
+	}
+	return d.fsys.opt.Status()
+}
+
+// folderView renders a folder's secrets from one vault snapshot.
+func folderView(fn func([]vault.Entry) []byte) func(d *dirNode) []byte {
+	return func(d *dirNode) []byte {
+		es, _, err := d.fsys.opt.Vault.Snapshot(d.project, d.env, d.path)
+		if err != nil {
+			d.fsys.log.Warn("rendering a view failed", "path", d.display(""), "err", err)
+			return nil
+		}
+		return fn(es)
+	}
+}
+
+// viewNode is one view in one directory.
 type viewNode struct {
 	gofs.Inode
-	fsys *FS
-	kind viewKind
-	dir  *dirNode
+	v   *view
+	dir *dirNode
 }
 
-// render returns the view's bytes now; the caller wipes them.
-func (v *viewNode) render() []byte {
-	switch v.kind {
-	case viewStatus:
-		if v.fsys.opt.Status == nil {
-			return []byte("{}\n")
-		}
-		return v.fsys.opt.Status()
-	case viewEnv:
-		return RenderEnv(v.entries())
-	default:
-		return RenderJSON(v.entries())
-	}
-}
+func (n *viewNode) render() []byte { return n.v.render(n.dir) }
 
-func (v *viewNode) entries() []vault.Entry {
-	es, _, err := v.fsys.opt.Vault.Snapshot(v.dir.project, v.dir.env, v.dir.path)
-	if err != nil {
-		v.fsys.log.Warn("rendering a view failed", "path", v.dir.display(v.name()), "err", err)
-		return nil
-	}
-	return es
-}
-
-func (v *viewNode) name() string {
-	switch v.kind {
-	case viewStatus:
-		return statusName
-	case viewEnv:
-		return envName
-	}
-	return jsonName
-}
-
-func (v *viewNode) getattr(a *fuse.Attr) {
-	b := v.render()
+func (n *viewNode) getattr(a *fuse.Attr) {
+	f := n.dir.fsys
+	b := n.render()
 	a.Size = uint64(len(b))
 	clear(b)
-	a.Mode = syscall.S_IFREG | (v.fsys.opt.FileMode &^ 0o222)
+	a.Mode = syscall.S_IFREG | (f.opt.FileMode &^ 0o222)
 	a.Nlink = 1
 	now := time.Now()
 	a.SetTimes(&now, &now, &now)
-	v.fsys.setAttrCommon(a)
+	f.setAttrCommon(a)
 }
 
-func (v *viewNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	v.getattr(&out.Attr)
+func (n *viewNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.getattr(&out.Attr)
 	return 0
 }
 
 // Open snapshots the rendering (read-write mounts; read-only mounts have no
 // opens). Direct I/O: a rendering's size can change between stat and read.
-func (v *viewNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if v.fsys.opt.ReadOnly {
+func (n *viewNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if n.dir.fsys.opt.ReadOnly {
 		return nil, 0, syscall.ENOSYS
 	}
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EACCES
 	}
-	return &handle{n: nil, buf: v.render()}, fuse.FOPEN_DIRECT_IO, 0
+	return &handle{buf: n.render()}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
 }
 
-func (v *viewNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+func (n *viewNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if h, ok := fh.(*handle); ok {
 		return h.read(dest, off)
 	}
-	b := v.render()
+	b := n.render()
 	defer clear(b)
 	k := 0
 	if off < int64(len(b)) {
@@ -105,80 +131,31 @@ func (v *viewNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	return fuse.ReadResultData(dest[:k]), 0
 }
 
-func (v *viewNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if v.fsys.opt.ReadOnly {
+func (n *viewNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	if n.dir.fsys.opt.ReadOnly {
 		return syscall.ENOSYS
 	}
 	return 0
 }
 
-func (v *viewNode) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+func (n *viewNode) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
 	if h, ok := fh.(*handle); ok {
-		h.mu.Lock()
-		clear(h.buf)
-		h.buf = nil
-		h.mu.Unlock()
+		h.wipe()
 	}
 	return 0
 }
 
-func (v *viewNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if v.fsys.opt.ReadOnly {
+func (n *viewNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	f := n.dir.fsys
+	if f.opt.ReadOnly {
 		return syscall.EROFS
 	}
 	if _, ok := in.GetSize(); ok {
 		return syscall.EACCES
 	}
-	if errno := v.fsys.checkModeOwner(in, v.fsys.opt.FileMode&^0o222); errno != 0 {
+	if errno := f.checkModeOwner(in, f.opt.FileMode&^0o222); errno != 0 {
 		return errno
 	}
-	v.getattr(&out.Attr)
+	n.getattr(&out.Attr)
 	return 0
-}
-
-// RenderEnv renders secrets as dotenv lines KEY='value'. Single quotes make
-// `set -a; . ./.env` take every byte literally (no expansion, no command
-// substitution, newlines kept); a quote inside is written '\”. Keys that
-// are not shell names are left out, since sourcing them would fail.
-func RenderEnv(es []vault.Entry) []byte {
-	sort.Slice(es, func(i, j int) bool { return es[i].Key < es[j].Key })
-	var b bytes.Buffer
-	for _, e := range es {
-		if shellName(e.Key) {
-			b.WriteString(e.Key)
-			b.WriteString("='")
-			for _, c := range e.Value.Bytes() {
-				if c == '\'' {
-					b.WriteString(`'\''`)
-				} else {
-					b.WriteByte(c)
-				}
-			}
-			b.WriteString("'\n")
-		}
-		e.Value.Wipe()
-	}
-	return b.Bytes()
-}
-
-// RenderJSON renders secrets as one JSON object, keys sorted. Values that are
-// not valid UTF-8 have the bad bytes replaced (JSON strings are Unicode).
-func RenderJSON(es []vault.Entry) []byte {
-	sort.Slice(es, func(i, j int) bool { return es[i].Key < es[j].Key })
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, e := range es {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(e.Key)
-		b.Write(k)
-		b.WriteByte(':')
-		v, _ := json.Marshal(string(e.Value.Bytes()))
-		b.Write(v)
-		clear(v)
-		e.Value.Wipe()
-	}
-	b.WriteString("}\n")
-	return b.Bytes()
 }

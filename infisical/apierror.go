@@ -31,6 +31,11 @@ type APIError struct {
 	ReqID   string
 	Remedy  string // what a person can do about it, if anything
 	Err     error  // the sentinel
+
+	// routeMissing marks Fastify's own route-not-found 404: the server has
+	// no such route at all (an older Infisical), as opposed to Infisical's
+	// NotFound for a missing project, folder or secret.
+	routeMissing bool
 }
 
 func (e *APIError) Error() string {
@@ -228,6 +233,15 @@ func kindOf(status int, code, msg string) error {
 	}
 }
 
+// isRouteNotFound tells Fastify's default 404 body
+// ({"message":"Route GET:/api/v2/folders?… not found","error":"Not Found",
+// "statusCode":404}, fastify lib/fourOhFour.js) from Infisical's own 404s,
+// which say "NotFound" (no space), carry a reqId and never begin "Route ".
+func isRouteNotFound(status int, p parsedError) bool {
+	return status == http.StatusNotFound && p.Code == "Not Found" && p.ReqID == "" &&
+		strings.HasPrefix(p.Message, "Route ") && strings.HasSuffix(p.Message, " not found")
+}
+
 // isAuthFailure reports whether an answer means "log in again" (contract
 // §2, client rule).
 func isAuthFailure(status int, code string) bool {
@@ -238,7 +252,7 @@ const redacted = "[redacted]"
 
 // sensitiveFields are JSON members whose values are never logged.
 var sensitiveFields = map[string]bool{
-	"secretValue": true, "clientSecret": true, "accessToken": true, "value": true,
+	"secretValue": true, "clientSecret": true, "accessToken": true, "value": true, "jwt": true,
 	"received": true, // zod issues may echo the input
 }
 

@@ -11,9 +11,10 @@ import (
 )
 
 const (
-	routeLogin  = "/api/v1/auth/universal-auth/login"
-	routeRenew  = "/api/v1/auth/token/renew"
-	routeRevoke = "/api/v1/auth/token/revoke"
+	routeLogin    = "/api/v1/auth/universal-auth/login"
+	routeK8sLogin = "/api/v1/auth/kubernetes-auth/login"
+	routeRenew    = "/api/v1/auth/token/renew"
+	routeRevoke   = "/api/v1/auth/token/revoke"
 )
 
 // tokenState is the current access token and what the server said of it.
@@ -34,13 +35,22 @@ type tokenAnswer struct {
 	TokenType         string `json:"tokenType"`
 }
 
-// SetCredentials replaces the client id and secret (a rotated secret); the
-// next login uses them. The login backoff is reset: new credentials deserve
-// an immediate try.
+// SetCredentials replaces the universal-auth client id and secret (a
+// rotated secret); the next login uses them. The login backoff is reset:
+// new credentials deserve an immediate try. Other auth methods ignore the
+// credentials.
 func (c *Client) SetCredentials(clientID, clientSecret string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clientID, c.clientSecret = clientID, clientSecret
+	c.loginFails, c.loginRetryAt, c.lastLoginErr = 0, time.Time{}, nil
+}
+
+// ResetLoginBackoff lets the next login go out at once, for a caller that
+// knows the credential changed: a rewritten token file or JWT file.
+func (c *Client) ResetLoginBackoff() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.loginFails, c.loginRetryAt, c.lastLoginErr = 0, time.Time{}, nil
 }
 
@@ -157,7 +167,7 @@ func (c *Client) BeginCycle(ctx context.Context) error {
 		stale = c.setToken(t)
 		return nil
 	}()
-	if err != nil || stale == "" {
+	if err != nil || stale == "" || !c.auth.owned() {
 		return err
 	}
 	if err := c.revoke(ctx, stale); err != nil && !tokenAlreadyDead(err) {
@@ -174,8 +184,8 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	old := c.setToken(tokenState{})
 	c.unlockLogin()
-	if old == "" {
-		return nil
+	if old == "" || !c.auth.owned() {
+		return nil // a given token is the user's: never revoked
 	}
 	if err := c.revoke(ctx, old); err != nil && !tokenAlreadyDead(err) {
 		return err
@@ -187,13 +197,13 @@ func tokenAlreadyDead(err error) bool {
 	return errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrTokenExpired)
 }
 
-// login runs one universal-auth login, honouring the backoff of earlier
-// failures: while it runs, no request is sent and the last failure is
-// returned again, so a wrong secret never drives the client id into
-// Infisical's lockout (3 failures in 30 s lock it for 5 minutes).
+// login obtains a new token through the client's authenticator,
+// honouring the backoff of earlier failures: while it runs, no request is
+// sent and the last failure is returned again, so a wrong secret never
+// drives the client id into Infisical's lockout (3 failures in 30 s lock
+// it for 5 minutes), nor a rejected JWT or token into a request per call.
 func (c *Client) login(ctx context.Context) (tokenState, error) {
 	c.mu.Lock()
-	id, secret := c.clientID, c.clientSecret
 	retryAt, fails, last := c.loginRetryAt, c.loginFails, c.lastLoginErr
 	c.mu.Unlock()
 
@@ -203,41 +213,40 @@ func (c *Client) login(ctx context.Context) (tokenState, error) {
 			last.Message, retryAt.Sub(now).Round(time.Second), fails)
 		return tokenState{}, &e
 	}
-	if id == "" || secret == "" {
-		return tokenState{}, &APIError{Op: "log in", Method: http.MethodPost, Route: routeLogin,
-			Message: "no client id or client secret configured", Remedy: authRemedy, Err: ErrAuthFailed}
-	}
-	body, err := json.Marshal(struct {
-		ClientID     string `json:"clientId"`
-		ClientSecret string `json:"clientSecret"`
-	}{id, secret})
+	t, err := c.auth.obtain(ctx, c)
 	if err != nil {
-		return tokenState{}, fmt.Errorf("infisical: log in: encode: %w", err)
+		c.loginFailed(err)
+		return tokenState{}, err
 	}
-	defer clear(body)
-	cl := &call{op: "log in", method: http.MethodPost, route: routeLogin, path: routeLogin,
-		body: body, sensitive: [][]byte{[]byte(secret)}}
+	c.mu.Lock()
+	c.loginFails, c.loginRetryAt, c.lastLoginErr = 0, time.Time{}, nil
+	c.mu.Unlock()
+	c.log.Debug("infisical: logged in", "method", c.auth.method(), "expiresIn", int64(t.ttl/time.Second),
+		"maxTTL", int64(t.maxTTL/time.Second))
+	return t, nil
+}
+
+// postLogin sends one login request (body holds the credential, wiped by
+// the caller; sensitive lists what must never come back in an error) and
+// reads the token answer, the same for every login route (contract §2).
+func (c *Client) postLogin(ctx context.Context, route string, body []byte, sensitive [][]byte) (tokenState, error) {
+	cl := &call{op: "log in", method: http.MethodPost, route: route, path: route,
+		body: body, sensitive: sensitive}
 	start := c.now()
 	resp, err := c.do(ctx, cl)
 	if err != nil {
-		c.loginFailed(err)
 		return tokenState{}, err
 	}
 	defer resp.wipe()
 	var ans tokenAnswer
 	if err := json.Unmarshal(resp.body, &ans); err != nil || ans.AccessToken == "" {
-		e := &APIError{Op: "log in", Method: cl.method, Route: cl.route, Status: resp.status,
-			Message: "the login answer carries no access token", Remedy: authRemedy, Err: ErrAuthFailed}
-		c.loginFailed(e)
-		return tokenState{}, e
+		return tokenState{}, &APIError{Op: "log in", Method: cl.method, Route: cl.route, Status: resp.status,
+			Message: "the login answer carries no access token", Remedy: c.auth.remedy(), Err: ErrAuthFailed}
 	}
-	c.mu.Lock()
-	c.loginFails, c.loginRetryAt, c.lastLoginErr = 0, time.Time{}, nil
-	c.mu.Unlock()
-	c.log.Debug("infisical: logged in", "expiresIn", ans.ExpiresIn, "maxTTL", ans.AccessTokenMaxTTL)
+	ttl := time.Duration(ans.ExpiresIn) * time.Second
 	return tokenState{
 		value: ans.AccessToken, obtained: start, sessionStart: start,
-		ttl: time.Duration(ans.ExpiresIn) * time.Second, loginTTL: time.Duration(ans.ExpiresIn) * time.Second, maxTTL: time.Duration(ans.AccessTokenMaxTTL) * time.Second,
+		ttl: ttl, loginTTL: ttl, maxTTL: time.Duration(ans.AccessTokenMaxTTL) * time.Second,
 	}, nil
 }
 
@@ -259,7 +268,7 @@ func (c *Client) loginFailed(err error) {
 	backoff = min(backoff, maxLoginBackoff)
 	if strings.Contains(strings.ToLower(ae.Message), "temporarily locked") {
 		backoff = maxLoginBackoff
-		ae.Remedy = "Infisical has locked this client id for 5 minutes after repeated failed logins; " + authRemedy
+		ae.Remedy = "Infisical has locked this client id for 5 minutes after repeated failed logins; " + c.auth.remedy()
 	}
 	c.loginRetryAt = c.now().Add(backoff)
 	c.lastLoginErr = ae

@@ -1,10 +1,12 @@
 // Package infisical is infisicalfs's only way to talk to Infisical: a client
 // for the HTTP API described in /work/shared/infisical-api.md, with
-// universal-auth login, one re-login on auth failures, a small retry policy
-// and typed errors (*APIError wrapping a sentinel from errors.go).
+// universal, Kubernetes or token auth (authmethods.go), one re-login on auth
+// failures, a small retry policy, a one-time fallback to the routes of older
+// servers (legacy.go) and typed errors (*APIError wrapping a sentinel from
+// errors.go).
 //
 // Nothing this package logs or returns carries a secret value, an access
-// token or the client secret.
+// token, a service-account JWT or the client secret.
 package infisical
 
 import (
@@ -42,17 +44,30 @@ func (p TokenPolicy) String() string {
 	return "per-cycle"
 }
 
-// Config configures a Client. Only SiteURL is required; credentials may be
-// set later with SetCredentials.
+// Config configures a Client. SiteURL is required, and so are the settings
+// of the chosen auth method, except universal auth's client id and secret,
+// which may be set later with SetCredentials.
 type Config struct {
-	SiteURL      string // e.g. http://127.0.0.1:8222; "/api" appended unless present
-	ClientID     string
-	ClientSecret string
-	TokenPolicy  TokenPolicy
-	Retry        RetryPolicy  // zero fields take DefaultRetryPolicy's
-	HTTPClient   *http.Client // nil: one shared keep-alive client for the process
-	Logger       *slog.Logger // nil: discard
-	UserAgent    string
+	SiteURL string // e.g. http://127.0.0.1:8222; "/api" appended unless present
+
+	// AuthMethod picks how tokens are obtained ("" = AuthUniversal).
+	AuthMethod   AuthMethod
+	ClientID     string // universal auth
+	ClientSecret string // universal auth
+	IdentityID   string // kubernetes auth: the machine identity's id
+	// KubernetesTokenPath is the service-account JWT file, reread at every
+	// login ("" = DefaultKubernetesTokenPath).
+	KubernetesTokenPath string
+	Token               string // token auth: the access token itself
+	TokenFile           string // token auth: a file holding it, reread at every login (instead of Token)
+
+	// TokenPolicy applies to universal and Kubernetes auth; token auth
+	// always renews (see tokenAuth).
+	TokenPolicy TokenPolicy
+	Retry       RetryPolicy  // zero fields take DefaultRetryPolicy's
+	HTTPClient  *http.Client // nil: one shared keep-alive client for the process
+	Logger      *slog.Logger // nil: discard
+	UserAgent   string
 	// Observe, if set, is called once per HTTP attempt. route is templated
 	// (never a secret or folder name); status is 0 when no answer came.
 	Observe func(method, route string, status int, d time.Duration)
@@ -150,7 +165,9 @@ type Client struct {
 	obs    func(method, route string, status int, d time.Duration)
 	now    func() time.Time // replaced by tests
 
+	auth     authenticator
 	loginSem chan struct{} // one login at a time; a channel so waiting honours ctx
+	legacy   legacyRoutes  // older routes this server needs (atomic, no lock)
 
 	mu           sync.Mutex // guards the fields below
 	clientID     string
@@ -191,6 +208,15 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.TokenPolicy != TokenPerCycle && cfg.TokenPolicy != TokenRenew {
 		return nil, fmt.Errorf("infisical: unknown token policy %d", cfg.TokenPolicy)
+	}
+	if c.auth, err = newAuthenticator(cfg); err != nil {
+		return nil, err
+	}
+	if c.auth.method() == AuthToken && c.policy == TokenPerCycle {
+		// A given token cannot be replaced by a login, and revoking it
+		// would destroy the user's token: renewing is the only policy.
+		c.policy = TokenRenew
+		c.log.Debug("infisical: token auth renews the given token; the per-cycle token policy does not apply")
 	}
 	return c, nil
 }
@@ -453,7 +479,8 @@ func (c *Client) apiError(cl *call, resp *response) *APIError {
 	e := &APIError{
 		Op: cl.op, Method: cl.method, Route: cl.route, Status: resp.status,
 		Code: p.Code, Message: scrub(p.Message, cl.sensitive), ReqID: p.ReqID,
-		Err: kindOf(resp.status, p.Code, p.Message),
+		Err:          kindOf(resp.status, p.Code, p.Message),
+		routeMissing: isRouteNotFound(resp.status, p),
 	}
 	if e.Message == "" && resp.status >= 400 {
 		e.Message = http.StatusText(resp.status)
@@ -474,7 +501,7 @@ func (c *Client) remedy(cl *call, e *APIError, resp *response) string {
 		return fmt.Sprintf("the identity lacks permission on project %s env %s path %s; grant it a role in Access Control",
 			s.project, orDash(s.env), orDash(s.path))
 	case ErrAuthFailed, ErrTokenExpired:
-		return authRemedy
+		return c.auth.remedy()
 	case ErrRateLimited:
 		return fmt.Sprintf("Infisical rate-limits this client; retry after %s", c.retryAfter(resp.header))
 	case ErrServer:

@@ -8,8 +8,9 @@ import (
 )
 
 const (
-	routeStatus   = "/api/status"
-	routeProjects = "/api/v1/projects"
+	routeStatus      = "/api/status"
+	routeProjects    = "/api/v1/projects"
+	routeProjectsOld = "/api/v1/workspace" // older servers: {"workspaces":[…]}
 )
 
 // Status asks GET /api/status (no auth, not rate limited), once: it is a
@@ -34,28 +35,52 @@ func (c *Client) status(ctx context.Context) (*Status, error) {
 
 // ListProjects lists the secret-manager projects the identity belongs to,
 // with their environments.
+// On an older server without /api/v1/projects it falls back once, and for
+// good, to /api/v1/workspace, which knows no project types: every project
+// there is a secret-manager one.
 func (c *Client) ListProjects(ctx context.Context) ([]Project, error) {
-	cl := &call{op: "list projects", method: http.MethodGet, route: routeProjects, path: routeProjects,
-		query: url.Values{"type": {"secret-manager"}, "includeRoles": {"false"}}, auth: true}
+	legacy := c.legacy.projects.Load()
+	cl := c.projectsCall(legacy)
 	resp, err := c.do(ctx, cl)
+	if err != nil && !legacy && c.useLegacy(&c.legacy.projects, err, routeProjects, routeProjectsOld) {
+		legacy, cl = true, c.projectsCall(true)
+		resp, err = c.do(ctx, cl)
+	}
 	if err != nil {
 		return nil, err
 	}
+	type wireProject struct {
+		ID           string        `json:"id"`
+		Name         string        `json:"name"`
+		Slug         string        `json:"slug"`
+		Type         string        `json:"type"`
+		Environments []Environment `json:"environments"`
+	}
 	var ans struct {
-		Projects []struct {
-			ID           string        `json:"id"`
-			Name         string        `json:"name"`
-			Slug         string        `json:"slug"`
-			Type         string        `json:"type"`
-			Environments []Environment `json:"environments"`
-		} `json:"projects"`
+		Projects   []wireProject `json:"projects"`
+		Workspaces []wireProject `json:"workspaces"`
 	}
 	if err := json.Unmarshal(resp.body, &ans); err != nil {
 		return nil, c.badAnswer(cl, resp, err)
 	}
-	out := make([]Project, 0, len(ans.Projects))
-	for _, p := range ans.Projects {
+	list := ans.Projects
+	if legacy {
+		list = ans.Workspaces
+	}
+	out := make([]Project, 0, len(list))
+	for _, p := range list {
+		if legacy && p.Type != "" && p.Type != "secret-manager" {
+			continue // the old route does not filter by type
+		}
 		out = append(out, Project{ID: p.ID, Name: p.Name, Slug: p.Slug, Type: p.Type, Environments: p.Environments})
 	}
 	return out, nil
+}
+
+func (c *Client) projectsCall(legacy bool) *call {
+	if legacy {
+		return &call{op: "list projects", method: http.MethodGet, route: routeProjectsOld, path: routeProjectsOld, auth: true}
+	}
+	return &call{op: "list projects", method: http.MethodGet, route: routeProjects, path: routeProjects,
+		query: url.Values{"type": {"secret-manager"}, "includeRoles": {"false"}}, auth: true}
 }

@@ -114,7 +114,21 @@ func secretPathOf(key string) string { return routeSecrets + "/" + url.PathEscap
 // GetSecret reads one shared secret of the folder, references unexpanded,
 // imports not consulted.
 func (c *Client) GetSecret(ctx context.Context, r Ref) (*Secret, error) {
-	const op = "get secret"
+	return c.getSecret(ctx, "get secret", r, 0)
+}
+
+// GetSecretVersion reads version n (1 = as created) of a secret, its value
+// raw. A version Infisical no longer keeps (pruned by the project's
+// retention), or one never written, is ErrNotFound, as a missing secret is.
+func (c *Client) GetSecretVersion(ctx context.Context, r Ref, version int) (*Secret, error) {
+	const op = "get secret version"
+	if version < 1 {
+		return nil, &APIError{Op: op, Err: ErrValidation, Message: fmt.Sprintf("version %d: versions start at 1", version)}
+	}
+	return c.getSecret(ctx, op, r, version)
+}
+
+func (c *Client) getSecret(ctx context.Context, op string, r Ref, version int) (*Secret, error) {
 	r, err := checkRef(op, r)
 	if err != nil {
 		return nil, err
@@ -128,6 +142,9 @@ func (c *Client) GetSecret(ctx context.Context, r Ref) (*Secret, error) {
 		"expandSecretReferences": {"false"},
 		"includeImports":         {"false"},
 		"include_imports":        {"false"},
+	}
+	if version > 0 {
+		q.Set("version", strconv.Itoa(version))
 	}
 	cl := &call{op: op, method: http.MethodGet, route: routeSecret, path: secretPathOf(r.Key), query: q,
 		auth: true, scope: scope{r.ProjectID, r.Environment, r.Path}}
@@ -164,11 +181,12 @@ func (c *Client) secretCall(ctx context.Context, cl *call, path string) (*Secret
 // writeMeta is the non-value part of a write body. Identities may only
 // write shared secrets, and type is sent so no server default decides.
 type writeMeta struct {
-	ProjectID     string `json:"projectId"`
-	Environment   string `json:"environment"`
-	SecretPath    string `json:"secretPath"`
-	Type          string `json:"type"`
-	NewSecretName string `json:"newSecretName,omitempty"`
+	ProjectID     string  `json:"projectId"`
+	Environment   string  `json:"environment"`
+	SecretPath    string  `json:"secretPath"`
+	Type          string  `json:"type"`
+	NewSecretName string  `json:"newSecretName,omitempty"`
+	SecretComment *string `json:"secretComment,omitempty"` // nil: not sent, unchanged
 }
 
 // CreateSecret creates a shared secret; an existing key is ErrAlreadyExists.
@@ -184,7 +202,7 @@ func (c *Client) CreateSecret(ctx context.Context, r Ref, value []byte) (*Secret
 	if err := checkValue(op, value); err != nil {
 		return nil, err
 	}
-	body, err := writeBody(writeMeta{r.ProjectID, r.Environment, r.Path, "shared", ""}, value)
+	body, err := writeBody(writeMeta{ProjectID: r.ProjectID, Environment: r.Environment, SecretPath: r.Path, Type: "shared"}, value)
 	if err != nil {
 		return nil, fmt.Errorf("infisical: %s: encode: %w", op, err)
 	}
@@ -202,7 +220,7 @@ func (c *Client) UpdateSecret(ctx context.Context, r Ref, u Update) (*Secret, er
 	if err != nil {
 		return nil, err
 	}
-	if u.Value == nil && u.NewName == "" {
+	if u.Value == nil && u.NewName == "" && u.Comment == nil {
 		return nil, &APIError{Op: op, Err: ErrValidation, Message: "nothing to update"}
 	}
 	if u.NewName != "" {
@@ -215,7 +233,8 @@ func (c *Client) UpdateSecret(ctx context.Context, r Ref, u Update) (*Secret, er
 			return nil, err
 		}
 	}
-	body, err := writeBody(writeMeta{r.ProjectID, r.Environment, r.Path, "shared", u.NewName}, u.Value)
+	body, err := writeBody(writeMeta{ProjectID: r.ProjectID, Environment: r.Environment, SecretPath: r.Path, Type: "shared",
+		NewSecretName: u.NewName, SecretComment: u.Comment}, u.Value)
 	if err != nil {
 		return nil, fmt.Errorf("infisical: %s: encode: %w", op, err)
 	}
@@ -232,7 +251,7 @@ func (c *Client) DeleteSecret(ctx context.Context, r Ref) error {
 	if err != nil {
 		return err
 	}
-	body, err := writeBody(writeMeta{r.ProjectID, r.Environment, r.Path, "shared", ""}, nil)
+	body, err := writeBody(writeMeta{ProjectID: r.ProjectID, Environment: r.Environment, SecretPath: r.Path, Type: "shared"}, nil)
 	if err != nil {
 		return fmt.Errorf("infisical: %s: encode: %w", op, err)
 	}

@@ -26,6 +26,21 @@ type Secret struct {
 	ValueHidden bool
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+
+	Comment string
+	Tags    []string // tag slugs, in the server's order
+	// Metadata is secretMetadata in the server's order. Its values are
+	// not secret values, but are never logged either.
+	Metadata []Metadata
+	// SkipMultilineEncoding is the secret's flag: with it, Infisical's
+	// expansion quotes a multi-line result ("…" with \n escapes).
+	SkipMultilineEncoding bool
+}
+
+// Metadata is one secretMetadata entry.
+type Metadata struct {
+	Key   string
+	Value string
 }
 
 // Import is one imported folder of a list answer, in import order.
@@ -58,9 +73,11 @@ type ListResult struct {
 }
 
 // Update holds the fields of a PATCH; nil/empty fields are left unchanged.
+// Every update, a comment-only one too, adds a version on the server.
 type Update struct {
-	Value   []byte // nil: value unchanged
-	NewName string // "": name unchanged (rename otherwise)
+	Value   []byte  // nil: value unchanged
+	NewName string  // "": name unchanged (rename otherwise)
+	Comment *string // nil: comment unchanged; a pointer to "" clears it
 }
 
 // Project is a project the identity can see, with its environments.

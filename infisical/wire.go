@@ -47,6 +47,15 @@ type wireSecret struct {
 	CreatedAt         string   `json:"createdAt"`
 	UpdatedAt         string   `json:"updatedAt"`
 	SecretValueHidden bool     `json:"secretValueHidden"`
+	Comment           string   `json:"secretComment"`
+	SkipMultiline     bool     `json:"skipMultilineEncoding"`
+	Tags              []struct {
+		Slug string `json:"slug"`
+	} `json:"tags"`
+	Metadata []struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	} `json:"secretMetadata"`
 }
 
 func (w *wireSecret) secret(defaultPath string) Secret {
@@ -55,6 +64,13 @@ func (w *wireSecret) secret(defaultPath string) Secret {
 		Environment: w.Environment, Path: w.SecretPath, Type: w.Type,
 		CreatedAt: parseTime(w.CreatedAt), UpdatedAt: parseTime(w.UpdatedAt),
 		ValueHidden: w.SecretValueHidden,
+		Comment:     w.Comment, SkipMultilineEncoding: w.SkipMultiline,
+	}
+	for _, t := range w.Tags {
+		s.Tags = append(s.Tags, t.Slug)
+	}
+	for _, m := range w.Metadata {
+		s.Metadata = append(s.Metadata, Metadata{Key: m.Key, Value: m.Value})
 	}
 	if s.Path == "" {
 		s.Path = defaultPath

@@ -34,7 +34,6 @@ import (
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 	"github.com/infisicalfs/infisicalfs/internal/daemon"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
-	"github.com/infisicalfs/infisicalfs/syncer"
 )
 
 const (
@@ -266,7 +265,8 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 
 	logs := &scanLog{marker: marker}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	mnt, stateFile, s, tr, unmount := mountInProcess(t, srv, log)
+	mnt, stateFile, d, tr, unmount := mountInProcess(t, srv, log)
+	s := d.Syncer()
 	unmounted := false
 	defer func() {
 		if !unmounted {
@@ -289,9 +289,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 	heapWarm := heapNow()
 
 	c := &counters{failKinds: map[string]int{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); s.Run(ctx) }()
+	// The daemon runs the refresh loop itself (every 250 ms here).
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	stopped := func() bool {
@@ -451,8 +449,6 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 	sleepOrStop(nil, dur-dur/2)
 	close(stop)
 	wg.Wait()
-	cancel()
-	<-runDone
 	srv.SetOutage(false)
 	srv.ClearFaults()
 
@@ -467,7 +463,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 	if syncErr != nil {
 		t.Fatalf("final sync: %v", syncErr)
 	}
-	s.Flush()
+	d.FS().Flush()
 
 	lost, phantom, mountDiff := 0, 0, 0
 	server := srv.Secrets(pid, "dev")
@@ -711,7 +707,7 @@ func newServer(t *testing.T) (srv *infisicaltest.Server, projectID string) {
 
 // mountInProcess mounts srv through daemon.Start, as `infisicalfs mount`
 // does, in a temp dir; unmount stops the daemon.
-func mountInProcess(t *testing.T, srv *infisicaltest.Server, log *slog.Logger) (mnt, stateFile string, s *syncer.Syncer, tr *http.Transport, unmount func() error) {
+func mountInProcess(t *testing.T, srv *infisicaltest.Server, log *slog.Logger) (mnt, stateFile string, d *daemon.Daemon, tr *http.Transport, unmount func() error) {
 	t.Helper()
 	tmp := t.TempDir()
 	mnt = filepath.Join(tmp, "mnt")
@@ -726,7 +722,8 @@ func mountInProcess(t *testing.T, srv *infisicaltest.Server, log *slog.Logger) (
 	cfg.StateFile = stateFile
 	retry := infisical.RetryPolicy{RateLimitWait: time.Millisecond, ServerErrorWait: 5 * time.Millisecond,
 		MaxRetryAfter: 10 * time.Millisecond, LoginBackoff: 5 * time.Millisecond}
-	d, err := daemon.Start(context.Background(), daemon.Options{
+	var err error
+	d, err = daemon.Start(context.Background(), daemon.Options{
 		Config: cfg, Mountpoint: mnt, Logger: log,
 		HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		Retry:      &retry, PushTimeout: 10 * time.Second,
@@ -736,5 +733,5 @@ func mountInProcess(t *testing.T, srv *infisicaltest.Server, log *slog.Logger) (
 	}
 	// The soak wants fast cycles; config's floor is 1s.
 	d.Syncer().SetInterval(250 * time.Millisecond)
-	return mnt, stateFile, d.Syncer(), tr, func() error { return d.Stop(context.Background()) }
+	return mnt, stateFile, d, tr, func() error { return d.Stop(context.Background()) }
 }

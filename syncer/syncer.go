@@ -33,9 +33,10 @@ type API interface {
 	DeleteFolder(ctx context.Context, projectID, env, parentPath, name string) error
 }
 
-// Invalidator is told, from the syncer's own goroutine and never from inside
-// a FUSE request, which names and values changed so that it can drop exactly
-// those kernel cache entries. The filesystem implements it.
+// Invalidator is told which names and values changed, so that it can drop
+// exactly those kernel cache entries; it is called from inside FUSE
+// requests too (a push), so it must not block. The filesystem implements
+// it with an ordered queue of its own.
 type Invalidator interface {
 	Invalidate(ch tree.Changes)
 }
@@ -97,9 +98,7 @@ type Syncer struct {
 	trigger chan struct{}
 	cycles  atomic.Uint64
 
-	notifyQ   *notifier
-	closeOnce sync.Once
-	inv       atomic.Value // invalidatorBox; set once the filesystem exists
+	inv atomic.Value // invalidatorBox; set once the filesystem exists
 }
 
 type invalidatorBox struct{ Invalidator }
@@ -143,12 +142,10 @@ func New(opt Options) *Syncer {
 		scopes:  map[scopeKey]*scope{},
 		written: map[vault.Addr]uint64{},
 		trigger: make(chan struct{}, 1),
-		notifyQ: newNotifier(),
 	}
 	if opt.Invalidator != nil {
 		s.inv.Store(invalidatorBox{opt.Invalidator})
 	}
-	go s.notifyQ.loop(s.deliver)
 	if opt.State != nil {
 		f := opt.State.Snapshot()
 		s.counts = Counts{Pulls: f.PullCount, Pushes: f.PushCount, Errors: f.ErrorCount}

@@ -55,7 +55,6 @@ func (f *fixture) start(t *testing.T, statePath string) *fixture {
 	}
 	f.sync = New(Options{API: client, Vault: f.vault, State: f.state, Logger: log, IncludeImports: true,
 		OnChange: func(p []string) { f.mu.Lock(); f.changes = append(f.changes, p); f.mu.Unlock() }})
-	t.Cleanup(f.sync.Close)
 	return f
 }
 
@@ -107,7 +106,6 @@ func TestChangesWhileNotMountedAreLoggedByName(t *testing.T) {
 		s.SetSecret(p, "dev", "/", "GONE", "1")
 	})
 	f.syncNow(t)
-	f.sync.Close()
 	f.srv.SetSecret(f.project, "dev", "/", "EDIT", "2")
 	f.srv.DeleteSecret(f.project, "dev", "/", "GONE")
 	f.srv.SetSecret(f.project, "dev", "/", "NEW", "1")

@@ -53,27 +53,32 @@ type Entry struct {
 	Value *Value
 }
 
-// item is one sealed secret: nonce || ciphertext || tag. The version it
-// replaced stays sealed beside it (see GetGen) until the next change.
+// item is one sealed secret: nonce || ciphertext || tag.
 type item struct {
 	sealed []byte
 	meta   Meta
-	prev   *version // nil until the first overwrite; a pointer keeps map slots small
 }
 
-// version is a replaced value kept for GetGen.
-type version struct {
-	sealed []byte
-	meta   Meta
+// wipe zeroes the sealed value.
+func (it item) wipe() { clear(it.sealed) }
+
+// Sealed is one version of a secret, still sealed and bound to its
+// address, kept by a caller that must go on serving that version after
+// the vault moved on (the filesystem, for what the kernel caches). The
+// zero Sealed holds nothing.
+type Sealed struct {
+	box  []byte
+	Meta Meta
 }
 
-// wipe zeroes both sealed versions.
-func (it item) wipe() {
-	clear(it.sealed)
-	if it.prev != nil {
-		clear(it.prev.sealed)
-	}
+// Wipe zeroes the sealed bytes.
+func (s *Sealed) Wipe() {
+	clear(s.box)
+	*s = Sealed{}
 }
+
+// Empty reports whether s holds no version.
+func (s Sealed) Empty() bool { return s.box == nil }
 
 // dir is one folder; a folder exists while its dir does, secrets or not.
 type dir struct {
@@ -165,12 +170,7 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 		d := v.ensureDirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
 		it := item{sealed: sealed[i], meta: m}
 		if old, ok := d.secrets[c.Addr.Key]; ok {
-			it.prev = old.prev
-			if it.prev == nil {
-				it.prev = &version{}
-			}
-			clear(it.prev.sealed)
-			*it.prev = version{sealed: old.sealed, meta: old.meta}
+			old.wipe()
 		} else {
 			v.n++
 		}
@@ -184,14 +184,7 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 
 // Get decrypts the current version of the secret at a. The caller wipes the
 // Value when done.
-func (v *Vault) Get(a Addr) (*Value, Meta, error) { return v.GetGen(a, 0) }
-
-// GetGen decrypts the version of the secret at a whose generation is gen,
-// if it is the current one or the one it replaced; otherwise the current
-// one. The filesystem uses it to serve the version whose size the kernel
-// was last told, so a page filled just after a refresh, before the kernel's
-// cache is invalidated, does not mix a new value with an old size.
-func (v *Vault) GetGen(a Addr, gen uint64) (*Value, Meta, error) {
+func (v *Vault) Get(a Addr) (*Value, Meta, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if v.keys == nil {
@@ -201,15 +194,41 @@ func (v *Vault) GetGen(a Addr, gen uint64) (*Value, Meta, error) {
 	if !ok {
 		return nil, Meta{}, ErrNotFound
 	}
-	box, m := it.sealed, it.meta
-	if gen != 0 && it.prev != nil && it.prev.meta.Gen == gen {
-		box, m = it.prev.sealed, it.prev.meta
-	}
-	pt, err := v.keys.open(box, a.ad())
+	pt, err := v.keys.open(it.sealed, a.ad())
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	return &Value{b: pt}, m, nil
+	return &Value{b: pt}, it.meta, nil
+}
+
+// Seal returns a copy of the current version of the secret at a, still
+// sealed, for Open to decrypt later whatever happened to a meanwhile.
+func (v *Vault) Seal(a Addr) (Sealed, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	it, ok := v.itemLocked(a)
+	if !ok || v.keys == nil {
+		return Sealed{}, false
+	}
+	return Sealed{box: append([]byte(nil), it.sealed...), Meta: it.meta}, true
+}
+
+// Open decrypts s, which Seal returned for address a. The caller wipes the
+// Value when done.
+func (v *Vault) Open(a Addr, s Sealed) (*Value, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.keys == nil {
+		return nil, errDestroyed
+	}
+	if s.Empty() {
+		return nil, ErrNotFound
+	}
+	pt, err := v.keys.open(s.box, a.ad())
+	if err != nil {
+		return nil, err
+	}
+	return &Value{b: pt}, nil
 }
 
 // Stat returns a secret's metadata without decrypting it.

@@ -196,13 +196,9 @@ func TestDroppedSealedBuffersAreWiped(t *testing.T) {
 		return s
 	}
 	s := set()
-	set() // s is now the previous version, kept sealed for GetGen
-	if allZero(s) {
-		t.Error("the previous version was dropped after one overwrite")
-	}
 	set()
 	if !allZero(s) {
-		t.Error("a second overwrite left the oldest sealed buffer intact")
+		t.Error("an overwrite left the replaced sealed buffer intact")
 	}
 	s = set()
 	v.Delete(a)
@@ -587,28 +583,35 @@ func TestKeyInLockedMemory(t *testing.T) {
 	}
 }
 
-// TestGetGenServesTheVersionAsked: the current version, the one it
-// replaced, and the current one for a generation the vault no longer has.
-func TestGetGenServesTheVersionAsked(t *testing.T) {
+// TestSealedOutlivesChanges: a Sealed copy opens to the version it was
+// taken at however the secret changes after, only at its own address, and
+// is wiped by Wipe.
+func TestSealedOutlivesChanges(t *testing.T) {
 	v := newTestVault(t)
 	a := addr("/", "K")
-	v.Set(a, []byte("one"), Meta{})
-	m1, _ := v.Stat(a)
-	v.Set(a, []byte("two"), Meta{})
-	m2, _ := v.Stat(a)
-	for _, c := range []struct {
-		gen  uint64
-		want string
-	}{{m2.Gen, "two"}, {m1.Gen, "one"}, {0, "two"}, {m1.Gen - 1, "two"}} {
-		val, m, err := v.GetGen(a, c.gen)
-		if err != nil || string(val.Bytes()) != c.want || m.Size != len(c.want) {
-			t.Errorf("GetGen(%d) = %q %+v %v, want %q", c.gen, val.Bytes(), m, err, c.want)
-		}
-		val.Wipe()
+	v.Set(a, []byte("one"), Meta{Version: 1})
+	s, ok := v.Seal(a)
+	if !ok || s.Meta.Version != 1 || s.Meta.Size != 3 {
+		t.Fatalf("Seal = %+v %v", s.Meta, ok)
 	}
-	v.Set(a, []byte("three"), Meta{})
-	if val, _, _ := v.GetGen(a, m1.Gen); string(val.Bytes()) != "three" {
-		t.Errorf("a version two changes old was still served: %q", val.Bytes())
+	v.Set(a, []byte("two"), Meta{Version: 2})
+	v.Set(a, []byte("three"), Meta{Version: 3})
+	v.Delete(a)
+	val, err := v.Open(a, s)
+	if err != nil || string(val.Bytes()) != "one" {
+		t.Fatalf("Open after three changes = %v %v", val, err)
+	}
+	val.Wipe()
+	if _, err := v.Open(addr("/", "OTHER"), s); err == nil {
+		t.Error("a sealed copy opened at another address")
+	}
+	box := s.box
+	s.Wipe()
+	if !allZero(box) || !s.Empty() {
+		t.Error("Wipe left the sealed bytes")
+	}
+	if _, ok := v.Seal(a); ok {
+		t.Error("Seal of a deleted secret")
 	}
 }
 

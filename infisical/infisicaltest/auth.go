@@ -100,6 +100,7 @@ func (s *Server) LiveTokens(clientID string) int {
 
 func (s *Server) authRoutes() {
 	s.handle("POST /api/v1/auth/universal-auth/login", false, s.login)
+	s.handle("POST /api/v1/auth/kubernetes-auth/login", false, s.kubernetesLogin)
 	s.handle("POST /api/v1/auth/token/renew", false, s.renew)
 	s.handle("POST /api/v1/auth/token/revoke", false, s.revoke)
 }
@@ -162,7 +163,8 @@ func (s *Server) login(c *call) (any, *apiError) {
 		return nil, errValidation(issues...)
 	}
 	id := s.identities[strings.TrimSpace(*b.ClientID)]
-	if id == nil {
+	if id == nil || id.clientSecret == "" { // no universal auth attached
+
 		return nil, errUnauthorized("Invalid credentials")
 	}
 	if c.now.Before(id.lockedUntil) {

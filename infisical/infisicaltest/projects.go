@@ -20,7 +20,7 @@ func (s *Server) AddProject(slug, name string, envSlugs ...string) (projectID st
 	}
 	now := s.now()
 	p := &project{id: newID(), slug: slug, name: name, typ: "secret-manager", createdAt: now,
-		approval: map[string]bool{}}
+		approval: map[string]bool{}, tags: map[string]*tag{}}
 	for _, es := range envSlugs {
 		e := &environment{id: newID(), slug: es, name: envNames[es]}
 		if e.name == "" {

@@ -54,7 +54,11 @@ func TestProjects(t *testing.T) {
 
 func TestRoutingDetails(t *testing.T) {
 	f := newFixture(t)
-	wantErr(t, f.api("GET", "/api/v9/nothing", nil), 404, "NotFound", "")
+	// An unknown route gets Fastify's own 404 body, not Infisical's.
+	r := f.api("GET", "/api/v9/nothing?a=1", nil)
+	if want := `{"message":"Route GET:/api/v9/nothing?a=1 not found","error":"Not Found","statusCode":404}`; r.status != 404 || string(r.raw) != want {
+		t.Fatalf("route not found: %d %s, want %s", r.status, r.raw, want)
+	}
 	if r := f.api("GET", "/api/v1/projects/", nil); r.status != 200 {
 		t.Fatalf("trailing slash: %d %s", r.status, r.raw)
 	}

@@ -2,6 +2,7 @@ package infisicaltest
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -9,7 +10,6 @@ import (
 const (
 	hiddenValue    = "<hidden-by-infisical>"
 	msgInvalidPath = "Invalid secret path. Only alphanumeric characters, dashes, and underscores are allowed."
-	maxExpandDepth = 10
 	maxRecurseDeep = 20
 )
 
@@ -143,10 +143,11 @@ func keyIssue(key string, path ...any) *zodIssue {
 type view int
 
 const (
-	viewBase   view = iota // create, delete, batch
-	viewUpdate             // base + secretValueHidden
-	viewFull               // list, get: + secretPath, secretValueHidden, secretMetadata, tags
-	viewImport             // imported secrets: full without createdAt/updatedAt
+	viewBase    view = iota // create, delete, batch
+	viewUpdate              // base + secretValueHidden
+	viewFull                // list, get: + secretPath, secretValueHidden, secretMetadata, tags
+	viewImport              // imported secrets: full without createdAt/updatedAt
+	viewVersion             // get-one ?version=N: full, but a version row has no tags or metadata
 )
 
 func secretJSON(p *project, env, path string, sec *secret, value string, hidden bool, v view) map[string]any {
@@ -163,12 +164,34 @@ func secretJSON(p *project, env, path string, sec *secret, value string, hidden 
 	if v != viewBase {
 		m["secretValueHidden"] = hidden
 	}
-	if v == viewFull || v == viewImport {
+	switch v {
+	case viewFull, viewImport:
 		m["secretPath"] = path
-		m["secretMetadata"] = []any{}
+		m["secretMetadata"] = metadataJSON(sec)
+		m["tags"] = tagsJSON(sec)
+	case viewVersion:
+		// The backend parses a version row with tags defaulting to [] and
+		// no secretMetadata, which the response schema then omits.
+		m["secretPath"] = path
 		m["tags"] = []any{}
 	}
 	return m
+}
+
+func tagsJSON(sec *secret) []any {
+	out := []any{}
+	for _, t := range sec.tags {
+		out = append(out, map[string]any{"id": t.id, "slug": t.slug, "name": t.name, "color": nil})
+	}
+	return out
+}
+
+func metadataJSON(sec *secret) []any {
+	out := []any{}
+	for _, m := range sec.metadata {
+		out = append(out, map[string]any{"key": m.key, "value": m.value, "isEncrypted": false})
+	}
+	return out
 }
 
 // readOpts are the value-rendering switches of list and get.
@@ -197,76 +220,70 @@ func (c *call) readOpts() (readOpts, *apiError) {
 	return o, nil
 }
 
-// render is a secret's value as a read answers it.
-func (c *call) render(p *project, env, path string, sec *secret, o readOpts) (string, bool, *apiError) {
-	if !o.view {
+// render is a secret's value as a list answers it: masked when the caller
+// asked not to see values or may not read this one (secretValueHidden),
+// else raw or expanded. A masked value is not expanded (the backend masks
+// before it expands).
+func (c *call) render(x *expander, env, path string, sec *secret, o readOpts) (string, bool, *expansionDenied) {
+	if !o.view || sec.hidden {
 		return hiddenValue, true, nil
 	}
 	if !o.expand {
 		return sec.value, false, nil
 	}
-	v, denied := c.expand(p, env, path, sec.value, 0)
-	if denied {
-		return "", false, &apiError{status: 403, name: "ForbiddenError",
-			message: "Failed to expand one or more secret references"}
-	}
-	return v, false, nil
+	v, denied := x.expandSecret(sec.value, sec.skipMultiline, env, path, sec.key)
+	return v, false, denied
 }
 
-// expand replaces ${…} references; unresolved ones stay literal, and
-// expansion stops at maxExpandDepth so cycles end.
-func (c *call) expand(p *project, env, path, value string, depth int) (string, bool) {
-	denied := false
-	out := referenceRe.ReplaceAllStringFunc(value, func(m string) string {
-		renv, rpath, key, local := parseReference(m[2 : len(m)-1])
-		if local {
-			renv, rpath = env, path
-		}
-		e := p.env(renv)
-		if e == nil {
-			return m
-		}
-		f := e.lookup(rpath)
-		if f == nil || f.secrets[key] == nil {
-			return m
-		}
-		if !c.allowed(p, renv, false) {
-			denied = true
-			return m
-		}
-		v := f.secrets[key].value
-		if depth+1 >= maxExpandDepth {
-			return v
-		}
-		v, d := c.expand(p, renv, rpath, v, depth+1)
-		denied = denied || d
-		return v
-	})
-	return out, denied
+// msgExpandFailed is the list route's answer when any expansion was denied
+// (secret-v2-bridge-service.ts getSecrets collects every rejection).
+const msgExpandFailed = "Failed to expand one or more secret references"
+
+func expandFailed(details []string) *apiError {
+	return &apiError{status: 403, name: "ForbiddenError", message: msgExpandFailed, details: details}
 }
 
-// checkReferences is the write-time check that every ${…} in value exists.
-func checkReferences(p *project, env, path, value string) *apiError {
-	var missing []string
+// checkReferences is the write-time check of $validateSecretReferences
+// (secret-v2-bridge-service.ts): every referenced environment must exist,
+// then every referenced folder, then every referenced secret, and the
+// writer must be allowed to read each (else the CASL 403). Messages are
+// those of the contract §1, from the newer backend.
+func (c *call) checkReferences(p *project, env, path, value string) *apiError {
+	type ref struct{ raw, env, path, key string }
+	var refs []ref
 	for _, m := range referenceRe.FindAllStringSubmatch(value, -1) {
 		renv, rpath, key, local := parseReference(m[1])
 		if local {
 			renv, rpath = env, path
 		}
-		e := p.env(renv)
-		if e == nil {
-			return errBadRequest("Referenced environment not found. Missing " + renv)
+		refs = append(refs, ref{m[1], renv, rpath, key})
+	}
+	var missingEnvs []string
+	for _, r := range refs {
+		if p.env(r.env) == nil && !slices.Contains(missingEnvs, r.env) {
+			missingEnvs = append(missingEnvs, r.env)
 		}
-		f := e.lookup(rpath)
+	}
+	if missingEnvs != nil {
+		return errBadRequest("Referenced environment not found. Missing " + strings.Join(missingEnvs, ","))
+	}
+	var missing []string
+	for _, r := range refs {
+		f := p.env(r.env).lookup(r.path)
 		if f == nil {
-			return errBadRequest(fmt.Sprintf("Referenced path %s doesn't exist", rpath))
+			return errBadRequest(fmt.Sprintf("Referenced path %s doesn't exist", r.path))
 		}
-		if f.secrets[key] == nil {
-			missing = append(missing, m[1])
+		if f.secrets[r.key] == nil {
+			missing = append(missing, r.raw)
 		}
 	}
 	if missing != nil {
 		return errBadRequest("Referenced secret(s) not found: " + strings.Join(missing, ","))
+	}
+	for _, r := range refs {
+		if e := c.authorize(p, r.env, r.path, "read", "secrets"); e != nil {
+			return e
+		}
 	}
 	return nil
 }
@@ -312,21 +329,29 @@ func (s *Server) listSecrets(c *call) (any, *apiError) {
 			}
 		})
 	}
+	x := &expander{c: c, p: p}
 	secrets, imports := []any{}, []any{}
+	var denied []string
 	for _, f := range folders {
 		fp := f.path()
 		for _, sec := range f.sortedSecrets() {
-			v, hidden, e := c.render(p, envSlug, fp, sec, o)
-			if e != nil {
-				return nil, e
+			v, hidden, d := c.render(x, envSlug, fp, sec, o)
+			if d != nil {
+				denied = append(denied, d.msg)
+				continue
 			}
 			secrets = append(secrets, secretJSON(p, envSlug, fp, sec, v, hidden, viewFull))
 		}
+	}
+	if denied != nil {
+		return nil, expandFailed(denied)
+	}
+	for _, f := range folders {
 		if !o.imports {
-			continue
+			break
 		}
 		for _, im := range f.imports {
-			imp, e := c.importJSON(p, im, o)
+			imp, e := c.importJSON(x, im, o)
 			if e != nil {
 				return nil, e
 			}
@@ -341,7 +366,8 @@ func (s *Server) listSecrets(c *call) (any, *apiError) {
 
 // importJSON renders one import of a folder, nil if its source is gone or
 // unreadable.
-func (c *call) importJSON(p *project, im importRef, o readOpts) (map[string]any, *apiError) {
+func (c *call) importJSON(x *expander, im importRef, o readOpts) (map[string]any, *apiError) {
+	p := x.p
 	env := p.env(im.env)
 	if env == nil || !c.allowed(p, im.env, false) {
 		return nil, nil
@@ -352,9 +378,9 @@ func (c *call) importJSON(p *project, im importRef, o readOpts) (map[string]any,
 	}
 	list := []any{}
 	for _, sec := range src.sortedSecrets() {
-		v, hidden, e := c.render(p, im.env, im.path, sec, o)
-		if e != nil {
-			return nil, e
+		v, hidden, d := c.render(x, im.env, im.path, sec, o)
+		if d != nil {
+			return nil, &apiError{status: 403, name: "ForbiddenError", message: d.msg}
 		}
 		list = append(list, secretJSON(p, im.env, im.path, sec, v, hidden, viewImport))
 	}
@@ -392,6 +418,10 @@ func (s *Server) getSecret(c *call) (any, *apiError) {
 		return nil, notFound
 	}
 	srcEnv, srcPath, sec := envSlug, path, f.secrets[key]
+	sec, ver, e := c.versionOf(sec, key)
+	if e != nil {
+		return nil, e
+	}
 	for i := len(f.imports) - 1; sec == nil && o.imports && i >= 0; i-- {
 		im := f.imports[i]
 		if ienv := p.env(im.env); ienv != nil && c.allowed(p, im.env, false) {
@@ -403,15 +433,57 @@ func (s *Server) getSecret(c *call) (any, *apiError) {
 	if sec == nil {
 		return nil, notFound
 	}
-	if v := q.Get("version"); v != "" && v != strconv.Itoa(sec.version) {
-		// Only the current version is kept.
-		return nil, errNotFound(fmt.Sprintf("Secret version %s not found", v))
-	}
-	v, hidden, e := c.render(p, srcEnv, srcPath, sec, o)
+	v, e := c.readOne(&expander{c: c, p: p}, srcEnv, srcPath, sec, o, ver)
 	if e != nil {
 		return nil, e
 	}
-	return map[string]any{"secret": secretJSON(p, srcEnv, srcPath, sec, v, hidden, viewFull)}, nil
+	return v, nil
+}
+
+// versionOf applies ?version=N to the secret a get-one found. The backend
+// reads the version row by folder, key and version
+// (secretVersionDAL.findOne in getSecretByName) and answers a missing row,
+// a pruned one included, with 404 "Secret with name 'X' not found".
+func (c *call) versionOf(sec *secret, key string) (*secret, view, *apiError) {
+	raw := c.r.URL.Query().Get("version")
+	if raw == "" || sec == nil {
+		return sec, viewFull, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		return nil, 0, errValidation(issue("invalid_type", "Expected number, received nan", "version"))
+	}
+	old := sec.atVersion(n)
+	if old == nil {
+		return nil, 0, errNotFound(fmt.Sprintf("Secret with name '%s' not found", key))
+	}
+	cp := *old
+	cp.hidden = sec.hidden // hiding is a permission of now, not of the version
+	return &cp, viewVersion, nil
+}
+
+// readOne is get-one's rendering (getSecretByName): expanded first when
+// asked and values are shown, then a value the caller may not read is a
+// 403 rather than a placeholder.
+func (c *call) readOne(x *expander, env, path string, sec *secret, o readOpts, v view) (any, *apiError) {
+	value, hidden := sec.value, true
+	if o.expand && o.view && value != "" {
+		exp, d := x.expandSecret(value, sec.skipMultiline, env, path, sec.key)
+		if d != nil {
+			return nil, &apiError{status: 403, name: "ForbiddenError", message: d.msg}
+		}
+		value = exp
+	}
+	if o.view {
+		if sec.hidden {
+			return nil, &apiError{status: 403, name: "ForbiddenReadSecretError",
+				message: fmt.Sprintf("You do not have permission to view secret value on secret with name '%s'", sec.key)}
+		}
+		hidden = false
+	} else {
+		value = hiddenValue
+	}
+	return map[string]any{"secret": secretJSON(x.p, env, path, sec, value, hidden, v)}, nil
 }
 
 func (s *Server) getSecretByID(c *call) (any, *apiError) {
@@ -441,11 +513,7 @@ func (s *Server) getSecretByID(c *call) (any, *apiError) {
 			if e := c.authorize(p, env.slug, in.path(), "read", "secrets"); e != nil {
 				return nil, e
 			}
-			v, hidden, e := c.render(p, env.slug, in.path(), found, o)
-			if e != nil {
-				return nil, e
-			}
-			return map[string]any{"secret": secretJSON(p, env.slug, in.path(), found, v, hidden, viewFull)}, nil
+			return c.readOne(&expander{c: c, p: p}, env.slug, in.path(), found, o, viewFull)
 		}
 	}
 	return nil, errNotFound(fmt.Sprintf("Secret with ID '%s' not found", want))
@@ -479,7 +547,7 @@ func (s *Server) createSecret(c *call) (any, *apiError) {
 		return nil, errDatabase()
 	}
 	value := normalizeValue(*b.SecretValue)
-	if e := checkReferences(sc.p, sc.slug, sc.path, value); e != nil {
+	if e := c.checkReferences(sc.p, sc.slug, sc.path, value); e != nil {
 		return nil, e
 	}
 	if sc.p.approval[sc.slug] {
@@ -491,6 +559,7 @@ func (s *Server) createSecret(c *call) (any, *apiError) {
 		sec.skipMultiline = *b.SkipMultilineEncoding
 	}
 	c.stamp(sec)
+	sec.record()
 	sc.f.secrets[key] = sec
 	return map[string]any{"secret": secretJSON(sc.p, sc.slug, sc.path, sec, sec.value, false, viewBase)}, nil
 }
@@ -537,7 +606,7 @@ func (c *call) planUpdate(sc *scope, f *folder, path, key string, value, comment
 	}
 	if value != nil {
 		v := normalizeValue(*value)
-		if e := checkReferences(sc.p, sc.slug, path, v); e != nil {
+		if e := c.checkReferences(sc.p, sc.slug, path, v); e != nil {
 			return nil, e
 		}
 		ch.value = &v
@@ -563,6 +632,7 @@ func (c *call) apply(ch *change) {
 	}
 	sec.version++
 	c.stamp(sec)
+	sec.record()
 }
 
 func (s *Server) updateSecret(c *call) (any, *apiError) {
@@ -675,7 +745,7 @@ func (s *Server) batchCreate(c *call) (any, *apiError) {
 		if len(strings.TrimSpace(*it.SecretKey)) > maxKeyLen {
 			return nil, errDatabase()
 		}
-		if e := checkReferences(sc.p, sc.slug, sc.path, normalizeValue(*it.SecretValue)); e != nil {
+		if e := c.checkReferences(sc.p, sc.slug, sc.path, normalizeValue(*it.SecretValue)); e != nil {
 			return nil, e
 		}
 	}
@@ -690,6 +760,7 @@ func (s *Server) batchCreate(c *call) (any, *apiError) {
 			sec.skipMultiline = *it.SkipMultilineEncoding
 		}
 		c.stamp(sec)
+		sec.record()
 		sc.f.secrets[sec.key] = sec
 		out = append(out, secretJSON(sc.p, sc.slug, sc.path, sec, sec.value, false, viewBase))
 	}
@@ -746,7 +817,7 @@ func (s *Server) batchUpdate(c *call) (any, *apiError) {
 				return nil, errNotFound(fmt.Sprintf("Secret does not exist: %s in path %s", key, path))
 			}
 			v := normalizeValue(deref(it.SecretValue, ""))
-			if e := checkReferences(sc.p, sc.slug, path, v); e != nil {
+			if e := c.checkReferences(sc.p, sc.slug, path, v); e != nil {
 				return nil, e
 			}
 			creates = append(creates, created{f: f, path: path, sec: &secret{id: newID(), key: key,
@@ -769,6 +840,7 @@ func (s *Server) batchUpdate(c *call) (any, *apiError) {
 	}
 	for _, cr := range creates {
 		c.stamp(cr.sec)
+		cr.sec.record()
 		cr.f.secrets[cr.sec.key] = cr.sec
 		out = append(out, secretJSON(sc.p, sc.slug, cr.path, cr.sec, cr.sec.value, false, viewBase))
 	}
@@ -830,6 +902,7 @@ func (s *Server) SetSecret(projectID, env, path, key, value string) int {
 	sec.version++
 	sec.updatedAt = now
 	sec.actorID, sec.actorType, sec.actorName = "00000000-0000-4000-8000-000000000001", "user", "another-user"
+	sec.record()
 	return sec.version
 }
 

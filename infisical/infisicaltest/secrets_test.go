@@ -331,7 +331,8 @@ func TestReferences(t *testing.T) {
 	if got := get("WRAP", "false"); got != "[${URL}]" {
 		t.Errorf("raw WRAP = %q", got)
 	}
-	if got := get("LOOP1", "true"); !strings.HasPrefix(got, "xyxyxyxyxy") || !strings.Contains(got, "${LOOP") {
+	// The backend cuts a cycle after one lap (see expand.go).
+	if got := get("LOOP1", "true"); got != "xyx${LOOP2}" {
 		t.Errorf("cycle = %q", got)
 	}
 	r := f.api("GET", f.listQ("dev", "/", "expandSecretReferences", "true"), nil)

@@ -11,10 +11,18 @@
 //     found: K", and deletes nothing;
 //   - recursive folder lists give relativePath = the folder's path relative
 //     to the listed path ("/b/c"); a created folder's "path" is its full path;
-//   - get-one with ?version= answers only the current version (404 else);
+//   - every version of a secret is kept until PruneSecretVersions; a
+//     pruned version answers 404 "Secret with name 'X' not found", the
+//     backend's answer for a missing version row (getSecretByName);
 //   - renew mints a new string for the same token row: the old string stays
 //     valid until its own expiry, and revoking either revokes the row;
-//   - skipMultilineEncoding is stored and echoed but does not change expansion.
+//   - references expand as the backend's secret-reference-fns.ts at commit
+//     58d2a53 expands them (expand.go), skipMultilineEncoding included;
+//   - permissions are per environment; SetValueHidden stands for a rule
+//     that lets identities describe a secret but not read its value;
+//   - SetOldServer answers as a server without /api/v2/folders and
+//     /api/v1/projects, with Fastify's own route-not-found body (which
+//     every unknown route gets).
 //
 // All state sits behind one mutex; every exported method is safe for
 // concurrent use. Request handlers hold the mutex for their whole run, so a
@@ -55,6 +63,8 @@ type Server struct {
 	retryAfter int
 	failPaths  []*pathFault
 	requests   []Request
+	oldServer  bool     // answer as a server without v2 folders and v1/projects
+	k8sLogins  []string // JWT of every Kubernetes login attempt
 
 	mux *http.ServeMux
 
@@ -224,7 +234,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	latency := s.latency
+	latency, old := s.latency, s.oldServer
 	s.mu.Unlock()
 	if latency > 0 {
 		t := time.NewTimer(latency)
@@ -237,7 +247,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	bw := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
-	if !s.injectFault(bw, r) {
+	switch {
+	case s.injectFault(bw, r):
+	case old && missingOnOldServer(r):
+		writeRouteNotFound(bw, r)
+	default:
 		r.Body = http.MaxBytesReader(bw, r.Body, bodyLimit)
 		s.mux.ServeHTTP(bw, r)
 	}
@@ -361,10 +375,7 @@ func (s *Server) handle(pattern string, auth bool, h handler) {
 
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &apiError{status: 404, name: "NotFound",
-			message: fmt.Sprintf("Route %s:%s not found", r.Method, r.URL.Path)})
-	})
+	s.mux.HandleFunc("/", writeRouteNotFound)
 	s.handle("GET /api/status", false, s.status)
 	s.authRoutes()
 	s.projectRoutes()

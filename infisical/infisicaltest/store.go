@@ -37,6 +37,7 @@ type project struct {
 	createdAt           time.Time
 	envs                []*environment
 	approval            map[string]bool // env slug → writes need approval
+	tags                map[string]*tag // by slug
 }
 
 type environment struct {
@@ -73,6 +74,42 @@ type secret struct {
 	actorID       string
 	actorType     string
 	actorName     string
+	tags          []*tag      // in the order set
+	metadata      []metaEntry // secretMetadata, in the order set
+	// hidden stands for a permission rule that lets identities describe
+	// the secret but not read its value (secretValueHidden).
+	hidden bool
+	// history holds a copy of the secret at every version, oldest first;
+	// PruneSecretVersions removes entries.
+	history []secret
+}
+
+type tag struct {
+	id, slug, name string
+}
+
+type metaEntry struct {
+	key, value string
+}
+
+// record appends the secret's current state to its history, after every
+// change that added a version.
+func (sec *secret) record() {
+	snap := *sec
+	snap.history = nil
+	snap.tags = append([]*tag(nil), sec.tags...)
+	snap.metadata = append([]metaEntry(nil), sec.metadata...)
+	sec.history = append(sec.history, snap)
+}
+
+// atVersion returns the stored copy of version v, or nil once pruned.
+func (sec *secret) atVersion(v int) *secret {
+	for i := range sec.history {
+		if sec.history[i].version == v {
+			return &sec.history[i]
+		}
+	}
+	return nil
 }
 
 type grant struct {
@@ -85,6 +122,8 @@ type identity struct {
 	grants                     map[string]grant // project id → grant
 	failures                   []time.Time
 	lockedUntil                time.Time
+	k8s                        bool     // Kubernetes auth attached
+	k8sJWTs                    []string // service-account JWTs the fake TokenReview accepts
 }
 
 // session is one token row: renewals mint new strings for the same row, so
@@ -292,16 +331,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// parseReference splits the inside of ${…}: KEY (local: same env and
-// folder), env.KEY or env.a.b.KEY.
+// parseReference splits the inside of ${…} as the backend's
+// getAllSecretReferences does: KEY (local: same env and folder), env.KEY or
+// env.a.b.KEY, the folder joined as node's path.join("/", …) joins it.
 func parseReference(ref string) (env, path, key string, local bool) {
 	parts := strings.Split(ref, ".")
-	switch len(parts) {
-	case 1:
+	if len(parts) == 1 {
 		return "", "", parts[0], true
-	case 2:
-		return parts[0], "/", parts[1], false
-	default:
-		return parts[0], "/" + strings.Join(parts[1:len(parts)-1], "/"), parts[len(parts)-1], false
 	}
+	return parts[0], joinRefPath(parts[1 : len(parts)-1]), parts[len(parts)-1], false
 }

@@ -158,6 +158,7 @@ func (m *Mount) Unmount() error {
 		}
 		<-m.done
 		m.src.removeView(m.fsys)
+		m.fsys.Close()
 	})
 	return m.unmountErr
 }

@@ -82,6 +82,10 @@ func (r *reloader) reload() error {
 	if err != nil {
 		return fmt.Errorf("config reload failed, keeping the running settings: %w", err)
 	}
+	// A rewritten credential file changes no key (a token or JWT file is
+	// reread at every login), but after failed logins the next one would
+	// wait out the backoff: let it try now.
+	r.live.src.client.ResetLoginBackoff()
 	applied, remount, now := config.Reload(r.live, r.running, next)
 	if len(remount) > 0 {
 		r.log.Warn("these settings changed but need a remount; the running values stay", "keys", remount)

@@ -91,15 +91,20 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		retry = *o.Retry
 	}
 	client, err := infisical.New(infisical.Config{
-		SiteURL:      cfg.URL,
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret,
-		TokenPolicy:  tokenPolicy(cfg.TokenPolicy),
-		Retry:        retry,
-		HTTPClient:   o.HTTPClient,
-		Logger:       log,
-		UserAgent:    o.UserAgent,
-		Observe:      observe(o.Metrics),
+		SiteURL:             cfg.URL,
+		AuthMethod:          infisical.AuthMethod(cfg.AuthMethod),
+		ClientID:            cfg.ClientID,
+		ClientSecret:        cfg.ClientSecret,
+		IdentityID:          cfg.IdentityID,
+		KubernetesTokenPath: cfg.KubernetesTokenPath,
+		Token:               cfg.Token,
+		TokenFile:           cfg.TokenFile,
+		TokenPolicy:         tokenPolicy(cfg.TokenPolicy), // token auth renews whatever this says
+		Retry:               retry,
+		HTTPClient:          o.HTTPClient,
+		Logger:              log,
+		UserAgent:           o.UserAgent,
+		Observe:             observe(o.Metrics),
 	})
 	if err != nil {
 		v.Destroy()
@@ -182,7 +187,7 @@ func (s *Source) Vault() *vault.Vault       { return s.vault }
 func (s *Source) Client() *infisical.Client { return s.client }
 func (s *Source) Hooks() *hooks.Runner      { return s.hooks }
 
-// Close stops the refresh loop, delivers what is queued, saves the state
+// Close stops the refresh loop, saves the state
 // file, revokes the access token (bounded by ctx and 5 s) and wipes the
 // vault. Unmount every view first.
 func (s *Source) Close(ctx context.Context) error {
@@ -196,7 +201,6 @@ func (s *Source) Close(ctx context.Context) error {
 		cancel()
 		<-loop
 	}
-	s.sync.Close()
 	s.hooks.Close()
 	var errs []error
 	if s.state != nil {
