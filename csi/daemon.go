@@ -13,20 +13,13 @@ import (
 	"github.com/infisicalfs/infisicalfs/internal/daemon"
 )
 
-// KubernetesAuth prepares cfg to log in with Kubernetes auth as identityID,
-// calling jwt for the service-account token at every login. It is where
-// the infisical client's auth_method = "kubernetes" plugs in; nil refuses
-// Kubernetes-auth volumes with a clear error.
-type KubernetesAuth func(cfg *config.Config, identityID string, jwt func() string) error
-
 // DaemonSources opens registry sources as internal/daemon Sources.
 type DaemonSources struct {
 	// Base holds the driver-wide settings (refresh interval, delays, token
 	// policy, trim_newline); each source sets URL, credentials and scope.
 	Base       config.Config
-	Logger     *slog.Logger
-	Version    string
-	Kubernetes KubernetesAuth
+	Logger  *slog.Logger
+	Version string
 
 	// For tests: nil keeps the defaults.
 	HTTPClient *http.Client
@@ -48,38 +41,54 @@ func (d *DaemonSources) Open(ctx context.Context, key Key, creds Credentials, to
 	cfg.ClientIDFile, cfg.ClientSecretFile, cfg.ConfigFile = "", "", ""
 	cfg.OnChange = nil // hooks run commands: not for pod-supplied volumes
 	cfg.MetricsAddr = ""
-	switch creds.Method {
-	case AuthKubernetes:
-		if d.Kubernetes == nil {
-			return nil, fmt.Errorf("kubernetes auth: %w (this build's Infisical client has no auth_method kubernetes); use nodePublishSecretRef", ErrUnsupported)
-		}
-		if err := d.Kubernetes(&cfg, creds.IdentityID, tokens.Get); err != nil {
-			return nil, fmt.Errorf("kubernetes auth: %w", err)
-		}
-	default:
-		cfg.ClientID, cfg.ClientSecret = creds.ClientID, creds.ClientSecret
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("source settings: %w", err)
-	}
 	log := d.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("source", key.String())
+	var tok *memToken
+	switch creds.Method {
+	case AuthKubernetes:
+		// The client rereads the token file at every login; the newest
+		// token any volume of this source brought is swapped in there.
+		var err error
+		if tok, err = newMemToken(tokens.Get()); err != nil {
+			return nil, err
+		}
+		tokens.OnSet(func(jwt string) {
+			if err := tok.Set(jwt); err != nil {
+				log.Warn("could not hand the source a newer service-account token", "err", err)
+			}
+		})
+		cfg.AuthMethod, cfg.IdentityID, cfg.KubernetesTokenPath = config.AuthKubernetes, creds.IdentityID, tok.Path()
+		cfg.ClientID, cfg.ClientSecret = "", ""
+	default:
+		cfg.AuthMethod = config.AuthUniversal
+		cfg.ClientID, cfg.ClientSecret = creds.ClientID, creds.ClientSecret
+	}
+	fail := func(err error) (Source, error) {
+		if tok != nil {
+			tokens.OnSet(nil)
+			tok.Close()
+		}
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail(fmt.Errorf("source settings: %w", err))
+	}
 	src, err := daemon.NewSource(ctx, daemon.SourceOptions{
 		Config: cfg, Logger: log, UserAgent: "infisicalfs-csi/" + d.Version,
 		HTTPClient: d.HTTPClient, Retry: d.Retry,
 	})
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if !hasScope(src, key.Scope) {
 		closeSource(src, log)
-		return nil, fmt.Errorf("%s/%s: %w: the identity cannot read it (check the slugs, and grant the identity a role on the project)", key.Scope.Project, key.Scope.Env, ErrScopeNotFound)
+		return fail(fmt.Errorf("%s/%s: %w: the identity cannot read it (check the slugs, and grant the identity a role on the project)", key.Scope.Project, key.Scope.Env, ErrScopeNotFound))
 	}
 	src.Run(context.Background())
-	return &daemonSource{src: src, log: log, scope: key.Scope, trim: cfg.TrimNewline, version: d.Version}, nil
+	return &daemonSource{src: src, log: log, scope: key.Scope, trim: cfg.TrimNewline, version: d.Version, tok: tok, tokens: tokens}, nil
 }
 
 func hasScope(src *daemon.Source, s Scope) bool {
@@ -105,6 +114,8 @@ type daemonSource struct {
 	scope   Scope
 	trim    bool
 	version string
+	tok     *memToken // Kubernetes auth only
+	tokens  *TokenBox
 }
 
 // Mount serves a flat view: the volume root is the environment's root.
@@ -118,4 +129,10 @@ func (s *daemonSource) Mount(target string, v View) (Mounted, error) {
 	})
 }
 
-func (s *daemonSource) Close() { closeSource(s.src, s.log) }
+func (s *daemonSource) Close() {
+	closeSource(s.src, s.log)
+	if s.tok != nil {
+		s.tokens.OnSet(nil)
+		s.tok.Close()
+	}
+}

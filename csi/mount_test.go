@@ -51,6 +51,8 @@ func newWorld(t *testing.T) *world {
 	srv.AddIdentity("cid-2", canarySecret+"-2")
 	srv.Grant("cid-2", w.shop, infisicaltest.PermRead)
 	srv.AddIdentity("cid-none", "s")
+	srv.AddKubernetesIdentity("k8s-id", canaryJWT+"-1")
+	srv.Grant("k8s-id", w.shop, infisicaltest.PermRead)
 	srv.SetSecret(w.shop, "dev", "/", "DATABASE_PASSWORD", canaryValue)
 	srv.SetSecret(w.shop, "dev", "/", "API_URL", "http://api.dev")
 	srv.SetSecret(w.shop, "dev", "/backend", "REDIS_URL", "redis://r")
@@ -70,7 +72,7 @@ func newWorld(t *testing.T) *world {
 		if ms, _ := ourMounts("/proc/self/mountinfo", w.root); len(ms) > 0 {
 			t.Errorf("left mounted: %v", ms)
 		}
-		for _, s := range []string{canaryValue, canarySecret} {
+		for _, s := range []string{canaryValue, canarySecret, canaryJWT} {
 			if strings.Contains(w.logs.String(), s) {
 				t.Errorf("log holds %q", s)
 			}
@@ -184,7 +186,7 @@ func TestRealPublishRefusals(t *testing.T) {
 		{"wrong secret", nil, "cid-1", "nope", codes.Unauthenticated, "authentication"},
 		{"unknown project", map[string]string{"project": "nosuch"}, "cid-1", canarySecret, codes.NotFound, "nosuch/dev"},
 		{"identity without rights", nil, "cid-none", "s", codes.NotFound, "webshop/dev"},
-		{"kubernetes auth not yet in the client", map[string]string{"identityId": "id-1", ctxSATokens: tokens("infisical", canaryJWT)}, "", "", codes.InvalidArgument, "nodePublishSecretRef"},
+		{"kubernetes token refused", map[string]string{"identityId": "k8s-id", ctxSATokens: tokens("infisical", canaryJWT+"-stale"), ctxSAName: "web"}, "", "", codes.Unauthenticated, "authentication"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := w.req("v", "pod-r", tc.attrs, tc.id, tc.sec)
@@ -200,6 +202,82 @@ func TestRealPublishRefusals(t *testing.T) {
 				t.Fatal("a refused publish left a source open")
 			}
 		})
+	}
+}
+
+// TestRealKubernetesAuth: a volume logs in with the pod's own
+// service-account token; pods of one service account share the source and
+// the newest token any of them brought is the one the next login sends, so
+// kubelet's rotation does not end the sync; another service account gets a
+// source of its own.
+func TestRealKubernetesAuth(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k8sReq := func(id, pod, sa, jwt string) *csi.NodePublishVolumeRequest {
+		r := w.req(id, pod, map[string]string{"identityId": "k8s-id", ctxSAName: sa, ctxSATokens: tokens(DefaultAudience, jwt)}, "", "")
+		r.Secrets = nil
+		return r
+	}
+	if _, err := w.c.node.NodePublishVolume(ctx, k8sReq("v1", "pod-1", "web", canaryJWT+"-1")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(w.target("pod-1"), "API_URL")); err != nil || string(b) != "http://api.dev" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if got := w.srv.KubernetesLoginJWTs(); len(got) == 0 || got[len(got)-1] != canaryJWT+"-1" {
+		t.Fatalf("logins sent %d tokens, not the pod's", len(got))
+	}
+	// kubelet gives the second pod a newer token; the first one's is then
+	// rotated away on the server.
+	if _, err := w.c.node.NodePublishVolume(ctx, k8sReq("v2", "pod-2", "web", canaryJWT+"-2")); err != nil {
+		t.Fatal(err)
+	}
+	if w.reg.Len() != 1 {
+		t.Fatalf("%d sources for one service account and scope, want 1", w.reg.Len())
+	}
+	w.srv.SetKubernetesJWTs("k8s-id", canaryJWT+"-2", canaryJWT+"-3")
+	w.srv.SetSecret(w.shop, "dev", "/", "API_URL", "http://api.k8s")
+	waitRead(t, filepath.Join(w.target("pod-1"), "API_URL"), "http://api.k8s")
+	// A republish (requiresRepublish) brings the next token.
+	if _, err := w.c.node.NodePublishVolume(ctx, k8sReq("v1", "pod-1", "web", canaryJWT+"-3")); err != nil {
+		t.Fatal(err)
+	}
+	w.srv.SetKubernetesJWTs("k8s-id", canaryJWT+"-3")
+	w.srv.SetSecret(w.shop, "dev", "/", "API_URL", "http://api.k8s.3")
+	waitRead(t, filepath.Join(w.target("pod-2"), "API_URL"), "http://api.k8s.3")
+	if got := w.srv.KubernetesLoginJWTs(); got[len(got)-1] != canaryJWT+"-3" {
+		t.Fatal("the latest login did not send the republished token")
+	}
+	// Another service account of the same identity: its own source.
+	w.srv.SetKubernetesJWTs("k8s-id", canaryJWT+"-3", canaryJWT+"-admin")
+	if _, err := w.c.node.NodePublishVolume(ctx, k8sReq("v3", "pod-3", "admin", canaryJWT+"-admin")); err != nil {
+		t.Fatal(err)
+	}
+	if w.reg.Len() != 2 {
+		t.Fatalf("%d sources: another service account must not share", w.reg.Len())
+	}
+	for _, pod := range []string{"pod-1", "pod-2", "pod-3"} {
+		if _, err := w.c.node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: "v", TargetPath: w.target(pod)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.reg.Len() != 0 || w.srv.LiveTokens("k8s-id") != 0 {
+		t.Fatalf("after the last volume: %d sources, %d live tokens", w.reg.Len(), w.srv.LiveTokens("k8s-id"))
+	}
+}
+
+func waitRead(t *testing.T, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(6 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if string(b) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s reads %q, want %q", path, b, want)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -41,14 +41,28 @@ type Opener func(ctx context.Context, key Key, creds Credentials, tokens *TokenB
 // source. Publish and republish put a pod's token in; the source reads it
 // at every login.
 type TokenBox struct {
-	mu  sync.Mutex
-	jwt string
+	mu   sync.Mutex // also serialises sink calls (memory-only, no I/O)
+	jwt  string
+	sink func(string)
 }
 
-// Set stores a newer token.
+// Set stores a newer token and hands it to the sink, if any.
 func (b *TokenBox) Set(jwt string) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if jwt == b.jwt {
+		return
+	}
 	b.jwt = jwt
+	if b.sink != nil {
+		b.sink(jwt)
+	}
+}
+
+// OnSet makes every later Set also call f with the token.
+func (b *TokenBox) OnSet(f func(string)) {
+	b.mu.Lock()
+	b.sink = f
 	b.mu.Unlock()
 }
 
