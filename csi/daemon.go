@@ -17,7 +17,7 @@ import (
 type DaemonSources struct {
 	// Base holds the driver-wide settings (refresh interval, delays, token
 	// policy, trim_newline); each source sets URL, credentials and scope.
-	Base       config.Config
+	Base    config.Config
 	Logger  *slog.Logger
 	Version string
 
