@@ -156,8 +156,16 @@ func (v *Volume) Key(url string) Key {
 
 // same reports whether a repeated publish asks for the same mount, which
 // makes it a no-op; otherwise the target is taken by something else.
+// A Kubernetes-auth republish brings a new token for the same identity:
+// the same mount, whatever the token.
 func (v *Volume) same(o *Volume) bool {
-	return v.ID == o.ID && v.Scope == o.Scope && v.View == o.View && v.Creds.Fingerprint() == o.Creds.Fingerprint()
+	if v.ID != o.ID || v.Scope != o.Scope || v.View != o.View || v.Creds.Method != o.Creds.Method {
+		return false
+	}
+	if v.Creds.Method == AuthKubernetes {
+		return v.Creds.IdentityID == o.Creds.IdentityID && v.Creds.who == o.Creds.who
+	}
+	return v.Creds.Fingerprint() == o.Creds.Fingerprint()
 }
 
 // AttrError is a refused attribute; the node service answers InvalidArgument.

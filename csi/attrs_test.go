@@ -236,3 +236,30 @@ func FuzzVolumeAttributes(f *testing.F) {
 		}
 	})
 }
+
+func TestSameVolume(t *testing.T) {
+	k8s := func(jwt, sa string) *Volume {
+		a := map[string]string{"project": "p", "env": "dev", "identityId": "id-1", ctxSATokens: tokens("infisical", jwt)}
+		if sa != "" {
+			a[ctxPodNS], a[ctxSAName] = "ns", sa
+		}
+		v, err := ParseVolume(PublishInput{VolumeID: "v", Target: "/t", Attrs: a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if !k8s("t1", "web").same(k8s("t2", "web")) || !k8s("t1", "").same(k8s("t2", "")) {
+		t.Fatal("a republish with a newer token is not the same volume")
+	}
+	if k8s("t1", "web").same(k8s("t1", "admin")) {
+		t.Fatal("another service account is the same volume")
+	}
+	u := func(secret string) *Volume {
+		v, _ := ParseVolume(PublishInput{VolumeID: "v", Target: "/t", Attrs: map[string]string{"project": "p", "env": "dev"}, Secrets: map[string]string{"clientId": "c", "clientSecret": secret}})
+		return v
+	}
+	if !u("s").same(u("s")) || u("s").same(u("s2")) || u("s").same(k8s("t", "web")) {
+		t.Fatal("universal credentials compared wrong")
+	}
+}
