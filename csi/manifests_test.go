@@ -2,7 +2,6 @@ package csi
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -296,7 +295,7 @@ func TestManifestExampleAppReads(t *testing.T) {
 	tgt := w.target("example")
 	req := &csi.NodePublishVolumeRequest{VolumeId: in.VolumeID, TargetPath: tgt, VolumeCapability: mountCap(in.MountGroup),
 		VolumeContext: in.Attrs, Secrets: in.Secrets, Readonly: in.ReadOnly}
-	if _, err := w.c.node.NodePublishVolume(context.Background(), req); err != nil {
+	if _, err := w.c.node.NodePublishVolume(testCtx(t), req); err != nil {
 		t.Fatal(err)
 	}
 	// A non-root user must be able to reach the target, as kubelet's
@@ -326,7 +325,7 @@ func TestManifestExampleAppReads(t *testing.T) {
 	if out, err := cat(12345, nil); err == nil {
 		t.Fatalf("a user outside the pod's group read %q", out)
 	}
-	if _, err := w.c.node.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: in.VolumeID, TargetPath: tgt}); err != nil {
+	if _, err := w.c.node.NodeUnpublishVolume(testCtx(t), &csi.NodeUnpublishVolumeRequest{VolumeId: in.VolumeID, TargetPath: tgt}); err != nil {
 		t.Fatal(err)
 	}
 }

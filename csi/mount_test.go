@@ -81,6 +81,14 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
+// testCtx bounds a test's calls, so that a hang fails with a message
+// instead of running into the test binary's timeout.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func (w *world) target(pod string) string {
 	return filepath.Join(w.root, pod, "volumes", "kubernetes.io~csi", "secrets", "mount")
 }
@@ -108,7 +116,7 @@ func mountedAt(t *testing.T, target string) int {
 
 func TestRealPublishReadsAndUnpublishLeavesNothing(t *testing.T) {
 	w := newWorld(t)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	tgt := w.target("pod-a")
 	req := w.req("vol-a", "pod-a", nil, "cid-1", canarySecret)
 	req.VolumeCapability = mountCap("2000") // the pod's fsGroup
@@ -172,7 +180,7 @@ func TestRealPublishReadsAndUnpublishLeavesNothing(t *testing.T) {
 
 func TestRealPublishRefusals(t *testing.T) {
 	w := newWorld(t)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	for _, tc := range []struct {
 		name  string
 		attrs map[string]string
@@ -212,7 +220,7 @@ func TestRealPublishRefusals(t *testing.T) {
 // source of its own.
 func TestRealKubernetesAuth(t *testing.T) {
 	w := newWorld(t)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	k8sReq := func(id, pod, sa, jwt string) *csi.NodePublishVolumeRequest {
 		r := w.req(id, pod, map[string]string{"identityId": "k8s-id", ctxSAName: sa, ctxSATokens: tokens(DefaultAudience, jwt)}, "", "")
 		r.Secrets = nil
@@ -287,7 +295,7 @@ func waitRead(t *testing.T, path, want string) {
 // volume of that scope costs in memory.
 func TestRealSharedSource(t *testing.T) {
 	w := newWorld(t)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	rss0 := vmRSS(t)
 	if _, err := w.c.node.NodePublishVolume(ctx, w.req("v1", "pod-1", nil, "cid-1", canarySecret)); err != nil {
 		t.Fatal(err)
@@ -413,7 +421,7 @@ func vmRSS(t *testing.T) int {
 // sidecar's mount (an emptyDir) alone.
 func TestRealStartupCleanup(t *testing.T) {
 	w := newWorld(t)
-	ctx := context.Background()
+	ctx := testCtx(t)
 
 	// A driver process that publishes one volume and is then killed.
 	dead := w.target("pod-1")
@@ -427,7 +435,14 @@ func TestRealStartupCleanup(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
+	lines := make(chan string, 1)
+	go func() { l, _ := bufio.NewReader(out).ReadString('\n'); lines <- l }()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(time.Minute):
+		err = errors.New("no word from the helper in a minute")
+	}
 	if err != nil || line != "mounted\n" {
 		cmd.Process.Kill()
 		cmd.Wait()

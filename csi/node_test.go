@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,25 +270,28 @@ func TestEndpoint(t *testing.T) {
 func TestNodeConcurrentCallsAborted(t *testing.T) {
 	o := newFakeOpener()
 	o.gate = make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(o.gate) }) }
+	defer release() // before the driver's cleanup: a held call would block GracefulStop
 	c := startDriver(t, NewSharedMounter(NewRegistry(o.open, nil), "u", nil), Options{})
+	ctx := testCtx(t)
 	target := filepath.Join(t.TempDir(), "t")
-	first := make(chan error)
+	first := make(chan error, 1)
 	go func() {
-		_, err := c.node.NodePublishVolume(context.Background(), publishReq("v", target, nil))
+		_, err := c.node.NodePublishVolume(ctx, publishReq("v", target, nil))
 		first <- err
 	}()
 	var err error
-	for range 100 { // until the first call holds the target
-		_, err = c.node.NodePublishVolume(context.Background(), publishReq("v", target, nil))
-		if status.Code(err) == codes.Aborted {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		// until the first call holds the target
+		if _, err = c.node.NodePublishVolume(ctx, publishReq("v", target, nil)); status.Code(err) == codes.Aborted {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	wantCode(t, err, codes.Aborted, "already running")
-	_, err = c.node.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: "v", TargetPath: target})
+	_, err = c.node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: "v", TargetPath: target})
 	wantCode(t, err, codes.Aborted, "already running")
-	close(o.gate)
+	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}

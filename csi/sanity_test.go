@@ -110,7 +110,7 @@ func TestCSISanity(t *testing.T) {
 		t.Fatal(err)
 	}
 	junit := filepath.Join(dir, "junit.xml")
-	cmd := exec.Command(bin,
+	cmd := exec.CommandContext(testCtx(t), bin,
 		"-csi.endpoint", "unix://"+w.c.addr,
 		"-csi.controllerendpoint", "unix://"+ctrlSock,
 		"-csi.mountdir", filepath.Join(dir, "mnt"),
