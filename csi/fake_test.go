@@ -15,6 +15,7 @@ type fakeOpener struct {
 	opens, closes atomic.Int32
 	fail          atomic.Pointer[error]
 	gate          chan struct{} // if set, Open waits on it
+	entered       chan struct{} // if set, gets a value when Open starts waiting
 
 	mu      sync.Mutex
 	sources map[Key]*fakeSource
@@ -38,6 +39,12 @@ func newFakeOpener() *fakeOpener { return &fakeOpener{sources: map[Key]*fakeSour
 
 func (o *fakeOpener) open(ctx context.Context, key Key, creds Credentials, tokens *TokenBox) (Source, error) {
 	if o.gate != nil {
+		if o.entered != nil {
+			select {
+			case o.entered <- struct{}{}:
+			default:
+			}
+		}
 		select {
 		case <-o.gate:
 		case <-ctx.Done():

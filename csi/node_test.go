@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
@@ -269,7 +268,7 @@ func TestEndpoint(t *testing.T) {
 // is still running gets Aborted (kubelet retries), not a second mount.
 func TestNodeConcurrentCallsAborted(t *testing.T) {
 	o := newFakeOpener()
-	o.gate = make(chan struct{})
+	o.gate, o.entered = make(chan struct{}), make(chan struct{}, 1)
 	var once sync.Once
 	release := func() { once.Do(func() { close(o.gate) }) }
 	defer release() // before the driver's cleanup: a held call would block GracefulStop
@@ -281,13 +280,12 @@ func TestNodeConcurrentCallsAborted(t *testing.T) {
 		_, err := c.node.NodePublishVolume(ctx, publishReq("v", target, nil))
 		first <- err
 	}()
-	var err error
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		// until the first call holds the target
-		if _, err = c.node.NodePublishVolume(ctx, publishReq("v", target, nil)); status.Code(err) == codes.Aborted {
-			break
-		}
+	select { // the first call holds the target once it is opening the source
+	case <-o.entered:
+	case <-ctx.Done():
+		t.Fatal("the first publish never reached the source")
 	}
+	_, err := c.node.NodePublishVolume(ctx, publishReq("v", target, nil))
 	wantCode(t, err, codes.Aborted, "already running")
 	_, err = c.node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: "v", TargetPath: target})
 	wantCode(t, err, codes.Aborted, "already running")

@@ -88,12 +88,12 @@ func TestRegistryFailedOpenIsRetried(t *testing.T) {
 
 func TestRegistryWaiterGivesUp(t *testing.T) {
 	o := newFakeOpener()
-	o.gate = make(chan struct{})
+	o.gate, o.entered = make(chan struct{}), make(chan struct{}, 1)
 	r := NewRegistry(o.open, nil)
 	k := Key{Identity: "a"}
 	done := make(chan error)
 	go func() { _, err := r.Acquire(context.Background(), k, Credentials{}); done <- err }()
-	time.Sleep(20 * time.Millisecond) // let the first acquirer start opening
+	<-o.entered // the first acquirer is opening
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	if _, err := r.Acquire(ctx, k, Credentials{}); !errors.Is(err, context.DeadlineExceeded) {
