@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/png"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -107,12 +108,16 @@ func TestMarkdownAndChart(t *testing.T) {
 
 func TestFormat(t *testing.T) {
 	cases := map[[2]string]string{
-		{"ns/op", "950"}:            "950 ns",
-		{"ns/op", "2500000000"}:     "2.50 s",
-		{"heap-B/secret", "2048"}:   "2.0 KiB",
-		{"resp-B/op", "6980422"}:    "6.7 MiB",
-		{"api-reqs/op", "3"}:        "3",
-		{"fuse-reqs/op", "4.03125"}: "4.03",
+		{"ns/op", "950"}:                  "950 ns",
+		{"ns/op", "2500000000"}:           "2.50 s",
+		{"heap-B/secret", "2048"}:         "2.0 KiB",
+		{"resp-B/op", "6980422"}:          "6.7 MiB",
+		{"api-reqs/op", "3"}:              "3",
+		{"fuse-reqs/op", "4.03125"}:       "4.03",
+		{"cpu-ns/idle-cycle", "3500000"}:  "3.50 ms",
+		{"hwm-idle10-B", "209715200"}:     "200.0 MiB",
+		{"write-B/idle-cycle", "0"}:       "0 B",
+		{"write-B/idle-cycle", "3774873"}: "3.6 MiB",
 	}
 	for in, want := range cases {
 		var v float64
@@ -121,6 +126,45 @@ func TestFormat(t *testing.T) {
 		}
 		if got := formatValue(in[0], v); got != want {
 			t.Errorf("formatValue(%s, %s) = %q, want %q", in[0], in[1], got, want)
+		}
+	}
+}
+
+// The daemon's rows: ns/op is labelled as the time to mounted, the /proc
+// figures get their words and units.
+func TestDaemonRows(t *testing.T) {
+	const out = `BenchmarkDaemon/secrets=1000/fs-2  1  71709059 ns/op  7500000 cpu-ns/idle-cycle  24952832 hwm-idle10-B  0 write-B/idle-cycle
+BenchmarkDaemon/secrets=1000/base-2  1  28306911 ns/op  1250000 cpu-ns/idle-cycle  12230656 hwm-idle10-B  0 write-B/idle-cycle
+`
+	res, err := ParseResults(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, unpaired := Pair(res)
+	if len(rows) != 4 || len(unpaired) != 0 {
+		t.Fatalf("rows %+v, unpaired %v", rows, unpaired)
+	}
+	// In the order of the run: ready, memory, idle CPU, idle writes.
+	var order []string
+	for _, r := range rows {
+		order = append(order, r.Metric)
+	}
+	if want := []string{"ns/op", "hwm-idle10-B", "cpu-ns/idle-cycle", "write-B/idle-cycle"}; !slices.Equal(order, want) {
+		t.Errorf("metric order %v, want %v", order, want)
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, Header{}, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## Daemon",
+		"| secrets=1000 | time to mounted | 71.71 ms | 28.31 ms | 2.53x |",
+		"| secrets=1000 | CPU per idle cycle | 7.50 ms | 1.25 ms | 6.00x |",
+		"| secrets=1000 | VmHWM after 10 idle cycles | 23.8 MiB | 11.7 MiB | 2.04x |",
+		"| secrets=1000 | bytes written per idle cycle | 0 B | 0 B | — |",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
 	}
 }

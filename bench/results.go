@@ -119,9 +119,18 @@ func Pair(results []Result) (rows []Row, unpaired []string) {
 	return rows, unpaired
 }
 
-// metricOrder puts ns/op first, then the rest alphabetically; B/op and
-// allocs/op (from -benchmem) are left out as they measure the test's
-// goroutine, not the daemon.
+// metricRank orders the metrics that read best in a sequence (the daemon's
+// figures follow its run: ready, walk, idle); the rest follow
+// alphabetically.
+var metricRank = map[string]int{
+	"cpu-ns/ready": 1, "rss-ready-B": 2, "hwm-ready-B": 3, "rss-walk-B": 4, "hwm-walk-B": 5,
+	"rss-idle2-B": 6, "rss-idle10-B": 7, "hwm-idle10-B": 8, "cpu-ns/idle-cycle": 9,
+	"write-B/idle-cycle": 10, "load-1m": 11,
+}
+
+// metricOrder puts ns/op first, then the ranked metrics, then the rest
+// alphabetically; B/op and allocs/op (from -benchmem) are left out as they
+// measure the test's goroutine, not the daemon.
 func metricOrder(m map[string]float64) []string {
 	var out []string
 	for k := range m {
@@ -129,7 +138,18 @@ func metricOrder(m map[string]float64) []string {
 			out = append(out, k)
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool {
+		ri, rj := metricRank[out[i]], metricRank[out[j]]
+		switch {
+		case ri != rj && ri != 0 && rj != 0:
+			return ri < rj
+		case ri != 0 && rj == 0:
+			return true
+		case ri == 0 && rj != 0:
+			return false
+		}
+		return out[i] < out[j]
+	})
 	if _, ok := m["ns/op"]; ok {
 		out = append([]string{"ns/op"}, out...)
 	}

@@ -6,7 +6,11 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/infisicalfs/infisicalfs/access"
 )
 
 // Auth methods (auth_method).
@@ -15,6 +19,16 @@ const (
 	AuthKubernetes = "kubernetes" // identity_id + the pod's service-account JWT
 	AuthToken      = "token"      // a given access token (INFISICAL_TOKEN or token_file)
 )
+
+// State file hash schemes (state_hash); the names of state.HashHMAC and
+// state.HashSHA256.
+const (
+	StateHashHMAC   = "hmac-sha256" // keyed, per mount: the default
+	StateHashSHA256 = "sha256"      // the original design's plain hash, for tools that expect it
+)
+
+// DefaultStateFlushInterval is state_flush_interval's default.
+const DefaultStateFlushInterval = 5 * time.Minute
 
 // Token policies (token_policy).
 const (
@@ -37,30 +51,48 @@ type Config struct {
 	KubernetesTokenPath string `toml:"kubernetes_token_path"`
 	// Token auth: the access token from INFISICAL_TOKEN (never from the
 	// file or a flag, like the client secret), or a file holding it.
-	Token            string     `toml:"-"`
-	TokenFile        string     `toml:"token_file"`
-	Projects         []string   `toml:"project"`
-	Envs             []string   `toml:"env"`
-	Flat             bool       `toml:"flat"`
-	ReadOnly         bool       `toml:"read_only"`
-	RefreshInterval  Duration   `toml:"refresh_interval"`
-	StateFile        string     `toml:"state_file"`      // "" = state.DefaultPath(mountpoint)
-	UID              int        `toml:"uid"`             // -1 = the mounting user
-	GID              int        `toml:"gid"`             // -1 = the mounting user
-	FileMode         uint32     `toml:"-"`               // decoded through fileConfig as an octal string
-	AllowOther       bool       `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
-	AllowNonEmpty    bool       `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
-	TrimNewline      bool       `toml:"trim_newline"`
-	IncludeImports   bool       `toml:"include_imports"`
-	TokenPolicy      string     `toml:"token_policy"`
-	LogLevel         string     `toml:"log_level"`
-	LogFormat        string     `toml:"log_format"`
-	MetricsAddr      string     `toml:"metrics_addr"`
-	DebugFUSE        bool       `toml:"debug_fuse"`
-	ServerErrorDelay Duration   `toml:"server_error_delay"`
-	RateLimitDelay   Duration   `toml:"rate_limit_delay"`
-	OnChange         []Hook     `toml:"on_change"`
-	Templates        []Template `toml:"template"`
+	Token           string   `toml:"-"`
+	TokenFile       string   `toml:"token_file"`
+	Projects        []string `toml:"project"`
+	Envs            []string `toml:"env"`
+	Flat            bool     `toml:"flat"`
+	ReadOnly        bool     `toml:"read_only"`
+	RefreshInterval Duration `toml:"refresh_interval"`
+	StateFile       string   `toml:"state_file"` // "" = state.DefaultPath(mountpoint)
+	// StateFlushInterval: counters and sync times wait this long before the
+	// state file is rewritten for them alone (records rewrite it at once).
+	StateFlushInterval Duration   `toml:"state_flush_interval"`
+	StateHash          string     `toml:"state_hash"`      // StateHashHMAC or StateHashSHA256
+	UID                int        `toml:"uid"`             // -1 = the mounting user
+	GID                int        `toml:"gid"`             // -1 = the mounting user
+	FileMode           uint32     `toml:"-"`               // decoded through fileConfig as an octal string
+	AllowOther         bool       `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
+	AllowNonEmpty      bool       `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
+	TrimNewline        bool       `toml:"trim_newline"`
+	IncludeImports     bool       `toml:"include_imports"`
+	TokenPolicy        string     `toml:"token_policy"`
+	LogLevel           string     `toml:"log_level"`
+	LogFormat          string     `toml:"log_format"`
+	MetricsAddr        string     `toml:"metrics_addr"`
+	DebugFUSE          bool       `toml:"debug_fuse"`
+	ServerErrorDelay   Duration   `toml:"server_error_delay"`
+	RateLimitDelay     Duration   `toml:"rate_limit_delay"`
+	OnChange           []Hook     `toml:"on_change"`
+	Templates          []Template `toml:"template"`
+	// AgentConfig is the official Infisical agent's YAML config
+	// (--agent-config): its address, auth, templates, polling interval
+	// and sinks take the place of the same settings here (package
+	// agentconfig; the daemon applies it). AgentConfigBase64 is the same
+	// from $INFISICAL_AGENT_CONFIG_BASE64, as the agent reads it.
+	AgentConfig       string `toml:"agent_config"`
+	AgentConfigBase64 string `toml:"-"`
+
+	// Access rules and the audit log (issue 17; see access/ and audit/).
+	Access       []access.Spec `toml:"access"`         // [[access]] tables, first match wins
+	AuditLog     string        `toml:"audit_log"`      // "" off, "-" stderr, else a file (0600)
+	AuditMaxSize ByteSize      `toml:"audit_max_size"` // rotate at this size; 0 never
+	AuditKeep    int           `toml:"audit_keep"`     // rotated files kept
+	Audit        string        `toml:"audit"`          // AuditDaemonOpens or AuditAllOpens
 
 	// ConfigFile is the TOML file these settings were read from ("" = none),
 	// so that the caller knows what to watch.
@@ -89,6 +121,53 @@ type Template struct {
 	Mode     string   `toml:"mode"`      // octal, "0400"; "" = the mount's file mode
 	OnChange []string `toml:"on_change"` // argv run (no shell) after a re-render changed the bytes
 	Timeout  Duration `toml:"timeout"`   // default 30s: on_change still running then is killed
+}
+
+// Audit coverage (audit).
+const (
+	AuditDaemonOpens = "daemon-opens" // opens that reach the daemon anyway, and every denial
+	AuditAllOpens    = "all-opens"    // every open reaches the daemon (no kernel-cached opens)
+)
+
+// ByteSize is a size written as text in TOML and flags: "100MiB", "10MB",
+// "4096".
+type ByteSize struct{ Bytes int64 }
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+
+// UnmarshalText parses "100MiB"-style sizes.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	s := strings.TrimSpace(string(t))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return fmt.Errorf("%ssize %q: want a number of bytes with an optional unit, like 100MiB", badValuePrefix, t)
+	}
+	b.Bytes = v * mult
+	return nil
+}
+
+// MarshalText writes the size in bytes.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(b.Bytes, 10)), nil }
+
+// Set implements flag.Value.
+func (b *ByteSize) Set(s string) error { return b.UnmarshalText([]byte(s)) }
+
+// String implements flag.Value.
+func (b *ByteSize) String() string {
+	if b == nil {
+		return ""
+	}
+	return strconv.FormatInt(b.Bytes, 10)
 }
 
 // Hook defaults.
@@ -120,17 +199,22 @@ func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 // Default returns the settings used where nothing else is given.
 func Default() Config {
 	return Config{
-		AuthMethod:       AuthUniversal,
-		RefreshInterval:  Duration{60 * time.Second},
-		UID:              -1,
-		GID:              -1,
-		TrimNewline:      true,
-		IncludeImports:   true,
-		TokenPolicy:      TokenPerCycle,
-		LogLevel:         "info",
-		LogFormat:        "text",
-		ServerErrorDelay: Duration{30 * time.Second},
-		RateLimitDelay:   Duration{60 * time.Second},
+		AuthMethod:         AuthUniversal,
+		RefreshInterval:    Duration{60 * time.Second},
+		StateFlushInterval: Duration{DefaultStateFlushInterval},
+		StateHash:          StateHashHMAC,
+		UID:                -1,
+		GID:                -1,
+		TrimNewline:        true,
+		IncludeImports:     true,
+		TokenPolicy:        TokenPerCycle,
+		LogLevel:           "info",
+		LogFormat:          "text",
+		ServerErrorDelay:   Duration{30 * time.Second},
+		RateLimitDelay:     Duration{60 * time.Second},
+		AuditMaxSize:       ByteSize{100 << 20},
+		AuditKeep:          5,
+		Audit:              AuditDaemonOpens,
 	}
 }
 
@@ -150,6 +234,7 @@ func (c Config) Redacted() Config {
 	c.Envs = append([]string(nil), c.Envs...)
 	c.OnChange = append([]Hook(nil), c.OnChange...)
 	c.Templates = append([]Template(nil), c.Templates...)
+	c.Access = append([]access.Spec(nil), c.Access...)
 	return c
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infisicalfs/infisicalfs/access"
 )
 
 // canary stands for a real secret: it must never appear in any output.
@@ -65,12 +67,65 @@ func TestLoadFull(t *testing.T) {
 		{Path: "rendered/port", Content: `{{ (getSecretByName "6f0c7a3e-0000-4000-8000-000000000000" "prod" "/backend" "PORT").Value }}`,
 			Timeout: Duration{30 * time.Second}},
 	}
+	want.Access = []access.Spec{
+		{Path: "webshop/prod/**", Users: []string{"root"}, Executables: []string{"/usr/local/bin/webshop"}, Allow: "read"},
+		{Path: "webshop/prod/**", Allow: "none"},
+	}
+	want.AuditLog = "/var/log/infisicalfs/audit.jsonl"
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(full.toml):\n got %+v\nwant %+v", c, want)
 	}
 	c.ClientSecret = "x"
 	if err := c.Validate(); err != nil {
 		t.Errorf("full.toml with a secret should validate: %v", err)
+	}
+}
+
+// TestAccessConfig: rules and audit keys load, and their errors name the
+// rule and field.
+func TestAccessConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "c.toml", `audit_log = "audit/a.jsonl"
+audit_max_size = "10MiB"
+[[access]]
+path = "a/**"
+users = ["no-such-user-xyz"]
+allow = "read"
+`)
+	c, _, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditLog != filepath.Join(dir, "audit/a.jsonl") || c.AuditMaxSize.Bytes != 10<<20 || len(c.Access) != 1 {
+		t.Fatalf("loaded %+v", c)
+	}
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `access[0] (path "a/**"): users: unknown user "no-such-user-xyz"`) {
+		t.Errorf("Validate = %v, want the rule's index and field", err)
+	}
+	for doc, want := range map[string]string{
+		"[[access]]\npath = \"a\"\nallo = \"read\"\n": "unknown keys: access.allo",
+		"audit_max_size = \"lots\"\n":                 `size "lots"`,
+	} {
+		if _, _, err := Load(writeFile(t, dir, "bad.toml", doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load(%q) = %v, want %q", doc, err, want)
+		}
+	}
+	v := valid()
+	v.Audit = "some"
+	if err := v.Validate(); err == nil || !strings.Contains(err.Error(), `audit "some"`) {
+		t.Errorf("audit = some: %v", err)
+	}
+	var b ByteSize
+	for in, want := range map[string]int64{"4096": 4096, "1KiB": 1024, "2 MB": 2e6, "1GiB": 1 << 30, "0": 0} {
+		if err := b.UnmarshalText([]byte(in)); err != nil || b.Bytes != want {
+			t.Errorf("ByteSize(%q) = %d, %v; want %d", in, b.Bytes, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "1TB", "MiB", ""} {
+		if err := b.UnmarshalText([]byte(in)); err == nil {
+			t.Errorf("ByteSize(%q) accepted", in)
+		}
 	}
 }
 
@@ -401,6 +456,8 @@ func tomlKey(f reflect.StructField) string {
 		return "client_secret"
 	case "Token":
 		return "token"
+	case "AgentConfigBase64":
+		return "agent_config_base64"
 	case "FileMode":
 		return "file_mode"
 	case "ConfigFile":
@@ -496,6 +553,9 @@ func (r *recorder) SetFilter(p, e []string) {
 	r.calls = append(r.calls, "filter "+strings.Join(p, ",")+" "+strings.Join(e, ","))
 }
 func (r *recorder) SetHooks(h []Hook) { r.calls = append(r.calls, fmt.Sprintf("hooks %d", len(h))) }
+func (r *recorder) SetTemplates(ts []Template) {
+	r.calls = append(r.calls, fmt.Sprintf("templates %d", len(ts)))
+}
 
 func TestReloadAppliesLiveKeysOnceAndKeepsTheRest(t *testing.T) {
 	running := valid()
@@ -554,8 +614,8 @@ func TestFlagHelpNamesEveryKey(t *testing.T) {
 	for i := 0; i < typ.NumField(); i++ {
 		key := tomlKey(typ.Field(i))
 		switch key {
-		case "", "-", "client_secret", "token", "on_change", "template":
-			continue // not flags: secrets stay off the command line; hooks and templates are file-only
+		case "", "-", "client_secret", "token", "on_change", "template", "agent_config_base64", "access":
+			continue // not flags: secrets stay off the command line; hooks, templates and rules are file-only
 		}
 		name := strings.ReplaceAll(key, "_", "-")
 		if fs.Lookup(name) == nil {
@@ -647,5 +707,79 @@ func TestTemplateValidation(t *testing.T) {
 	c.Templates = []Template{{Path: "a/b", Content: "1", Mode: "0400", OnChange: []string{"true"}}}
 	if err := c.Validate(); err != nil {
 		t.Errorf("good template: %v", err)
+	}
+}
+
+// The state file's two keys: defaults, validation, and flags over the file.
+func TestStateKeys(t *testing.T) {
+	c := Default()
+	if c.StateFlushInterval.Duration != 5*time.Minute || c.StateHash != StateHashHMAC {
+		t.Fatalf("defaults: %s %q", c.StateFlushInterval.Duration, c.StateHash)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.StateHash = "md5" },
+		func(c *Config) { c.StateFlushInterval.Duration = 0 },
+		func(c *Config) { c.StateFlushInterval.Duration = 500 * time.Millisecond },
+	} {
+		c := valid()
+		bad(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "state_") {
+			t.Errorf("%+v: Validate = %v, want a state_ error", c, err)
+		}
+	}
+	c = valid()
+	c.StateHash = StateHashSHA256
+	if err := c.Validate(); err != nil {
+		t.Errorf("sha256 refused: %v", err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(file, []byte("state_flush_interval = \"10m\"\nstate_hash = \"sha256\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fset, flags := NewFlagSet("mount")
+	if err := fset.Parse([]string{"--config", file}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Resolve(fset, flags, func(string) string { return "" })
+	if err != nil || got.StateFlushInterval.Duration != 10*time.Minute || got.StateHash != StateHashSHA256 {
+		t.Fatalf("from the file: %s %q %v", got.StateFlushInterval.Duration, got.StateHash, err)
+	}
+	fset, flags = NewFlagSet("mount")
+	if err := fset.Parse([]string{"--config", file, "--state-flush-interval", "30s", "--state-hash", "hmac-sha256"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = Resolve(fset, flags, func(string) string { return "" })
+	if err != nil || got.StateFlushInterval.Duration != 30*time.Second || got.StateHash != StateHashHMAC {
+		t.Fatalf("flags over the file: %s %q %v", got.StateFlushInterval.Duration, got.StateHash, err)
+	}
+}
+
+// Templates reload live once a mount has some; the first one, or removing
+// the last, needs a remount (a mount started without templates shows none).
+func TestTemplateKeyLiveOnceMounted(t *testing.T) {
+	none := valid()
+	one := valid()
+	one.Templates = []Template{{Path: "a", Content: "x"}}
+	other := valid()
+	other.Templates = []Template{{Path: "a", Content: "y"}}
+	for _, tc := range []struct {
+		name      string
+		old, new  Config
+		hot, rmnt []string
+	}{
+		{"changed", one, other, []string{"template"}, nil},
+		{"first", none, one, nil, []string{"template"}},
+		{"last removed", one, none, nil, []string{"template"}},
+	} {
+		hot, remount := Diff(tc.old, tc.new)
+		if !slices.Equal(hot, tc.hot) || !slices.Equal(remount, tc.rmnt) {
+			t.Errorf("%s: hot %v remount %v, want %v %v", tc.name, hot, remount, tc.hot, tc.rmnt)
+		}
+	}
+	var r recorder
+	if applied, _, _ := Reload(&r, one, other); !slices.Equal(applied, []string{"template"}) || !slices.Equal(r.calls, []string{"templates 1"}) {
+		t.Errorf("Reload applied %v, calls %v", applied, r.calls)
 	}
 }

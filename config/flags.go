@@ -26,6 +26,7 @@ const (
 	EnvKubernetesTokenPath  = "INFISICAL_KUBERNETES_SERVICE_ACCOUNT_TOKEN_PATH"
 	EnvToken                = "INFISICAL_TOKEN"
 	EnvTokenFile            = "INFISICAL_TOKEN_FILE"
+	EnvAgentConfigBase64    = "INFISICAL_AGENT_CONFIG_BASE64" // the agent's name
 	maxCredentialFileLength = 64 << 10
 )
 
@@ -91,7 +92,9 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	fs.BoolVar(&v.Flat, "flat", v.Flat, "mount one project's one environment at the mount point itself (needs exactly one --project and --env)")
 	fs.BoolVar(&v.ReadOnly, "read-only", v.ReadOnly, "refuse writes; reads are served from the kernel cache")
 	fs.Var(durationFlag{&v.RefreshInterval}, "refresh-interval", "how often to sync from Infisical (default 60s; at least 1s)")
-	fs.StringVar(&v.StateFile, "state-file", "", "sync state `file` (default $XDG_STATE_HOME/infisicalfs/<mount point>/infisical_sync_state.json)")
+	fs.StringVar(&v.StateFile, "state-file", "", "sync state `file` (default $XDG_STATE_HOME/infisicalfs/<mount point>/infisical_sync_state.json, or /var/lib/infisicalfs/... without a home)")
+	fs.Var(durationFlag{&v.StateFlushInterval}, "state-flush-interval", "longest wait before counters and sync times alone are written to the state file; changed secrets are written at once")
+	fs.StringVar(&v.StateHash, "state-hash", v.StateHash, "state file hashes: hmac-sha256 (keyed per mount) or sha256 (the original plain hash)")
 	fs.IntVar(&v.UID, "uid", v.UID, "owner `uid` of files (-1: the mounting user)")
 	fs.IntVar(&v.GID, "gid", v.GID, "group `gid` of files (-1: the mounting user)")
 	fs.StringVar(&f.fileMode, "file-mode", "", "file permission `mode` in octal, e.g. 0440 (default 0600, or 0400 when read-only)")
@@ -105,7 +108,12 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	fs.StringVar(&v.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this `address`, e.g. 127.0.0.1:9464")
 	fs.BoolVar(&v.DebugFUSE, "debug-fuse", v.DebugFUSE, "trace FUSE requests; WARNING: prints secret values")
 	fs.Var(durationFlag{&v.ServerErrorDelay}, "server-error-delay", "wait before retrying a 5xx answer (default 30s)")
+	fs.StringVar(&v.AgentConfig, "agent-config", "", "the official Infisical agent's YAML config `file`: its address, auth, templates, polling interval and sinks (also $"+EnvAgentConfigBase64+", base64)")
 	fs.Var(durationFlag{&v.RateLimitDelay}, "rate-limit-delay", "wait after a 429 without Retry-After (default 60s)")
+	fs.StringVar(&v.AuditLog, "audit-log", "", "audit log `file` of decided opens (JSON lines, 0600; - for stderr/the journal)")
+	fs.Var(&v.AuditMaxSize, "audit-max-size", "rotate the audit log at this `size`, e.g. 100MiB (0: never)")
+	fs.IntVar(&v.AuditKeep, "audit-keep", v.AuditKeep, "rotated audit files to keep")
+	fs.StringVar(&v.Audit, "audit", v.Audit, "which opens are audited: daemon-opens or all-opens (every open reaches the daemon)")
 	return fs, f
 }
 
@@ -191,6 +199,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if v := getenv(EnvKubernetesTokenPath); v != "" {
 		c.KubernetesTokenPath = v
 	}
+	c.AgentConfigBase64 = getenv(EnvAgentConfigBase64)
 	tok, tokFile, err := credential(getenv, EnvToken, EnvToken, EnvTokenFile)
 	if err != nil {
 		return err
@@ -215,6 +224,9 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		"log-format": {&c.LogFormat, &v.LogFormat}, "metrics-addr": {&c.MetricsAddr, &v.MetricsAddr},
 		"auth-method": {&c.AuthMethod, &v.AuthMethod}, "identity-id": {&c.IdentityID, &v.IdentityID},
 		"kubernetes-token-path": {&c.KubernetesTokenPath, &v.KubernetesTokenPath},
+		"state-hash":            {&c.StateHash, &v.StateHash},
+		"agent-config":          {&c.AgentConfig, &v.AgentConfig},
+		"audit-log":             {&c.AuditLog, &v.AuditLog}, "audit": {&c.Audit, &v.Audit},
 	}
 	for name, p := range strs {
 		if set[name] {
@@ -233,9 +245,10 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		}
 	}
 	durs := map[string][2]*Duration{
-		"refresh-interval":   {&c.RefreshInterval, &v.RefreshInterval},
-		"server-error-delay": {&c.ServerErrorDelay, &v.ServerErrorDelay},
-		"rate-limit-delay":   {&c.RateLimitDelay, &v.RateLimitDelay},
+		"refresh-interval":     {&c.RefreshInterval, &v.RefreshInterval},
+		"server-error-delay":   {&c.ServerErrorDelay, &v.ServerErrorDelay},
+		"rate-limit-delay":     {&c.RateLimitDelay, &v.RateLimitDelay},
+		"state-flush-interval": {&c.StateFlushInterval, &v.StateFlushInterval},
 	}
 	for name, p := range durs {
 		if set[name] {
@@ -244,6 +257,12 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 	}
 	if set["uid"] {
 		c.UID = v.UID
+	}
+	if set["audit-max-size"] {
+		c.AuditMaxSize = v.AuditMaxSize
+	}
+	if set["audit-keep"] {
+		c.AuditKeep = v.AuditKeep
 	}
 	if set["gid"] {
 		c.GID = v.GID
@@ -280,8 +299,18 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 // newline is removed (echo and most editors add one). The token file and
 // the Kubernetes JWT file are not read here: the client rereads them at
 // every login, so only their paths are made absolute.
+// ReadCredentials reads the credential files c names into c, as Resolve
+// does: for settings changed after Resolve (an agent config).
+func (c *Config) ReadCredentials() error {
+	if err := readCredentials(c); err != nil {
+		return err
+	}
+	c.normalize()
+	return nil
+}
+
 func readCredentials(c *Config) error {
-	for _, p := range []*string{&c.TokenFile, &c.KubernetesTokenPath} {
+	for _, p := range []*string{&c.TokenFile, &c.KubernetesTokenPath, &c.AgentConfig} {
 		if *p == "" {
 			continue
 		}

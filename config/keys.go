@@ -13,6 +13,7 @@ type Live interface {
 	SetCredentials(clientID, clientSecret string)
 	SetFilter(projects, envs []string)
 	SetHooks(hooks []Hook)
+	SetTemplates(ts []Template)
 }
 
 // Key is one setting: its TOML name, the Config field holding it, and how a
@@ -47,8 +48,11 @@ var Keys = []Key{
 	{Name: "project", Field: "Projects", Apply: setFilter, LiveIf: notFlat},
 	{Name: "env", Field: "Envs", Apply: setFilter, LiveIf: notFlat},
 	{Name: "on_change", Field: "OnChange", Apply: func(l Live, c Config) { l.SetHooks(c.OnChange) }},
-	// Templates are parsed and checked at mount time.
-	{Name: "template", Field: "Templates"},
+	// Templates reload live once the mount has some: a mount started
+	// without any shows no template files, and adding the first needs a
+	// remount (as does removing the last).
+	{Name: "template", Field: "Templates", Apply: func(l Live, c Config) { l.SetTemplates(c.Templates) },
+		LiveIf: func(old, new Config) bool { return len(old.Templates) > 0 && len(new.Templates) > 0 }},
 
 	// The client's retry waits are fixed when it is made.
 	{Name: "server_error_delay", Field: "ServerErrorDelay"},
@@ -62,6 +66,8 @@ var Keys = []Key{
 	{Name: "gid", Field: "GID"},
 	{Name: "file_mode", Field: "FileMode"},
 	{Name: "state_file", Field: "StateFile"},
+	{Name: "state_hash", Field: "StateHash"}, // the hasher is fixed when the file opens
+	{Name: "state_flush_interval", Field: "StateFlushInterval"},
 	{Name: "metrics_addr", Field: "MetricsAddr"},
 	{Name: "trim_newline", Field: "TrimNewline"},
 	{Name: "include_imports", Field: "IncludeImports"},
@@ -76,6 +82,16 @@ var Keys = []Key{
 	{Name: "kubernetes_token_path", Field: "KubernetesTokenPath"},
 	{Name: "token_file", Field: "TokenFile"},
 	{Name: "token", Field: "Token"}, // from the environment, which a reload does not change
+	// The agent config's settings apply through the keys above, at every
+	// (re)load; naming another file is another mount.
+	{Name: "agent_config", Field: "AgentConfig"},
+	{Name: "agent_config_base64", Field: "AgentConfigBase64"}, // from the environment
+	// Access rules and the audit log are fixed at mount time for now.
+	{Name: "access", Field: "Access"},
+	{Name: "audit", Field: "Audit"},
+	{Name: "audit_log", Field: "AuditLog"},
+	{Name: "audit_max_size", Field: "AuditMaxSize"},
+	{Name: "audit_keep", Field: "AuditKeep"},
 }
 
 func (k Key) field(c *Config) reflect.Value {

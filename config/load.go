@@ -85,6 +85,9 @@ func Load(path string) (Config, toml.MetaData, error) {
 	c.TokenFile = abs(c.TokenFile)
 	c.KubernetesTokenPath = abs(c.KubernetesTokenPath)
 	c.StateFile = abs(c.StateFile)
+	if c.AuditLog != "-" {
+		c.AuditLog = abs(c.AuditLog)
+	}
 	for i := range c.OnChange {
 		c.OnChange[i].PIDFile = abs(c.OnChange[i].PIDFile)
 	}
@@ -177,6 +180,9 @@ func (c *Config) normalize() {
 		if t.Timeout.Duration == 0 {
 			t.Timeout.Duration = DefaultHookTimeout
 		}
+	}
+	if len(c.Access) == 0 {
+		c.Access = nil
 	}
 	for i := range c.OnChange {
 		h := &c.OnChange[i]

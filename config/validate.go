@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/infisicalfs/infisicalfs/access"
 )
 
 // Validate checks every setting and reports each problem on its own line,
@@ -64,6 +66,12 @@ func (c Config) Validate() error {
 	if c.RefreshInterval.Duration < time.Second {
 		bad("refresh_interval %s: must be at least 1s", c.RefreshInterval.Duration)
 	}
+	if c.StateFlushInterval.Duration < time.Second {
+		bad("state_flush_interval %s: must be at least 1s", c.StateFlushInterval.Duration)
+	}
+	if c.StateHash != StateHashHMAC && c.StateHash != StateHashSHA256 {
+		bad("state_hash %q: want %q (keyed, the default) or %q (the original plain hash)", c.StateHash, StateHashHMAC, StateHashSHA256)
+	}
 	if c.ServerErrorDelay.Duration < 0 {
 		bad("server_error_delay %s: must not be negative", c.ServerErrorDelay.Duration)
 	}
@@ -102,6 +110,17 @@ func (c Config) Validate() error {
 	}
 	if c.FileMode > 0o777 {
 		bad("file_mode %s: only permission bits (up to 0777) are allowed", FormatFileMode(c.FileMode))
+	}
+	// Rules are compiled here only to check them (names resolve, globs
+	// parse); the mount compiles them again with its owner and modes.
+	if _, err := access.Compile(c.Access, access.Defaults{}); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Audit != AuditDaemonOpens && c.Audit != AuditAllOpens {
+		bad("audit %q: want %q or %q", c.Audit, AuditDaemonOpens, AuditAllOpens)
+	}
+	if c.AuditKeep < 0 {
+		bad("audit_keep %d: must not be negative", c.AuditKeep)
 	}
 	for i, h := range c.OnChange {
 		if err := h.validate(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infisicalfs/infisicalfs/config"
 )
 
 // fakeDaemon stands in for infisicalfs: it records its argv one per line
@@ -239,9 +241,16 @@ func TestContainerFiles(t *testing.T) {
 	}
 	k8s := readDeploy(t, "kubernetes/sidecar.yaml")
 	for _, want := range []string{"mountPropagation: Bidirectional", "mountPropagation: HostToContainer",
-		"add: [SYS_ADMIN]", "INFISICAL_CLIENT_SECRET_FILE", "flat = true", "/dev/fuse"} {
+		"add: [SYS_ADMIN]", `auth_method = "kubernetes"`, "identity_id = ", "serviceAccountName: webshop",
+		"flat = true", "/dev/fuse"} {
 		if !strings.Contains(k8s, want) {
 			t.Errorf("sidecar.yaml lacks %s", want)
+		}
+	}
+	// Kubernetes auth: no client secret anywhere in the pod spec.
+	for _, unwanted := range []string{"client-secret", "CLIENT_SECRET", "client_secret", "kind: Secret"} {
+		if strings.Contains(k8s, unwanted) {
+			t.Errorf("sidecar.yaml still carries %s: the example logs in with Kubernetes auth", unwanted)
 		}
 	}
 	compose := readDeploy(t, "docker-compose.yml")
@@ -252,5 +261,34 @@ func TestContainerFiles(t *testing.T) {
 	}
 	if strings.Contains(k8s+compose, "\t") {
 		t.Error("YAML must not contain tabs")
+	}
+}
+
+// The sidecar's config.toml is a valid Kubernetes-auth config for the
+// config package itself, with nothing but the identity id to fill in.
+func TestSidecarConfigIsKubernetesAuth(t *testing.T) {
+	k8s := readDeploy(t, "kubernetes/sidecar.yaml")
+	_, rest, ok := strings.Cut(k8s, "config.toml: |\n")
+	if !ok {
+		t.Fatal("sidecar.yaml has no config.toml")
+	}
+	block, _, _ := strings.Cut(rest, "\n---")
+	var toml strings.Builder
+	for _, line := range strings.Split(block, "\n") {
+		toml.WriteString(strings.TrimPrefix(line, "    ") + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte(toml.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("the sidecar's config.toml does not load: %v\n%s", err, toml.String())
+	}
+	if cfg.AuthMethod != config.AuthKubernetes || cfg.IdentityID == "" || cfg.ClientSecretFile != "" || cfg.ClientIDFile != "" {
+		t.Errorf("sidecar config: auth_method %q identity_id %q client files %q %q", cfg.AuthMethod, cfg.IdentityID, cfg.ClientIDFile, cfg.ClientSecretFile)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the sidecar's config does not validate: %v", err)
 	}
 }

@@ -226,7 +226,7 @@ func BenchmarkReaddir(b *testing.B) {
 		for _, mode := range []string{"ro", "rw"} {
 			m := mountForTest(b, withSeed(seed), func(c *mountConfig) { c.readOnly = mode == "ro" })
 			dir := m.path("webshop/dev/big")
-			// The mount adds the folder's .env and .json views.
+			// The mount adds the folder's .env, .json and .yaml views.
 			list := func(d string, want int) error {
 				f, err := os.Open(d)
 				if err != nil {
@@ -239,13 +239,13 @@ func BenchmarkReaddir(b *testing.B) {
 				}
 				return err
 			}
-			if err := list(dir, n+2); err != nil { // warm
+			if err := list(dir, n+3); err != nil { // warm
 				b.Fatal(err)
 			}
 			b.Run(fmt.Sprintf("%s/secrets=%d/fs", mode, n), func(b *testing.B) {
 				before := m.fsys.Requests()
 				for b.Loop() {
-					if err := list(dir, n+2); err != nil {
+					if err := list(dir, n+3); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -113,7 +113,8 @@ func TestQueueOrderedNonBlockingFlush(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	release := make(chan struct{})
-	go q.run(func(ch tree.Changes) {
+	go q.run(func(it queued) {
+		ch := it.ch
 		<-release // a delivery stuck on the kernel
 		mu.Lock()
 		got = append(got, ch.Updated[0].Key)

@@ -38,6 +38,10 @@ type dirNode struct {
 	// local holds files that exist here but not (or not yet) in the vault:
 	// scratch files, and secrets created but not yet pushed.
 	local map[string]*fileNode
+	// refused counts the next operations on a name to refuse with
+	// ESTALE: the kernel's retry of a refused one, an editor's recovery
+	// after a refused save (served.go).
+	refused map[string]int
 	// hidden are secret names moved onto a scratch name (vim renames KEY to
 	// KEY~ before writing a new KEY): the server copy is kept until the
 	// scratch copy is dropped, but the name is gone from the directory.
@@ -96,6 +100,9 @@ func (d *dirNode) entries() []entry {
 		if views[i].shownIn(d) {
 			out = append(out, entry{views[i].name, syscall.S_IFREG})
 		}
+	}
+	if d.IsRoot() {
+		out = append(out, d.fsys.tmplChildren("")...) // templates.go
 	}
 	switch d.kind {
 	case kindRoot:
@@ -187,6 +194,11 @@ func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if v := viewNamed(d, name); v != nil {
 		return d.viewChild(ctx, v, out)
+	}
+	if d.IsRoot() {
+		if ino, ok := d.fsys.tmplLookup(ctx, d.EmbeddedInode(), "", name, out); ok { // templates.go
+			return ino, 0
+		}
 	}
 	switch d.kind {
 	case kindRoot:

@@ -7,6 +7,8 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/infisicalfs/infisicalfs/internal/tree"
+	"github.com/infisicalfs/infisicalfs/vault"
 )
 
 // display is a mount-relative name for log lines (names are not secret).
@@ -69,6 +71,25 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.writableHere(name); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	d.mu.Lock()
+	_, hidden := d.hidden[name]
+	d.mu.Unlock()
+	if !hidden && d.inVault(name) {
+		// The kernel's negative entry was stale (a secret that appeared,
+		// or showed again after a refused save): the name exists.
+		if flags&syscall.O_EXCL != 0 {
+			return nil, nil, 0, syscall.EEXIST
+		}
+		ch, errno := d.fileChild(ctx, name, &fileNode{fsys: d.fsys}, out)
+		if errno != 0 {
+			return nil, nil, 0, errno
+		}
+		fh, fuseFlags, errno := ch.Operations().(*fileNode).Open(ctx, flags)
+		if errno != 0 {
+			return nil, nil, 0, errno
+		}
+		return ch, fh, fuseFlags, 0
+	}
 	n := &fileNode{fsys: d.fsys, mtime: time.Now()}
 	if d.scratchName(name) {
 		n.scratch = true
@@ -81,20 +102,25 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		}
 		n.pending = true
 	}
+	base := 0
 	d.mu.Lock()
-	if old := d.hidden[name]; old != nil {
+	old := d.hidden[name]
+	delete(d.hidden, name)
+	d.local[name] = n
+	d.mu.Unlock()
+	if old != nil {
 		// Written again after being moved to a scratch name (vim's save):
-		// the scratch copy no longer stands in for it.
+		// the scratch copy no longer stands in for it, and the new value
+		// derives from what was read of the old one.
 		old.mu.Lock()
 		old.origin, old.originDir = "", nil
 		old.mu.Unlock()
-		delete(d.hidden, name)
+		base = d.baseFor(name, old)
+		n.replaced = old
 	}
-	d.local[name] = n
-	d.mu.Unlock()
 	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.getattrAt(d, name, &out.Attr)
-	h := &handle{n: n, write: true, truncated: !n.scratch}
+	h := &handle{n: n, write: true, truncated: !n.scratch, pid: callerPid(ctx), base: base, editOf: base}
 	return ch, h, fuse.FOPEN_DIRECT_IO, 0
 }
 
@@ -110,28 +136,47 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if isLocal {
 		return d.unlinkLocal(name, n)
 	}
-	if isHidden || !d.inVault(name) {
+	m, inVault := d.fsys.opt.Vault.Stat(d.addr(name))
+	if isHidden || !inVault {
 		return syscall.ENOENT
 	}
-	if err := d.fsys.opt.Backend.Delete(d.addr(name)); err != nil {
-		return toErrno(err)
+	if d.refusing(name) {
+		return syscall.ESTALE // the kernel's retry of a refused unlink, or an editor's recovery
+	}
+	// Only the version the mount shows may be deleted.
+	if err := d.fsys.opt.Backend.Delete(d.addr(name), m.Version); err != nil {
+		return d.refuseRetry(name, toErrno(err))
 	}
 	return 0
 }
 
 // unlinkLocal drops a scratch or pending file. A scratch file that a secret
 // was moved onto completes that move now: the secret is deleted.
+//
+// That delete removes the version the copy was taken from, or nothing: if
+// Infisical moved on, the move is abandoned (the key shows again with its
+// new value, the copy goes) and unlink says ESTALE.
 func (d *dirNode) unlinkLocal(name string, n *fileNode) syscall.Errno {
 	n.mu.Lock()
-	origin, od := n.origin, n.originDir
+	origin, od, copyOf := n.origin, n.originDir, n.copyOf
 	n.mu.Unlock()
+	var errno syscall.Errno
 	if origin != "" && od != nil {
-		if err := d.fsys.opt.Backend.Delete(od.addr(origin)); err != nil {
-			return toErrno(err)
+		base := copyOf
+		if base == 0 {
+			base = od.baseFor(origin, nil)
+		}
+		if err := d.fsys.opt.Backend.Delete(od.addr(origin), base); err != nil {
+			if errno = toErrno(err); errno != syscall.ESTALE {
+				return errno
+			}
 		}
 		od.mu.Lock()
 		delete(od.hidden, origin)
 		od.mu.Unlock()
+		if errno != 0 {
+			d.fsys.Invalidate(tree.Changes{Added: []vault.Addr{od.addr(origin)}})
+		}
 	}
 	d.mu.Lock()
 	if d.local[name] == n {
@@ -140,9 +185,9 @@ func (d *dirNode) unlinkLocal(name string, n *fileNode) syscall.Errno {
 	d.mu.Unlock()
 	n.mu.Lock()
 	clear(n.local)
-	n.local, n.origin, n.originDir = nil, "", nil
+	n.local, n.origin, n.originDir, n.copyOf = nil, "", nil, 0
 	n.mu.Unlock()
-	return 0
+	return d.refuseRetry(name, errno)
 }
 
 // Mkdir creates an Infisical folder.
@@ -201,6 +246,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if flags&renameExchange != 0 {
 		return syscall.EINVAL
 	}
+	if d.refusing(name) {
+		return syscall.ESTALE // the kernel's retry of a refused rename
+	}
 	if d.fsys.opt.Vault.HasFolder(d.project, d.env, d.childPath(name)) {
 		// Folders are not renamed in place: EXDEV makes mv copy and delete.
 		return syscall.EXDEV
@@ -233,8 +281,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	case toScratch:
 		return d.secretToScratch(name, nd, newName)
 	default:
-		if err := d.fsys.opt.Backend.Rename(d.addr(name), nd.addr(newName)); err != nil {
-			return toErrno(err)
+		if err := d.fsys.opt.Backend.Rename(d.addr(name), nd.addr(newName), d.baseFor(name, nil)); err != nil {
+			return d.refuseRetry(name, toErrno(err))
 		}
 		nd.dropLocal(newName)
 		return 0
@@ -282,11 +330,23 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 	}
 	n.mu.Lock()
 	v := append([]byte(nil), n.local...)
-	origin, od := n.origin, n.originDir
+	origin, od, copyOf := n.origin, n.originDir, n.copyOf
 	n.mu.Unlock()
 	defer clear(v)
-	if err := d.fsys.push(nd.addr(newName), v); err != nil {
-		return toErrno(err)
+	// The scratch file is an edit of the key it replaces (sed -i, vim):
+	// checked against what the mount last served of that key, or, for a
+	// copy of a key moved aside (vim restoring its backup), against the
+	// version it was copied from.
+	base := copyOf
+	if base == 0 {
+		var target *fileNode
+		if ch := nd.GetChild(newName); ch != nil {
+			target, _ = ch.Operations().(*fileNode)
+		}
+		base = nd.baseFor(newName, target)
+	}
+	if err := d.fsys.push(nd.addr(newName), v, base); err != nil {
+		return d.refuseRetry(name, toErrno(err))
 	}
 	d.mu.Lock()
 	delete(d.local, name)
@@ -294,11 +354,11 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 	nd.dropLocal(newName)
 	n.mu.Lock()
 	clear(n.local)
-	n.local, n.scratch, n.origin, n.originDir = nil, false, "", nil
+	n.local, n.scratch, n.origin, n.originDir, n.copyOf = nil, false, "", nil, 0
 	n.mu.Unlock()
 	if origin != "" && od != nil && (od != nd || origin != newName) {
 		// The scratch copy stood in for another secret: that move is done.
-		if err := d.fsys.opt.Backend.Delete(od.addr(origin)); err != nil {
+		if err := d.fsys.opt.Backend.Delete(od.addr(origin), 0); err != nil {
 			d.fsys.log.Warn("the secret this file was moved from could not be deleted", "path", od.display(origin), "err", err)
 		}
 	}
@@ -314,7 +374,7 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 // hides the secret's name; Infisical is not changed until the copy is
 // dropped (then the secret is deleted) or the name is written again.
 func (d *dirNode) secretToScratch(name string, nd *dirNode, newName string) syscall.Errno {
-	v, _, err := d.fsys.opt.Vault.Get(d.addr(name))
+	v, m, err := d.fsys.opt.Vault.Get(d.addr(name))
 	if err != nil {
 		return syscall.ENOENT
 	}
@@ -329,6 +389,7 @@ func (d *dirNode) secretToScratch(name string, nd *dirNode, newName string) sysc
 	}
 	n.mu.Lock()
 	n.scratch, n.local, n.origin, n.originDir, n.mtime = true, b, name, d, time.Now()
+	n.copyOf = m.Version
 	n.mu.Unlock()
 	nd.dropLocal(newName)
 	d.mu.Lock()

@@ -34,10 +34,24 @@ type fileNode struct {
 	// its directory until it is written again or the scratch copy dropped).
 	origin    string
 	originDir *dirNode
-	// truncOpen is the last write open and the process that made it: the
-	// kernel sends that open's O_TRUNC as a SETATTR without a handle.
-	truncOpen    *handle
-	truncOpenPid uint32
+	// copyOf is the version a scratch copy of a secret was taken from
+	// (vim's backup), 0 for a scratch file written afresh.
+	copyOf int
+	// replaced is the secret's node moved aside to a scratch name that
+	// this created file stands in for (vim: rename KEY KEY~, create KEY).
+	// If the first push fails, the move is undone in the mount (see
+	// dropPending), never in Infisical.
+	replaced *fileNode
+	// truncOpens are the write opens whose O_TRUNC may still come: the
+	// kernel sends it next as a SETATTR without a handle, from the same
+	// thread, so they are kept by the caller's thread id (one per open in
+	// flight; concurrent opens of one file come from different threads).
+	truncOpens map[uint32]*handle
+	// served is the version last read of it, and readers the version
+	// each reading thread got, for the version check of writes derived
+	// from a read (served.go).
+	served  int
+	readers map[uint32]int
 }
 
 // where is the node's directory and name now; ok is false once unlinked.
@@ -112,21 +126,24 @@ func (n *fileNode) setTime(a *fuse.Attr, t time.Time) {
 	a.SetTimes(&t, &t, &t)
 }
 
-// content returns a copy of the file's bytes now; the caller wipes it.
-func (n *fileNode) content() ([]byte, syscall.Errno) {
+// content returns a copy of the file's bytes now and their version (0 for
+// a local file); the caller wipes the bytes.
+func (n *fileNode) content() ([]byte, int, syscall.Errno) {
 	var b []byte
-	errno := n.use(false, func(v []byte) { b = append([]byte(nil), v...) })
-	return b, errno
+	var version int
+	errno := n.use(false, func(v []byte, ver int) { b, version = append([]byte(nil), v...), ver })
+	return b, version, errno
 }
 
 // use runs fn on the file's plaintext and wipes the vault's copy after.
 // pageRead serves the version the kernel's page cache holds (see
-// coherence); otherwise the current one. fn must not keep v.
-func (n *fileNode) use(pageRead bool, fn func(v []byte)) syscall.Errno {
+// coherence); otherwise the current one. fn gets the bytes and their
+// version (0 for a local file) and must not keep v.
+func (n *fileNode) use(pageRead bool, fn func(v []byte, version int)) syscall.Errno {
 	n.mu.Lock()
 	if n.scratch || n.pending {
 		defer n.mu.Unlock()
-		fn(n.local)
+		fn(n.local, 0)
 		return 0
 	}
 	n.mu.Unlock()
@@ -136,22 +153,24 @@ func (n *fileNode) use(pageRead bool, fn func(v []byte)) syscall.Errno {
 	}
 	addr := d.addr(name)
 	var v *vault.Value
+	var m vault.Meta
 	var err error
 	if pageRead {
 		n.coh.read(func(s vault.Sealed) {
 			if s.Empty() {
-				v, _, err = n.fsys.opt.Vault.Get(addr)
+				v, m, err = n.fsys.opt.Vault.Get(addr)
 			} else {
 				v, err = n.fsys.opt.Vault.Open(addr, s)
+				m = s.Meta
 			}
 		})
 	} else {
-		v, _, err = n.fsys.opt.Vault.Get(addr)
+		v, m, err = n.fsys.opt.Vault.Get(addr)
 	}
 	if err != nil {
 		return syscall.ENOENT
 	}
-	fn(v.Bytes())
+	fn(v.Bytes(), m.Version)
 	v.Wipe()
 	return 0
 }
@@ -178,13 +197,33 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			return nil, 0, errno
 		}
 	}
-	h := &handle{n: n, write: write}
+	if d, name, ok := n.where(); ok && write && d.refusing(name) {
+		return nil, 0, syscall.ESTALE // the kernel's retry of a refused open
+	}
+	h := &handle{n: n, write: write, pid: callerPid(ctx)}
 	if !write || flags&syscall.O_TRUNC == 0 {
-		buf, errno := n.content()
+		buf, version, errno := n.content()
 		if errno != 0 {
 			return nil, 0, errno
 		}
 		h.buf = buf
+		// What is written through this open derives from this snapshot
+		// (an append, an edit in place); a later truncation to 0 may
+		// make it blind (see handle.truncate).
+		h.base = version
+		if flags&syscall.O_ACCMODE != syscall.O_WRONLY {
+			n.recordServed(h.pid, version)
+		}
+		if write && flags&syscall.O_APPEND != 0 && version > 0 {
+			// bash ignores close() errors on `>>`: check now, where the
+			// shell reports it; the push then only compares with the
+			// vault (no second request).
+			if errno := n.checkBase(version); errno != 0 {
+				clear(h.buf)
+				return nil, 0, errno
+			}
+			h.checked = true
+		}
 	} else {
 		h.truncated = true
 	}
@@ -193,12 +232,21 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	// The kernel strips O_TRUNC from OPEN and sends it next as a
 	// handle-less SETATTR from the same process: remember who opened.
-	if fc, ok := ctx.(*fuse.Context); ok {
-		n.mu.Lock()
-		n.truncOpen, n.truncOpenPid = h, fc.Caller.Pid
-		n.mu.Unlock()
+	n.mu.Lock()
+	if n.truncOpens == nil {
+		n.truncOpens = map[uint32]*handle{}
 	}
+	n.truncOpens[h.pid] = h
+	n.mu.Unlock()
 	return h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// callerPid is the process a request comes from (0 when unknown).
+func callerPid(ctx context.Context) uint32 {
+	if fc, ok := ctx.(*fuse.Context); ok {
+		return fc.Caller.Pid
+	}
+	return 0
 }
 
 // writable fails an open-for-write whose push is already known to fail.
@@ -227,7 +275,7 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 		return h.read(dest, off)
 	}
 	k := 0
-	errno := n.use(true, func(v []byte) {
+	errno := n.use(true, func(v []byte, _ int) {
 		if off < int64(len(v)) {
 			k = copy(dest, v[off:])
 		}
@@ -320,32 +368,36 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 }
 
 // takeTruncOpen matches a handle-less truncate to 0 with the write open the
-// same process just made, and empties that handle.
+// same thread just made, and empties that handle.
 func (n *fileNode) takeTruncOpen(ctx context.Context) *handle {
 	fc, ok := ctx.(*fuse.Context)
 	if !ok {
 		return nil
 	}
 	n.mu.Lock()
-	h := n.truncOpen
-	if h == nil || n.truncOpenPid != fc.Caller.Pid {
+	h := n.truncOpens[fc.Caller.Pid]
+	if h == nil {
 		n.mu.Unlock()
 		return nil
 	}
-	n.truncOpen = nil
+	delete(n.truncOpens, fc.Caller.Pid)
 	n.mu.Unlock()
+	// The open's O_TRUNC: the value is replaced, not edited, unless this
+	// process read it before (served.go).
+	base := n.readByProcessOf(h.pid)
 	h.mu.Lock()
 	clear(h.buf)
 	h.buf = h.buf[:0]
 	h.truncated = true
+	h.base = base
 	h.mu.Unlock()
 	return h
 }
 
 func (n *fileNode) forgetTruncOpen(h *handle) {
 	n.mu.Lock()
-	if n.truncOpen == h {
-		n.truncOpen = nil
+	if n.truncOpens[h.pid] == h {
+		delete(n.truncOpens, h.pid)
 	}
 	n.mu.Unlock()
 }
@@ -358,7 +410,7 @@ func (n *fileNode) truncatePath(sz uint64) syscall.Errno {
 	if errno := n.writable(); errno != 0 {
 		return errno
 	}
-	b, errno := n.content()
+	b, version, errno := n.content()
 	if errno != 0 {
 		return errno
 	}
@@ -368,12 +420,13 @@ func (n *fileNode) truncatePath(sz uint64) syscall.Errno {
 	} else {
 		b = append(b, make([]byte, int(sz)-len(b))...)
 	}
-	return n.store(b)
+	return n.store(b, version) // the cut value derives from this version
 }
 
 // store makes b the file's content: local for a scratch file, a push for a
-// secret. b is the caller's (and still wiped by it).
-func (n *fileNode) store(b []byte) syscall.Errno {
+// secret, checked against version base when above 0. b is the caller's
+// (and still wiped by it).
+func (n *fileNode) store(b []byte, base int) syscall.Errno {
 	d, name, ok := n.where()
 	if !ok {
 		return 0 // unlinked: like a write to a deleted file, it goes nowhere
@@ -387,14 +440,15 @@ func (n *fileNode) store(b []byte) syscall.Errno {
 		return 0
 	}
 	n.mu.Unlock()
-	if err := n.fsys.push(d.addr(name), b); err != nil {
-		if n.dropPending(d, name) {
+	if err := n.fsys.push(d.addr(name), b, base); err != nil {
+		errno := toErrno(err)
+		if n.dropPending(d, name, errno) {
 			n.fsys.log.Info("created file removed: its first push failed", "path", d.display(name))
 		}
-		return toErrno(err)
+		return errno
 	}
 	n.mu.Lock()
-	n.pending = false
+	n.pending, n.replaced = false, nil
 	n.mu.Unlock()
 	d.settle(name, n)
 	return 0
@@ -402,9 +456,25 @@ func (n *fileNode) store(b []byte) syscall.Errno {
 
 // dropPending forgets a created-but-never-pushed file after a failed push,
 // so the name does not look written.
-func (n *fileNode) dropPending(d *dirNode, name string) bool {
+//
+// The name then shows the secret again, as Infisical now holds it. If the
+// file stood in for a key moved aside (vim's save: rename KEY KEY~, create
+// KEY) and its push was refused as stale, the editor's recovery follows:
+// unlink KEY (its failed file, it believes) and the kernel's retry of that
+// unlink are refused, so they cannot delete the secret; the backup is a
+// plain scratch copy that a rename back is checked against (copyOf).
+func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) bool {
 	n.mu.Lock()
-	p := n.pending
+	p, replaced := n.pending, n.replaced
+	n.replaced = nil
+	if p {
+		// The kernel may still reach this inode through a cached entry:
+		// from now on it reads the vault at its name like any secret
+		// (the value Infisical holds, or ENOENT), not its unpushed bytes.
+		n.pending = false
+		clear(n.local)
+		n.local = nil
+	}
 	n.mu.Unlock()
 	if !p {
 		return false
@@ -414,6 +484,9 @@ func (n *fileNode) dropPending(d *dirNode, name string) bool {
 		delete(d.local, name)
 	}
 	d.mu.Unlock()
+	if replaced != nil && errno == syscall.ESTALE {
+		d.refuseNext(name, 2)
+	}
 	d.fsys.Invalidate(tree.Changes{Removed: []vault.Addr{d.addr(name)}})
 	return true
 }

@@ -20,9 +20,17 @@ import (
 type Backend interface {
 	Projects() []tree.Project
 	WriteCheck(project, env string) error
-	Push(a vault.Addr, value []byte) error
-	Delete(a vault.Addr) error
-	Rename(from, to vault.Addr) error
+	// Push, Delete and Rename take base, the version of the secret the
+	// change derives from: above 0 the backend applies it only if
+	// Infisical still holds that version (ESTALE otherwise); 0 applies it
+	// whatever Infisical holds.
+	Push(a vault.Addr, value []byte, base int) error
+	// CheckBase asks Infisical (one conditional listing) whether it still
+	// holds version base of a; ESTALE if not. Opens for appending use it,
+	// so that a shell's `>>` sees the refusal at open.
+	CheckBase(a vault.Addr, base int) error
+	Delete(a vault.Addr, base int) error
+	Rename(from, to vault.Addr, base int) error
 	Mkdir(project, env, path string) error
 	Rmdir(project, env, path string) error
 	// CheckKey and CheckFolder apply Infisical's name rules before
@@ -48,6 +56,10 @@ type Options struct {
 	TrimNewline bool
 	AllowOther  bool
 	DebugFUSE   bool
+
+	// Templates are the [[template]] files shown from the mount root;
+	// nil shows none.
+	Templates Templates
 
 	// Status renders .status; nil shows "{}".
 	Status func() []byte
@@ -154,7 +166,7 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	if err := srv.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	go f.queue.run(f.deliver)
+	go f.queue.run(f.deliverQueued)
 	f.mounted.Store(true)
 	return srv, nil
 }
@@ -174,11 +186,11 @@ func (f *FS) pageCache() bool { return f.opt.ReadOnly }
 
 // push sends a file's bytes as a secret's value, less the one trailing
 // newline that echo adds, unless trim_newline is off.
-func (f *FS) push(a vault.Addr, b []byte) error {
+func (f *FS) push(a vault.Addr, b []byte, base int) error {
 	if f.opt.TrimNewline && len(b) > 0 && b[len(b)-1] == '\n' {
 		b = b[:len(b)-1]
 	}
-	return f.opt.Backend.Push(a, b)
+	return f.opt.Backend.Push(a, b, base)
 }
 
 func (f *FS) setAttrCommon(out *fuse.Attr) {

@@ -14,6 +14,7 @@ import (
 type handle struct {
 	n     *fileNode // nil for a view's snapshot
 	write bool
+	pid   uint32 // the process that opened it
 
 	// mu guards the fields below; it is the last lock in the order
 	// (dirNode.mu, fileNode.mu, handle.mu) and is never held across a
@@ -21,6 +22,17 @@ type handle struct {
 	mu  sync.Mutex
 	buf []byte // plaintext; wiped at release
 	seq uint64 // bumped by every change to buf, so a commit knows what it pushed
+	// base is the version of the secret the bytes derive from (0: a
+	// blind overwrite); see served.go. A push moves it to the version
+	// pushed, so the handle's next commit is checked against its own.
+	base int
+	// checked: base was confirmed with Infisical at open (an append), so a
+	// push compares it with the vault only.
+	checked bool
+	// editOf is the version this file's new content is an edit of,
+	// whatever is truncated later: set when a key moved aside is written
+	// again (vim: rename KEY KEY~, open KEY, ftruncate, write).
+	editOf int
 	// dirty: written (or truncated through the handle) since the last
 	// push; flush and fsync push it.
 	dirty bool
@@ -77,8 +89,18 @@ func (h *handle) truncate(sz uint64) syscall.Errno {
 	if sz > maxValue {
 		return syscall.EFBIG
 	}
+	readBefore := 0
+	if sz == 0 && h.n != nil {
+		readBefore = h.n.readByProcessOf(h.pid) // takes fileNode.mu: before handle.mu
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if sz == 0 && h.n != nil {
+		// Emptied through the handle: a rewrite, an edit only if this
+		// process read the key before, or the file stands in for a key
+		// that was read (served.go).
+		h.base = max(h.editOf, readBefore)
+	}
 	if int(sz) <= len(h.buf) {
 		clear(h.buf[sz:])
 		h.buf = h.buf[:sz]
@@ -107,15 +129,27 @@ func (h *handle) commit() syscall.Errno {
 	// Whatever the outcome, close() has now reported on this handle's
 	// value: release must not push it again behind the caller's back.
 	h.truncated = false
-	b, seq := append([]byte(nil), h.buf...), h.seq
+	b, seq, base, checked := append([]byte(nil), h.buf...), h.seq, h.base, h.checked
 	h.mu.Unlock()
 	defer clear(b)
-	if errno := h.n.store(b); errno != 0 {
+	push := base
+	if checked && base != 0 {
+		if v := h.n.version(); v != base {
+			h.n.fsys.log.Warn("refused: changed in Infisical since it was opened; re-read and retry", "path", h.n.display(), "version_read", base, "version_now", v)
+			return syscall.ESTALE
+		}
+		push = 0
+	}
+	if errno := h.n.store(b, push); errno != 0 {
 		return errno
 	}
+	pushed := h.n.version()
 	h.mu.Lock()
 	if h.seq == seq { // nothing written meanwhile
 		h.dirty = false
+	}
+	if base != 0 && h.base == base {
+		h.base = pushed
 	}
 	h.mu.Unlock()
 	return 0
@@ -128,6 +162,7 @@ func (h *handle) release() {
 	h.mu.Lock()
 	var b []byte
 	push := h.write && h.truncated && !h.failed
+	base := h.base
 	if push {
 		b = append([]byte(nil), h.buf...)
 	}
@@ -135,7 +170,7 @@ func (h *handle) release() {
 	h.buf = nil
 	h.mu.Unlock()
 	if push {
-		if errno := h.n.store(b); errno != 0 {
+		if errno := h.n.store(b, base); errno != 0 {
 			h.n.fsys.log.Warn("the empty value of a truncated or created file was not pushed", "errno", errno.Error())
 		}
 		clear(b)

@@ -32,6 +32,10 @@ type queue struct {
 type queued struct {
 	ch   tree.Changes
 	done chan struct{} // a Flush marker: closed when reached
+	// Template files (templates.go): paths whose bytes changed, and
+	// whether the set of template paths changed.
+	tmpl     []string
+	tmplTree bool
 }
 
 func newQueue() *queue {
@@ -55,7 +59,7 @@ func (q *queue) put(it queued) {
 	}
 }
 
-func (q *queue) run(deliver func(tree.Changes)) {
+func (q *queue) run(deliver func(queued)) {
 	defer close(q.end)
 	for {
 		q.mu.Lock()
@@ -66,7 +70,7 @@ func (q *queue) run(deliver func(tree.Changes)) {
 			if it.done != nil {
 				close(it.done)
 			} else {
-				deliver(it.ch)
+				deliver(it)
 			}
 		}
 		if closed {
@@ -107,6 +111,14 @@ func (f *FS) Flush() {
 	done := make(chan struct{})
 	f.queue.put(queued{done: done})
 	<-done
+}
+
+// deliverQueued delivers one queued item.
+func (f *FS) deliverQueued(it queued) {
+	if len(it.tmpl) > 0 || it.tmplTree {
+		f.deliverTemplates(it.tmpl, it.tmplTree)
+	}
+	f.deliver(it.ch)
 }
 
 // deliver drops exactly the kernel cache entries that ch names: content

@@ -73,9 +73,14 @@ func (c *Client) currentToken() string {
 
 func (c *Client) setToken(t tokenState) (old string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	old = c.tok.value
 	c.tok = t
+	c.mu.Unlock()
+	if c.onTok != nil && t.value != "" && t.value != old {
+		b := []byte(t.value)
+		c.onTok(b)
+		clear(b)
+	}
 	return old
 }
 

@@ -71,6 +71,10 @@ type Config struct {
 	// Observe, if set, is called once per HTTP attempt. route is templated
 	// (never a secret or folder name); status is 0 when no answer came.
 	Observe func(method, route string, status int, d time.Duration)
+	// OnToken, if set, is called with every new access token (login,
+	// relogin or renewal), outside the client's locks, so the agent's
+	// token sinks can follow it. It must not call back into the client.
+	OnToken func(token []byte)
 }
 
 // RetryPolicy holds the waits of the retry policy. Sleep is injectable so
@@ -163,6 +167,7 @@ type Client struct {
 	policy TokenPolicy
 	retry  RetryPolicy
 	obs    func(method, route string, status int, d time.Duration)
+	onTok  func(token []byte)
 	now    func() time.Time // replaced by tests
 
 	auth     authenticator
@@ -192,6 +197,7 @@ func New(cfg Config) (*Client, error) {
 		policy:       cfg.TokenPolicy,
 		retry:        cfg.Retry.withDefaults(),
 		obs:          cfg.Observe,
+		onTok:        cfg.OnToken,
 		now:          time.Now,
 		loginSem:     make(chan struct{}, 1),
 		clientID:     cfg.ClientID,

@@ -60,12 +60,13 @@ func TestReadDuringTruncatingWrite(t *testing.T) {
 	}
 }
 
-// TestReadWhileWriterExtends: a reader that cached the old, shorter value
+// TestReadWhileWriterExtends: a reader that read the old, shorter value
 // reads again after a writer (not yet closed) wrote a longer one. The
 // kernel grew its size with the WRITE; the reader must still get the old
-// value whole, not the old value padded with zeros to the new length.
-// Sequentially the kernel asks for the size again before such a read; the
-// race where it does not (a GETATTR overtaken by the WRITE) is the soak's.
+// value whole, not the old value padded with zeros to the new length. Each
+// open reads the snapshot it took (read-write mounts use direct I/O per
+// open), so the earlier open keeps "short" even after the push, and a new
+// open sees the pushed value.
 func TestReadWhileWriterExtends(t *testing.T) {
 	testutil.RequireFUSE(t)
 	srv, pid := newServer(t)
@@ -99,7 +100,10 @@ func TestReadWhileWriterExtends(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := r.ReadAt(buf, 0); string(buf[:n]) != "a much longer value" {
-		t.Errorf("earlier open, read after the push = %q", buf[:n])
+	if n, _ := r.ReadAt(buf, 0); string(buf[:n]) != "short" {
+		t.Errorf("earlier open, read after the push = %q, want its snapshot %q", buf[:n], "short")
+	}
+	if got, _ := os.ReadFile(p); string(got) != "a much longer value" {
+		t.Errorf("new open after the push = %q", got)
 	}
 }

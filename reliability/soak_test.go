@@ -531,8 +531,8 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 	rep.add("reads (cat: read() until 0; Go: one read())", "%d", c.reads.Load())
 	rep.add("read failures", "%d", c.readFails.Load())
 	rep.add("torn reads within one read(), keys changed by refreshes only (bug)", "%d", c.torn.Load())
-	rep.add("torn reads within one read(), keys with a writer on the mount (known limit)", "%d", c.tornWriter.Load())
-	rep.add("cat reads that straddled a change between two read() calls (known limit)", "%d", c.straddled.Load())
+	rep.add("torn reads within one read(), keys with a writer on the mount (bug)", "%d", c.tornWriter.Load())
+	rep.add("cat reads that straddled a change between two read() calls (bug)", "%d", c.straddled.Load())
 	rep.add("empty reads (bug)", "%d", c.emptyReads.Load())
 	rep.add("reads of a value never written", "%d", c.phantomReads.Load())
 	rep.add("writes (tee, Go Close, sh printf)", "%d", c.writes.Load())
@@ -554,16 +554,16 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 	if n := c.readFails.Load(); n > 0 {
 		t.Errorf("%d reads failed although every key had a last-known value: %v", n, fails)
 	}
-	// The promise (docs/behaviour.md): while refreshes change a key, one
-	// read() returns one whole version, and a file with a value is never
-	// empty. Reads racing a writer on the same mount, and reads that
-	// straddle a change between two read() calls, are the known limit;
-	// SOAK_STRICT=1 fails those too.
+	// The promise (docs/behaviour.md): every read() returns bytes of one
+	// value Infisical stored, never a file with a value read empty: also
+	// for reads racing a writer on the mount, and for cat's several
+	// read() calls, since every open on a read-write mount reads its own
+	// snapshot.
 	if n := c.torn.Load() + c.emptyReads.Load(); n > 0 {
 		t.Errorf("%d reads with one read() of keys changed only by refreshes were not one whole value, and %d reads were empty", c.torn.Load(), c.emptyReads.Load())
 	}
-	if n := c.straddled.Load() + c.tornWriter.Load(); n > 0 && os.Getenv("SOAK_STRICT") == "1" {
-		t.Errorf("SOAK_STRICT=1: %d cat reads straddled a change, %d single reads raced a writer", c.straddled.Load(), c.tornWriter.Load())
+	if n := c.straddled.Load() + c.tornWriter.Load(); n > 0 {
+		t.Errorf("%d cat reads straddled a change, %d single reads racing a writer were torn", c.straddled.Load(), c.tornWriter.Load())
 	}
 	if n := c.phantomReads.Load(); n > 0 {
 		t.Errorf("%d reads returned a value nobody wrote", n)

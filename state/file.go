@@ -1,6 +1,8 @@
 package state
 
 import (
+	"bufio"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,20 +25,41 @@ const FileName = "infisical_sync_state.json"
 var afterHalfWrite func()
 
 // Store is the state file of one mount, in memory and on disk.
+//
+// Lock order: saveMu before mu. mu is never held across I/O: Save copies
+// the state under it and writes the copy.
 type Store struct {
-	path string
-	log  *slog.Logger
+	path   string
+	log    *slog.Logger
+	hasher *Hasher
 
-	mu sync.Mutex // guards f
+	mu sync.Mutex // guards f and the generations below
 	f  File
+	// Generations of what changed since the last save: records (secrets,
+	// projects, environments, the hash scheme) are saved at once; soft
+	// changes (counters, sync times, ETags) wait for SaveIfDue's age.
+	recordGen, savedRecordGen uint64
+	softGen, savedSoftGen     uint64
+	softSince                 time.Time // when the oldest unsaved soft change was made
 
 	saveMu sync.Mutex // one Save at a time, so an older snapshot never lands last
+	saves  atomic.Uint64
 }
+
+// SystemStateDir is the state directory without a home directory (mount(8)
+// and system units run without HOME): systemd's StateDirectory=infisicalfs.
+const SystemStateDir = "/var/lib/infisicalfs"
 
 // DefaultPath returns where a mount's state file lives:
 // $XDG_STATE_HOME/infisicalfs/<escaped mount point>/infisical_sync_state.json,
-// or ~/.local/state/... when XDG_STATE_HOME is unset or not absolute.
+// or ~/.local/state/... when XDG_STATE_HOME is unset or not absolute, or
+// /var/lib/infisicalfs/<escaped mount point>/... when there is no home
+// directory either.
 func DefaultPath(mountpoint string) (string, error) {
+	return defaultPath(mountpoint, os.Getenv, os.UserHomeDir)
+}
+
+func defaultPath(mountpoint string, getenv func(string) string, home func() (string, error)) (string, error) {
 	abs, err := filepath.Abs(mountpoint)
 	if err != nil {
 		return "", fmt.Errorf("state: resolve mount point %q: %w", mountpoint, err)
@@ -45,15 +69,16 @@ func DefaultPath(mountpoint string) (string, error) {
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
-	base := os.Getenv("XDG_STATE_HOME")
+	dir := escapeMountpoint(abs)
+	base := getenv("XDG_STATE_HOME")
 	if !filepath.IsAbs(base) {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("state: no XDG_STATE_HOME and no home directory: %w", err)
+		h, err := home()
+		if err != nil || !filepath.IsAbs(h) {
+			return filepath.Join(SystemStateDir, dir, FileName), nil
 		}
-		base = filepath.Join(home, ".local", "state")
+		base = filepath.Join(h, ".local", "state")
 	}
-	return filepath.Join(base, "infisicalfs", escapeMountpoint(abs), FileName), nil
+	return filepath.Join(base, "infisicalfs", dir, FileName), nil
 }
 
 // escapeMountpoint turns an absolute path into one directory name: "/" to
@@ -86,23 +111,53 @@ func escapeMountpoint(abs string) string {
 	return s
 }
 
-// Open loads the state file at path. A missing file gives an empty state. A
-// file that cannot be read or parsed is renamed to path+".corrupt-<UTC time>"
-// with a warning naming the file and the problem (never its content), and an
-// empty state starts: the state file never stops a mount. Temporary files
-// left by an interrupted Save are removed. The directory is created 0700.
+// Options configure a Store.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+	// Hasher makes Secret.Hash; nil: HMAC under a random key of this
+	// process only (MountKey's last resort). The daemon passes HasherFor's.
+	Hasher *Hasher
+}
+
+// Open is OpenWith(path, Options{Logger: logger}).
 func Open(path string, logger *slog.Logger) (*Store, error) {
-	if logger == nil {
-		logger = slog.Default()
+	return OpenWith(path, Options{Logger: logger})
+}
+
+// OpenWith loads the state file at path. A missing file gives an empty
+// state. A file that cannot be read or parsed is renamed to
+// path+".corrupt-<UTC time>" with a warning naming the file and the problem
+// (never its content), and an empty state starts: the state file never
+// stops a mount. Temporary files left by an interrupted Save are removed.
+// The directory is created 0700.
+//
+// Hashes made under another scheme or key than o.Hasher's cannot be
+// compared with new ones: they are forgotten (set to ""), so that change
+// detection falls back to versions, and the next listing re-hashes them.
+func OpenWith(path string, o Options) (*Store, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Hasher == nil {
+		k := make([]byte, KeySize)
+		_, _ = rand.Read(k) // never fails (Go 1.24+)
+		h, err := NewHasher(HashHMAC, k)
+		if err != nil {
+			return nil, err
+		}
+		o.Hasher = h
 	}
 	if path == "" {
 		return nil, errors.New("state: empty path")
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if strings.HasPrefix(path, SystemStateDir+"/") {
+			return nil, fmt.Errorf("state: create directory (the default without a home directory): %w; set --state-file, or StateDirectory=infisicalfs in the systemd unit", err)
+		}
 		return nil, fmt.Errorf("state: create directory: %w", err)
 	}
-	s := &Store{path: path, log: logger, f: emptyFile()}
+	s := &Store{path: path, log: o.Logger, hasher: o.Hasher, f: emptyFile(o.Hasher)}
 	s.removeStaleTemps()
 
 	data, err := os.ReadFile(path)
@@ -118,12 +173,35 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 		s.setAside(describeParseError(err))
 		return s, nil
 	}
+	if !s.hasher.same(f.HashScheme, f.HashKeyID) {
+		for id, rec := range f.Secrets {
+			rec.Hash = ""
+			f.Secrets[id] = rec
+		}
+		if len(f.Secrets) > 0 {
+			s.log.Info("the state file's hashes were made under another key or scheme; comparing versions until the next listing re-hashes them",
+				"path", path, "was", schemeName(f.HashScheme, f.HashKeyID), "now", schemeName(s.hasher.scheme, s.hasher.keyID))
+		}
+		f.HashScheme, f.HashKeyID = s.hasher.scheme, s.hasher.keyID
+		s.recordGen++ // the file must say it, even if no listing comes
+	}
 	s.f = f
 	return s, nil
 }
 
-func emptyFile() File {
-	return File{SchemaVersion: SchemaVersion, Secrets: map[string]Secret{}, ProjectIDs: []string{}}
+func schemeName(scheme, id string) string {
+	if scheme == "" {
+		scheme = HashSHA256
+	}
+	if id == "" {
+		return scheme
+	}
+	return scheme + " key " + id
+}
+
+func emptyFile(h *Hasher) File {
+	return File{SchemaVersion: SchemaVersion, Secrets: map[string]Secret{}, ProjectIDs: []string{},
+		HashScheme: h.scheme, HashKeyID: h.keyID}
 }
 
 // setAside renames a bad state file out of the way so it can be looked at.
@@ -157,12 +235,57 @@ func (s *Store) removeStaleTemps() {
 // Path returns the state file's path.
 func (s *Store) Path() string { return s.path }
 
-// Update runs fn on the state under the store's lock. fn must not keep
-// references into f after it returns.
+// Hasher returns the hasher of Secret.Hash.
+func (s *Store) Hasher() *Hasher { return s.hasher }
+
+// Update runs fn on the state under the store's lock, for soft changes
+// (counters, sync times, scopes) that SaveIfDue saves once they are old
+// enough. fn must not keep references into f after it returns, and must
+// not change secret records: UpdateRecords does.
 func (s *Store) Update(fn func(f *File)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(&s.f)
+	if s.softGen == s.savedSoftGen {
+		s.softSince = time.Now()
+	}
+	s.softGen++
+}
+
+// UpdateRecords runs fn on the state under the store's lock; fn reports
+// whether it changed a secret record (or the project or environment
+// lists), which makes the next SaveIfDue write at once.
+func (s *Store) UpdateRecords(fn func(f *File) (changed bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fn(&s.f) {
+		s.recordGen++
+	}
+}
+
+// Dirty reports whether a record change, or any change, awaits saving.
+func (s *Store) Dirty() (records, any bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	records = s.recordGen != s.savedRecordGen
+	return records, records || s.softGen != s.savedSoftGen
+}
+
+// Saves counts the files written since Open (tests and benchmarks).
+func (s *Store) Saves() uint64 { return s.saves.Load() }
+
+// SaveIfDue saves when a record changed, or when soft changes are at least
+// maxAge old (maxAge <= 0: any unsaved change, as at unmount). It reports
+// whether it wrote the file.
+func (s *Store) SaveIfDue(maxAge time.Duration) (bool, error) {
+	s.mu.Lock()
+	records := s.recordGen != s.savedRecordGen
+	soft := s.softGen != s.savedSoftGen && (maxAge <= 0 || time.Since(s.softSince) >= maxAge)
+	s.mu.Unlock()
+	if !records && !soft {
+		return false, nil
+	}
+	return true, s.Save()
 }
 
 // Snapshot returns a deep copy of the state.
@@ -175,15 +298,17 @@ func (s *Store) Snapshot() File {
 // Save writes the state atomically: a temporary file in the same directory
 // (0600) is written, fsynced and renamed over the state file, then the
 // directory is fsynced, so a crash leaves the old file or the new one, whole.
+//
+// The file is streamed from a copy, one secret record per line, so that a
+// large state costs no buffer of its whole size.
 func (s *Store) Save() error {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
-	f := s.Snapshot()
+	s.mu.Lock()
+	f := s.f.clone()
+	recordGen, softGen := s.recordGen, s.softGen
+	s.mu.Unlock()
 	f.SchemaVersion = SchemaVersion
-	data, err := encode(&f)
-	if err != nil {
-		return fmt.Errorf("state: encode: %w", err)
-	}
 	dir := filepath.Dir(s.path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("state: create directory: %w", err)
@@ -199,7 +324,12 @@ func (s *Store) Save() error {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := writeAll(tmp, data); err != nil {
+	w := &halfWriter{f: tmp}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := encode(bw, &f); err != nil {
+		return fmt.Errorf("state: write %s: %w", tmp.Name(), err)
+	}
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("state: write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -212,23 +342,37 @@ func (s *Store) Save() error {
 		return fmt.Errorf("state: rename into place: %w", err)
 	}
 	committed = true
+	s.saves.Add(1)
+	s.mu.Lock()
+	s.savedRecordGen, s.savedSoftGen = recordGen, softGen
+	s.mu.Unlock()
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("state: fsync directory %s: %w", dir, err)
 	}
 	return nil
 }
 
-// writeAll writes data in two halves, calling the test hook in between.
-func writeAll(f *os.File, data []byte) error {
-	half := len(data) / 2
-	if _, err := f.Write(data[:half]); err != nil {
-		return err
+// halfWriter calls the afterHalfWrite test hook once, after the first write
+// (the buffered encoder's first block, or all of a small file but its
+// closing bytes).
+type halfWriter struct {
+	f      *os.File
+	called bool
+}
+
+func (h *halfWriter) Write(p []byte) (int, error) {
+	if afterHalfWrite == nil || h.called {
+		return h.f.Write(p)
 	}
-	if afterHalfWrite != nil {
-		afterHalfWrite()
+	half := len(p) / 2
+	n, err := h.f.Write(p[:half])
+	if err != nil {
+		return n, err
 	}
-	_, err := f.Write(data[half:])
-	return err
+	h.called = true
+	afterHalfWrite()
+	m, err := h.f.Write(p[half:])
+	return n + m, err
 }
 
 func syncDir(dir string) error {

@@ -2,9 +2,11 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // FuzzLoad: arbitrary bytes never panic the loader, and whatever loads saves
@@ -24,7 +26,7 @@ func FuzzLoad(f *testing.F) {
 			_ = describeParseError(err)
 			return
 		}
-		b1, err := encode(&f1)
+		b1, err := encodeBytes(&f1)
 		if err != nil {
 			t.Fatalf("a loaded state does not save: %v", err)
 		}
@@ -32,7 +34,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a saved state does not load: %v\n%s", err, b1)
 		}
-		b2, err := encode(&f2)
+		b2, err := encodeBytes(&f2)
 		if err != nil || !bytes.Equal(b1, b2) {
 			t.Fatalf("load, save, load changed the state (%v):\n%s\n---\n%s", err, b1, b2)
 		}
@@ -64,4 +66,39 @@ func TestLoadSaveLoadThroughDisk(t *testing.T) {
 			t.Fatalf("load, save, load changed the file:\n%s\n---\n%s", saved, again)
 		}
 	}
+}
+
+func encodeBytes(f *File) ([]byte, error) {
+	var b bytes.Buffer
+	err := encode(&b, f)
+	return b.Bytes(), err
+}
+
+// FuzzRecordEncoding: the hand-written record encoder writes what
+// json.Marshal writes for the same record, whatever the strings hold.
+func FuzzRecordEncoding(f *testing.F) {
+	f.Add("p/e/K", "ab12", 3, int64(1736937000), int64(5), "p", "e", "/a", "K")
+	f.Add("p/e/\"quoted\"\\", "", -1, int64(0), int64(0), "", "", "", "")
+	f.Add("p/e/<html>&\u2028\x01", "h", 0, int64(-62135596800), int64(0), "ü", "\x7f", "/\t", "K\n")
+	f.Add("p/e/K", "h", 1, int64(253402300799), int64(999999999), "p", "e", "/", "\xff")
+	f.Fuzz(func(t *testing.T, id, hash string, version int, sec, nsec int64, project, env, path, key string) {
+		rec := Secret{Hash: hash, Version: version, LastSynced: time.Unix(sec, nsec%1e9).UTC(),
+			Project: project, Environment: env, Path: path, Key: key}
+		got, err := appendRecord(nil, id, rec)
+		k, kerr := json.Marshal(id)
+		v, verr := json.Marshal(rec)
+		if kerr != nil || verr != nil {
+			if err == nil {
+				t.Fatalf("json.Marshal fails (%v %v) but appendRecord wrote %s", kerr, verr, got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("appendRecord: %v; json.Marshal wrote %s", err, v)
+		}
+		want := string(k) + ": " + string(v)
+		if string(got) != want {
+			t.Fatalf("appendRecord wrote\n%s\njson.Marshal\n%s", got, want)
+		}
+	})
 }

@@ -1,6 +1,13 @@
 // Package state keeps infisical_sync_state.json, the record of what the
 // mount last synced: per secret a hash, version and time, plus counters. It
-// never holds a value: Hash is a SHA-256 of KEY:VALUE.
+// never holds a value: a secret's hash is an HMAC-SHA256 of KEY:VALUE under
+// a per-mount key kept away from the file (hash.go, key.go), or the
+// original design's plain SHA-256 when asked for.
+//
+// The file is written only when it would say something new about a secret
+// (Store.UpdateRecords); counters and sync times are saved with the next
+// such write, or by SaveIfDue once they are older than the flush interval,
+// so an unchanged refresh writes nothing.
 //
 // The schema is the original sync design's (last_sync, project_ids,
 // environment, secrets{id: {hash, version, last_synced}}, error_count,
@@ -17,13 +24,16 @@
 package state
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -46,11 +56,17 @@ type File struct {
 	SchemaVersion int              `json:"schema_version"`
 	Environments  []string         `json:"environments,omitempty"`
 	Scopes        map[string]Scope `json:"scopes,omitempty"` // by "projectID/env"
+
+	// HashScheme is HashHMAC or HashSHA256 (absent: the original design's
+	// sha256); HashKeyID names the HMAC key without revealing it, so that a
+	// new key is noticed and its hashes are not compared with the old.
+	HashScheme string `json:"hash_scheme,omitempty"`
+	HashKeyID  string `json:"hash_key_id,omitempty"`
 }
 
 // Secret is what is known about one secret: never its value.
 type Secret struct {
-	Hash       string    `json:"hash"` // Hash(key, value)
+	Hash       string    `json:"hash"` // Hasher.Hash(key, value); "" = not known under the file's key
 	Version    int       `json:"version"`
 	LastSynced time.Time `json:"last_synced"`
 
@@ -78,8 +94,8 @@ func SecretID(project, env, path, key string) string {
 	return project + "/" + env + path + "/" + key
 }
 
-// Hash is the hex SHA-256 of "KEY:VALUE", the original design's hash. It
-// hashes in place, making no copy of value.
+// Hash is the hex SHA-256 of "KEY:VALUE", the original design's plain
+// hash (PlainHasher().Hash). It hashes in place, making no copy of value.
 func Hash(key string, value []byte) string {
 	h := sha256.New()
 	h.Write([]byte(key))
@@ -89,15 +105,21 @@ func Hash(key string, value []byte) string {
 }
 
 // Changed compares f's secrets with a fresh listing keyed the same way and
-// returns, each sorted, the IDs that are new, whose hash differs (the value
-// changed; a version bump alone is not reported), and that are gone.
+// returns, each sorted, the IDs that are new, that changed, and that are
+// gone. Where both hashes are known (the same key made them) a differing
+// hash is a change and a version bump alone is not; where either is
+// unknown (the key changed since) a differing version is.
 func (f *File) Changed(current map[string]Secret) (added, changed, removed []string) {
 	for id, cur := range current {
 		old, ok := f.Secrets[id]
 		switch {
 		case !ok:
 			added = append(added, id)
-		case old.Hash != cur.Hash:
+		case old.Hash != "" && cur.Hash != "":
+			if old.Hash != cur.Hash {
+				changed = append(changed, id)
+			}
+		case old.Version != cur.Version:
 			changed = append(changed, id)
 		}
 	}
@@ -167,13 +189,93 @@ func (f *File) migrateOriginal() {
 	}
 }
 
-// encode renders f as saved: indented, newline-terminated.
-func encode(f *File) ([]byte, error) {
-	b, err := json.MarshalIndent(f, "", "  ")
+// encode writes f as saved: indented, newline-terminated, each secret
+// record on one line in ID order. It streams the records, so that a large
+// state needs no buffer of its whole size.
+func encode(w io.Writer, f *File) error {
+	head := *f
+	head.Secrets = map[string]Secret{}
+	b, err := json.MarshalIndent(&head, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return append(b, '\n'), nil
+	// Inside a JSON string every quote is escaped, so this is the key.
+	const slot = "\n  \"secrets\": {}"
+	i := bytes.Index(b, []byte(slot))
+	if i < 0 {
+		return errors.New("no secrets field in the encoded state")
+	}
+	if _, err := w.Write(b[:i+len(slot)-1]); err != nil {
+		return err
+	}
+	ids := slices.Sorted(maps.Keys(f.Secrets))
+	var line []byte // reused: one record at a time
+	for n, id := range ids {
+		line = line[:0]
+		if n == 0 {
+			line = append(line, "\n    "...)
+		} else {
+			line = append(line, ",\n    "...)
+		}
+		if line, err = appendRecord(line, id, f.Secrets[id]); err != nil {
+			return err
+		}
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+	}
+	if len(ids) > 0 {
+		if _, err := io.WriteString(w, "\n  "); err != nil {
+			return err
+		}
+	}
+	if _, err := w.Write(b[i+len(slot)-1:]); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "\n")
+	return err
+}
+
+// appendRecord appends `"id": {record}` as json.Marshal would write the
+// record (the same fields, order and omissions), without its reflection
+// and allocations: at 100k secrets that is most of a save's cost.
+func appendRecord(b []byte, id string, r Secret) ([]byte, error) {
+	b = appendJSONString(b, id)
+	b = append(b, `: {"hash":`...)
+	b = appendJSONString(b, r.Hash)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(r.Version), 10)
+	b = append(b, `,"last_synced":`...)
+	if y := r.LastSynced.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("secret %s: last_synced year %d is outside 0-9999", id, y)
+	}
+	b = append(b, '"')
+	b = r.LastSynced.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	for _, f := range [...]struct{ name, v string }{
+		{`,"project":`, r.Project}, {`,"environment":`, r.Environment}, {`,"path":`, r.Path}, {`,"key":`, r.Key},
+	} {
+		if f.v != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONString quotes s as encoding/json does: plain printable ASCII is
+// copied, anything else goes through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // describeParseError says what is wrong with a state file without quoting

@@ -5,6 +5,7 @@ import (
 
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,10 +25,27 @@ func testLogger() (*slog.Logger, *testutil.Buffer) {
 	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 
+// testHasher is the keyed hasher of most tests: a fixed key, so that a
+// reopened file's hashes compare.
+var testHasher = mustHasher(HashHMAC, bytes.Repeat([]byte{7}, KeySize))
+
+func mustHasher(scheme string, key []byte) *Hasher {
+	h, err := NewHasher(scheme, key)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
 func mustOpen(t testing.TB, path string) (*Store, *testutil.Buffer) {
 	t.Helper()
+	return mustOpenWith(t, path, testHasher)
+}
+
+func mustOpenWith(t testing.TB, path string, h *Hasher) (*Store, *testutil.Buffer) {
+	t.Helper()
 	log, buf := testLogger()
-	s, err := Open(path, log)
+	s, err := OpenWith(path, Options{Logger: log, Hasher: h})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +99,7 @@ func sampleUpdate(f *File) {
 	f.PushCount, f.PullCount, f.ErrorCount = 12, 47, 1
 	for i, k := range []string{"DATABASE_URL", "API_KEY"} {
 		f.Secrets[SecretID("p1", "prod", "/", k)] = Secret{
-			Hash: Hash(k, []byte(canary+k)), Version: i + 1, LastSynced: now,
+			Hash: testHasher.Hash(k, []byte(canary+k)), Version: i + 1, LastSynced: now,
 			Project: "p1", Environment: "prod", Path: "/", Key: k,
 		}
 	}
@@ -162,8 +180,18 @@ func TestNoValueReachesDisk(t *testing.T) {
 	if strings.Contains(log.String(), "CANARY") {
 		t.Error("the log contains a value")
 	}
-	if got := s.Snapshot().Secrets["p1/prod/API_KEY"].Hash; got != Hash("API_KEY", []byte(canary+"API_KEY")) {
+	if got := s.Snapshot().Secrets["p1/prod/API_KEY"].Hash; got != testHasher.Hash("API_KEY", []byte(canary+"API_KEY")) {
 		t.Errorf("hash not kept: %s", got)
+	}
+	// Keyed: not even the plain SHA-256 of KEY:VALUE, the guessable copy.
+	b, _ := os.ReadFile(path)
+	for _, k := range []string{"DATABASE_URL", "API_KEY"} {
+		if plain := Hash(k, []byte(canary+k)); bytes.Contains(b, []byte(plain)) {
+			t.Errorf("the keyed state file holds the plain SHA-256 of %s", k)
+		}
+	}
+	if !bytes.Contains(b, []byte(`"hash_scheme": "hmac-sha256"`)) || !bytes.Contains(b, []byte(`"hash_key_id": "`+testHasher.KeyID()+`"`)) {
+		t.Errorf("the file does not name its hash scheme and key id:\n%s", b)
 	}
 }
 
@@ -250,7 +278,9 @@ func TestOriginalFileIsMigrated(t *testing.T) {
 	if err := os.WriteFile(path, []byte(original), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := mustOpen(t, path)
+	// With the plain hash (state_hash = "sha256") the original hashes
+	// compare and are kept.
+	s, _ := mustOpenWith(t, path, PlainHasher())
 	f := s.Snapshot()
 	rec, ok := f.Secrets["uuid1/prod/DATABASE_URL"]
 	if !ok || len(f.Secrets) != 1 {
@@ -260,6 +290,14 @@ func TestOriginalFileIsMigrated(t *testing.T) {
 		Project: "uuid1", Environment: "prod", Path: "/", Key: "DATABASE_URL"}
 	if !reflect.DeepEqual(rec, want) || f.PushCount != 12 || f.PullCount != 47 || f.SchemaVersion != SchemaVersion {
 		t.Fatalf("migrated = %+v (file %+v)", rec, f)
+	}
+	// Keyed, the plain hashes cannot compare: forgotten, versions kept.
+	s, _ = mustOpen(t, path)
+	if rec := s.Snapshot().Secrets["uuid1/prod/DATABASE_URL"]; rec.Hash != "" || rec.Version != 3 {
+		t.Fatalf("a plain hash opened under a key = %+v, want no hash and version 3", rec)
+	}
+	if err := os.WriteFile(path, []byte(original), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	// Several projects: ids cannot be placed and stay as they were.
 	multi := strings.Replace(original, `["uuid1"]`, `["uuid1", "uuid2"]`, 1)
@@ -293,16 +331,21 @@ func TestChanged(t *testing.T) {
 		"p/e/EDITED":  {Hash: "3", Version: 1},
 		"p/e/REMOVED": {Hash: "4"},
 		"p/e/GONE":    {Hash: "5"},
+		// Hashes from another key are forgotten: versions decide.
+		"p/e/REKEYED_SAME":    {Hash: "", Version: 4},
+		"p/e/REKEYED_CHANGED": {Hash: "", Version: 4},
 	}}
 	cur := map[string]Secret{
-		"p/e/SAME":   {Hash: "1", Version: 1},
-		"p/e/BUMPED": {Hash: "2", Version: 2},
-		"p/e/EDITED": {Hash: "x", Version: 2},
-		"p/e/NEW":    {Hash: "6"},
-		"p/e/A_NEW":  {Hash: "7"},
+		"p/e/SAME":            {Hash: "1", Version: 1},
+		"p/e/BUMPED":          {Hash: "2", Version: 2},
+		"p/e/EDITED":          {Hash: "x", Version: 2},
+		"p/e/NEW":             {Hash: "6"},
+		"p/e/A_NEW":           {Hash: "7"},
+		"p/e/REKEYED_SAME":    {Hash: "8", Version: 4},
+		"p/e/REKEYED_CHANGED": {Hash: "9", Version: 5},
 	}
 	added, changed, removed := f.Changed(cur)
-	if !slices.Equal(added, []string{"p/e/A_NEW", "p/e/NEW"}) || !slices.Equal(changed, []string{"p/e/EDITED"}) || !slices.Equal(removed, []string{"p/e/GONE", "p/e/REMOVED"}) {
+	if !slices.Equal(added, []string{"p/e/A_NEW", "p/e/NEW"}) || !slices.Equal(changed, []string{"p/e/EDITED", "p/e/REKEYED_CHANGED"}) || !slices.Equal(removed, []string{"p/e/GONE", "p/e/REMOVED"}) {
 		t.Fatalf("Changed = %v, %v, %v", added, changed, removed)
 	}
 	var empty File
@@ -323,6 +366,20 @@ func TestDefaultPath(t *testing.T) {
 	if err != nil || got != "/home/me/.local/state/infisicalfs/mnt-secrets/"+FileName {
 		t.Fatalf("DefaultPath without XDG = %q, %v", got, err)
 	}
+	// No XDG_STATE_HOME and no home (mount(8), a system unit): the system
+	// state directory.
+	noHome := func() (string, error) { return "", errors.New("$HOME is not defined") }
+	noEnv := func(string) string { return "" }
+	got, err = defaultPath("/mnt/secrets", noEnv, noHome)
+	if err != nil || got != "/var/lib/infisicalfs/mnt-secrets/"+FileName {
+		t.Fatalf("DefaultPath without a home = %q, %v", got, err)
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", "")
+	if got, err := DefaultPath("/mnt/secrets"); err != nil || got != "/var/lib/infisicalfs/mnt-secrets/"+FileName {
+		t.Fatalf("DefaultPath with HOME empty = %q, %v", got, err)
+	}
+	t.Setenv("HOME", "/home/me")
 	// Relative mount points resolve against the working directory.
 	wd, _ := os.Getwd()
 	rel, _ := DefaultPath("some-dir")

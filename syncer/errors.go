@@ -31,11 +31,30 @@ var (
 	ErrNotEmpty       = errors.New("folder is not empty")
 )
 
+// StaleError refuses a change derived from a version of a secret that
+// Infisical no longer holds: the caller read it, someone else changed it,
+// and writing it back would revert their change.
+type StaleError struct {
+	Key      string
+	From, To int  // the version read, the version Infisical holds
+	Deleted  bool // Infisical no longer holds the secret at all
+}
+
+func (e *StaleError) Error() string {
+	if e.Deleted {
+		return fmt.Sprintf("%s was deleted in Infisical (version %d was read); re-read and retry", e.Key, e.From)
+	}
+	return fmt.Sprintf("%s changed in Infisical (version %d → %d) since it was read; re-read and retry", e.Key, e.From, e.To)
+}
+
 // errnoOf maps an error to the errno of DESIGN's "Errors a caller sees".
 func errnoOf(err error) syscall.Errno {
+	var stale *StaleError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &stale):
+		return syscall.ESTALE
 	case errors.Is(err, ErrReadOnlyImport):
 		return syscall.EACCES
 	case errors.Is(err, ErrNotEmpty):

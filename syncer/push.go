@@ -52,20 +52,47 @@ func (s *Syncer) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.opt.PushTimeout)
 }
 
+// probeTimeout bounds the probe an open-for-write makes after a failed
+// contact: a few seconds, whatever the retry policy says.
+const probeTimeout = 5 * time.Second
+
 // WriteCheck fails an open-for-write early when the outcome of a push is
-// already known: the last contact with Infisical failed, or Infisical
-// refused a write to this environment. bash ignores close() errors on its
-// own redirections, so open is the last place the user is sure to see them.
+// already known, since bash ignores close() errors on its own redirections
+// and open is the last place the user is sure to see them: Infisical
+// refused a write to this environment, or it cannot be reached. After a
+// failed contact it does not trust the failure but asks Infisical once
+// (a conditional listing of this environment, usually a 304, bounded by
+// probeTimeout): a blip must not refuse writes until the next cycle.
+// Refusals are logged once per burst.
 func (s *Syncer) WriteCheck(project, env string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.staleSince.IsZero() && s.lastErr != nil {
-		return opError("open", s.dirOfLocked(project)+"/"+env, s.lastErr)
+	contactErr := s.contactErr
+	var writeErr error
+	if sc := s.scopes[scopeKey{project, env}]; sc != nil {
+		writeErr = sc.writeErr
 	}
-	if sc := s.scopes[scopeKey{project, env}]; sc != nil && sc.writeErr != nil {
-		return opError("open", s.dirOfLocked(project)+"/"+env, sc.writeErr)
+	where := s.dirOfLocked(project) + "/" + env
+	s.mu.Unlock()
+	if writeErr != nil {
+		return opError("open", where, writeErr)
 	}
-	return nil
+	if contactErr == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	err := s.refreshScope(ctx, project, env)
+	if err == nil {
+		return nil
+	}
+	s.mu.Lock()
+	first := !s.refusing
+	s.refusing = true
+	s.mu.Unlock()
+	if first {
+		s.log.Warn("refusing writes: Infisical did not answer a probe; reads serve the last values", "scope", where, "err", err)
+	}
+	return opError("open", where, err)
 }
 
 func (s *Syncer) dirOfLocked(projectID string) string {
@@ -89,18 +116,32 @@ func (s *Syncer) CheckFolder(name string) error {
 }
 
 // Push upserts a secret's value and records what Infisical stored (the
-// server trims whitespace), so a read shows the stored value.
-func (s *Syncer) Push(a vault.Addr, value []byte) error {
+// server trims whitespace), so a read shows the stored value. A base above
+// 0 is the version the value was derived from (an append, an edit, a
+// scratch file renamed onto the key): it is pushed only if Infisical still
+// holds that version (see checkBase). Base 0 is a blind overwrite.
+func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 	defer s.lockKeys(a)()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if base > 0 {
+		if err := s.checkBase(ctx, a, base); err != nil {
+			return s.failed("push", a, err)
+		}
+	}
 	meta, known := s.opt.Vault.Stat(a)
 	if known && meta.ReadOnly {
 		return s.failed("push", a, ErrReadOnlyImport)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	sec, err := s.opt.API.UpsertSecret(ctx, ref(a), value, known)
 	if err != nil {
 		return s.failed("push", a, err)
+	}
+	if base > 0 && sec.Version != base+1 {
+		// Infisical's PATCH has no precondition: another writer got in
+		// between the check and this write, and this write replaced it.
+		s.log.Warn("another writer changed this secret between the version check and the write; this write replaced it (see its history)",
+			"path", s.name(a), "checked_version", base, "stored_version", sec.Version)
 	}
 	defer clear(sec.Value)
 	if err := s.store(a, sec); err != nil {
@@ -125,30 +166,31 @@ func (s *Syncer) store(a vault.Addr, sec *infisical.Secret) error {
 	if err := s.opt.Vault.Set(a, sec.Value, m); err != nil {
 		return err
 	}
-	rec := secretRecord(a, sec.Value, sec.Version, time.Now())
-	s.saveState(func(f *state.File) {
-		if f.Secrets == nil {
-			f.Secrets = map[string]state.Secret{}
-		}
-		f.Secrets[state.SecretID(a.Project, a.Env, a.Path, a.Key)] = rec
-	})
+	s.setRecord(a, sec.Value, sec.Version)
 	return nil
 }
 
 func (s *Syncer) forget(a vault.Addr) {
 	s.markWritten(a)
 	s.opt.Vault.Delete(a)
-	s.saveState(func(f *state.File) { delete(f.Secrets, state.SecretID(a.Project, a.Env, a.Path, a.Key)) })
+	s.dropRecord(a)
 }
 
-// Delete removes a secret. A secret that is already gone counts as deleted.
-func (s *Syncer) Delete(a vault.Addr) error {
+// Delete removes a secret, if Infisical still holds version base of it
+// (0: whatever it holds), so rm never removes a value nobody here has
+// seen. A secret that is already gone counts as deleted.
+func (s *Syncer) Delete(a vault.Addr, base int) error {
 	defer s.lockKeys(a)()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if base > 0 {
+		if err := s.checkBase(ctx, a, base); err != nil {
+			return s.failed("delete", a, err)
+		}
+	}
 	if meta, ok := s.opt.Vault.Stat(a); ok && meta.ReadOnly {
 		return s.failed("delete", a, ErrReadOnlyImport)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	err := s.opt.API.DeleteSecret(ctx, ref(a))
 	if err != nil && !errors.Is(err, infisical.ErrNotFound) {
 		return s.failed("delete", a, err)
@@ -165,8 +207,17 @@ func (s *Syncer) Delete(a vault.Addr) error {
 // newSecretName); elsewhere, or onto an existing key, the value is written
 // at the target first and the source deleted after, so the target never
 // goes missing and a failure never loses the value.
-func (s *Syncer) Rename(from, to vault.Addr) error {
+//
+// base is the version of from the move derives from (0: unchecked).
+func (s *Syncer) Rename(from, to vault.Addr, base int) error {
 	defer s.lockKeys(from, to)()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if base > 0 {
+		if err := s.checkBase(ctx, from, base); err != nil {
+			return s.failed("rename", from, err)
+		}
+	}
 	fm, ok := s.opt.Vault.Stat(from)
 	if !ok {
 		return s.failed("rename", from, infisical.ErrNotFound)
@@ -175,8 +226,6 @@ func (s *Syncer) Rename(from, to vault.Addr) error {
 	if fm.ReadOnly || (toKnown && tm.ReadOnly) {
 		return s.failed("rename", from, ErrReadOnlyImport)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	sameFolder := from.Project == to.Project && from.Env == to.Env && from.Path == to.Path
 	if sameFolder && !toKnown {
 		sec, err := s.opt.API.UpdateSecret(ctx, ref(from), infisical.Update{NewName: to.Key})
@@ -264,6 +313,7 @@ func (s *Syncer) Rmdir(project, env, path string) error {
 func (s *Syncer) pushed(op string) {
 	s.mu.Lock()
 	s.counts.Pushes++
+	s.reachedLocked()
 	s.mu.Unlock()
 	s.saveState(func(f *state.File) { f.PushCount++ })
 	s.flushState()
@@ -285,6 +335,7 @@ func (s *Syncer) failed(op string, a vault.Addr, err error) error {
 			s.staleSince = time.Now()
 		}
 		s.lastErr = err
+		s.contactErr = err
 	case errors.Is(err, infisical.ErrPermissionDenied):
 		k := scopeKey{a.Project, a.Env}
 		if sc := s.scopes[k]; sc != nil {
@@ -296,12 +347,45 @@ func (s *Syncer) failed(op string, a vault.Addr, err error) error {
 	s.flushState()
 	level := s.log.Warn
 	msg := op + " failed"
-	if errors.Is(err, infisical.ErrApprovalPending) {
+	var stale *StaleError
+	switch {
+	case errors.Is(err, infisical.ErrApprovalPending):
 		msg = op + " not applied: the change awaits approval under the environment's approval policy"
+	case errors.As(err, &stale):
+		msg = op + " refused: " + stale.Error()
 	}
 	level(msg, "path", s.name(a), "errno", e.(*Error).Errno().Error(), "err", err)
 	if s.opt.OnPush != nil {
 		s.opt.OnPush(op, err)
 	}
 	return e
+}
+
+// CheckBase is checkBase for the filesystem (an open for appending): the
+// refusal is logged and counted like a failed push.
+func (s *Syncer) CheckBase(a vault.Addr, base int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	if err := s.checkBase(ctx, a, base); err != nil {
+		return s.failed("open", a, err)
+	}
+	return nil
+}
+
+// checkBase confirms, with one conditional listing of a's environment (a 304
+// when nothing changed), that Infisical still holds version base of a. If
+// it moved on, the vault and the kernel take the newer value at once and
+// the change is refused with a StaleError, leaving Infisical untouched.
+func (s *Syncer) checkBase(ctx context.Context, a vault.Addr, base int) error {
+	if err := s.refreshScope(ctx, a.Project, a.Env); err != nil {
+		return err
+	}
+	m, ok := s.opt.Vault.Stat(a)
+	switch {
+	case !ok:
+		return &StaleError{Key: a.Key, From: base, Deleted: true}
+	case m.Version != base:
+		return &StaleError{Key: a.Key, From: base, To: m.Version}
+	}
+	return nil
 }

@@ -48,9 +48,11 @@ func (s *Syncer) sync(ctx context.Context, full bool) error {
 	}
 	s.mu.Lock()
 	first := len(s.projects) == 0
-	// No listing is in flight between cycles, and every listing from here on
-	// starts after these writes, so their marks can go.
-	clear(s.written)
+	// Every listing from here on starts after these writes, so their marks
+	// can go, unless a write's version check is listing meanwhile.
+	if s.listing == 0 {
+		clear(s.written)
+	}
 	// A refused write is retried once per cycle: a role may have been
 	// granted since.
 	for _, sc := range s.scopes {
@@ -91,6 +93,7 @@ func (s *Syncer) sync(ctx context.Context, full bool) error {
 	s.lastOK = now
 	s.staleSince = time.Time{}
 	s.lastErr = firstErr
+	s.reachedLocked()
 	s.counts.Pulls++
 	s.mu.Unlock()
 	s.saveState(func(f *state.File) {
@@ -171,7 +174,8 @@ func (s *Syncer) dirOf(projectID string) string {
 }
 
 // syncScope lists one environment recursively and applies the difference to
-// the vault.
+// the vault. It may run for one scope from a cycle and from a write's check
+// at once: tickets keep their applies in order (see scope).
 func (s *Syncer) syncScope(ctx context.Context, p tree.Project, env string, full bool) (tree.Changes, error) {
 	key := scopeKey{p.ID, env}
 	s.mu.Lock()
@@ -185,6 +189,8 @@ func (s *Syncer) syncScope(ctx context.Context, p tree.Project, env string, full
 		etag = ""
 	}
 	seq := s.writeSeq
+	sc.ticket++
+	ticket := sc.ticket
 	s.mu.Unlock()
 
 	res, err := s.opt.API.ListSecrets(ctx, infisical.ListOptions{
@@ -197,7 +203,9 @@ func (s *Syncer) syncScope(ctx context.Context, p tree.Project, env string, full
 		return tree.Changes{}, fmt.Errorf("list %s/%s: %w", p.Dir, env, err)
 	}
 	if res.NotModified {
-		s.scopeOK(key, etag)
+		sc.applyMu.Lock()
+		s.scopeOK(key, ticket, etag)
+		sc.applyMu.Unlock()
 		return tree.Changes{}, nil
 	}
 	defer wipeList(res)
@@ -209,9 +217,54 @@ func (s *Syncer) syncScope(ctx context.Context, p tree.Project, env string, full
 	if err != nil {
 		s.log.Warn("listing folders failed; folders without secrets may be missing", "project", p.Dir, "env", env, "err", err)
 	}
+	sc.applyMu.Lock()
+	defer sc.applyMu.Unlock()
+	s.mu.Lock()
+	stale := ticket < sc.applied
+	s.mu.Unlock()
+	if stale {
+		return tree.Changes{}, nil // a newer listing is already in the vault
+	}
 	ch := s.apply(p, env, res, folders, foldersListed, seq)
-	s.scopeOK(key, res.ETag)
+	s.scopeOK(key, ticket, res.ETag)
 	return ch, nil
+}
+
+// refreshScope lists one environment now, as a cycle would, and passes on
+// what changed; a write's version check and the open-for-write probe use
+// it. Unchanged, it costs one 304.
+func (s *Syncer) refreshScope(ctx context.Context, projectID, env string) error {
+	var p tree.Project
+	for _, q := range s.Projects() {
+		if q.ID == projectID {
+			p = q
+		}
+	}
+	if p.ID == "" {
+		return fmt.Errorf("project %s is not mounted", projectID)
+	}
+	s.mu.Lock()
+	s.listing++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.listing--
+		s.mu.Unlock()
+	}()
+	ch, err := s.syncScope(ctx, p, env, false)
+	if err != nil {
+		if errors.Is(err, infisical.ErrUnreachable) {
+			s.contactFailed(err)
+		}
+		return err
+	}
+	if !ch.Empty() {
+		s.notify(ch, false)
+		if s.opt.OnChange != nil && len(ch.Updated)+len(ch.Added)+len(ch.Removed) > 0 {
+			s.opt.OnChange(changedPaths(ch, s.dirOf))
+		}
+	}
+	return nil
 }
 
 func joinPath(parent, name string) string {
@@ -225,7 +278,9 @@ func joinPath(parent, name string) string {
 // in one vault transaction, skipping addresses written locally since the
 // listing was requested (the listing may predate the write).
 func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, folders []string, foldersListed bool, seq uint64) tree.Changes {
-	desired := map[vault.Addr]want{}
+	// Sized up front: grown entry by entry, a 100k-secret listing spent
+	// more time rehashing and copying than sealing.
+	desired := make(map[vault.Addr]want, len(res.Secrets))
 	for i := range res.Secrets {
 		sec := &res.Secrets[i]
 		path := sec.Path
@@ -247,10 +302,14 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 		}
 	}
 
+	existing := s.opt.Vault.Addrs(p.ID, env)
+	// At least this many are new (all of them at the first sync); the
+	// slices start that large instead of doubling their way there.
+	adds := max(len(desired)-len(existing), 0)
 	s.mu.Lock()
 	skip := func(a vault.Addr) bool { return s.written[a] > seq }
-	var changes []vault.Change
-	var ch tree.Changes
+	changes := make([]vault.Change, 0, adds)
+	ch := tree.Changes{Added: make([]vault.Addr, 0, adds)}
 	for a, w := range desired {
 		if skip(a) {
 			continue
@@ -267,7 +326,7 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 		}
 		changes = append(changes, vault.Change{Addr: a, Value: w.sec.Value, Meta: meta})
 	}
-	for _, a := range s.opt.Vault.Addrs(p.ID, env) {
+	for _, a := range existing {
 		if _, ok := desired[a]; ok || skip(a) {
 			continue
 		}

@@ -68,6 +68,10 @@ type Options struct {
 	Interval       time.Duration // between refresh cycles (default 60s)
 	Jitter         float64       // fraction of Interval added at random (default 0.1)
 	PushTimeout    time.Duration // per push, on a context of our own (default 2m)
+	// StateFlushInterval is how long counters and sync times wait before
+	// they are written without a record change (default 5m); see
+	// FlushState for unmount.
+	StateFlushInterval time.Duration
 
 	Invalidator Invalidator                // may be nil
 	OnChange    func(paths []string)       // after a refresh that changed something; may be nil
@@ -83,12 +87,19 @@ type Syncer struct {
 
 	cycleMu sync.Mutex // one refresh cycle at a time
 
+	// mu guards the fields below; scope.applyMu is taken before it, and
+	// neither is held across a request.
 	mu         sync.Mutex
 	projects   []tree.Project
 	scopes     map[scopeKey]*scope
 	lastOK     time.Time
-	staleSince time.Time // zero while the last contact succeeded
+	staleSince time.Time // zero while the last sync cycle succeeded
 	lastErr    error
+	// contactErr is the last contact's failure, cleared by any request
+	// that succeeds: open-for-write probes Infisical while it is set.
+	contactErr error
+	refusing   bool // a refused open was logged in this burst
+	listing    int  // single-scope listings in flight (see refreshScope)
 	writeSeq   uint64
 	written    map[vault.Addr]uint64 // local writes since a listing began, to not undo them
 	counts     Counts
@@ -111,6 +122,13 @@ type scope struct {
 	lastErr  error
 	writeErr error // a write refused for this environment: fail opens early
 	synced   bool
+	// A cycle and a write's version check may list one scope at once.
+	// Each listing takes a ticket before its request; applyMu (taken
+	// after the request, never across it) applies them in ticket order
+	// and drops one older than what is applied, so an older listing
+	// never undoes a newer one.
+	ticket, applied uint64
+	applyMu         sync.Mutex
 }
 
 // Counts are the syncer's counters, shown in .status and kept in the state
@@ -132,6 +150,9 @@ func New(opt Options) *Syncer {
 	}
 	if opt.PushTimeout <= 0 {
 		opt.PushTimeout = 2 * time.Minute
+	}
+	if opt.StateFlushInterval <= 0 {
+		opt.StateFlushInterval = DefaultStateFlushInterval
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)

@@ -21,6 +21,8 @@ type fixture struct {
 	project string
 	vault   *vault.Vault
 	state   *state.Store
+	hasher  *state.Hasher // nil: HMAC under a key derived from "secret"
+	opt     func(*Options)
 	sync    *Syncer
 	logs    *bytes.Buffer
 	changes [][]string
@@ -50,11 +52,19 @@ func (f *fixture) start(t *testing.T, statePath string) *fixture {
 	if f.vault, err = vault.New(log); err != nil {
 		t.Fatal(err)
 	}
-	if f.state, err = state.Open(statePath, log); err != nil {
+	if f.hasher == nil {
+		key, _ := state.MountKey([]byte("secret"), statePath)
+		f.hasher, _ = state.NewHasher(state.HashHMAC, key)
+	}
+	if f.state, err = state.OpenWith(statePath, state.Options{Logger: log, Hasher: f.hasher}); err != nil {
 		t.Fatal(err)
 	}
-	f.sync = New(Options{API: client, Vault: f.vault, State: f.state, Logger: log, IncludeImports: true,
-		OnChange: func(p []string) { f.mu.Lock(); f.changes = append(f.changes, p); f.mu.Unlock() }})
+	opt := Options{API: client, Vault: f.vault, State: f.state, Logger: log, IncludeImports: true,
+		OnChange: func(p []string) { f.mu.Lock(); f.changes = append(f.changes, p); f.mu.Unlock() }}
+	if f.opt != nil {
+		f.opt(&opt)
+	}
+	f.sync = New(opt)
 	return f
 }
 
@@ -126,7 +136,7 @@ func TestPushRecordsWhatTheServerStored(t *testing.T) {
 	f := newFixture(t, filepath.Join(t.TempDir(), "s.json"), nil)
 	f.syncNow(t)
 	a := vault.Addr{Project: f.project, Env: "dev", Path: "/", Key: "K"}
-	if err := f.sync.Push(a, []byte("  padded  ")); err != nil {
+	if err := f.sync.Push(a, []byte("  padded  "), 0); err != nil {
 		t.Fatal(err)
 	}
 	v, m, err := f.vault.Get(a)
@@ -134,19 +144,19 @@ func TestPushRecordsWhatTheServerStored(t *testing.T) {
 		t.Errorf("vault holds %q v%d (%v), want the server's trimmed value", v.Bytes(), m.Version, err)
 	}
 	f.srv.ResetRequests()
-	if err := f.sync.Push(a, []byte("two")); err != nil {
+	if err := f.sync.Push(a, []byte("two"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if f.srv.Count("PATCH", "/api/v4/secrets/") != 1 || len(f.srv.Requests()) != 1 {
 		t.Errorf("update of a known secret sent %d requests", len(f.srv.Requests()))
 	}
-	if err := f.sync.Delete(a); err != nil {
+	if err := f.sync.Delete(a, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := f.srv.Secret(f.project, "dev", "/", "K"); ok {
 		t.Error("delete did not reach the server")
 	}
-	if err := f.sync.Delete(a); err != nil {
+	if err := f.sync.Delete(a, 0); err != nil {
 		t.Errorf("deleting a secret already gone: %v", err)
 	}
 	snap := f.state.Snapshot()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -135,9 +136,17 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 func cmdDevServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("dev-server", flag.ContinueOnError)
 	addr := fset.String("addr", "127.0.0.1:8222", "address to listen on (loopback only)")
+	// Hidden (left out of the usage): bench/ seeds a project "bench" (env
+	// dev) with this many secrets in folders of 1000, to measure the daemon
+	// against a server in another process.
+	seed := fset.Int("seed-secrets", 0, "")
 	fset.Usage = func() {
 		fmt.Fprintf(fset.Output(), "Usage: infisicalfs dev-server [--addr 127.0.0.1:8222]\n\nAn in-memory Infisical-compatible server with sample data, for trying infisicalfs.\n\n")
-		fset.PrintDefaults()
+		fset.VisitAll(func(f *flag.Flag) {
+			if f.Name != "seed-secrets" {
+				fmt.Fprintf(fset.Output(), "  --%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+			}
+		})
 	}
 	if err := parseFlags(fset, args, stderr); err != nil {
 		return err
@@ -148,6 +157,9 @@ func cmdDevServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer srv.Close()
 	id, secret := srv.LoadSample()
+	if *seed > 0 {
+		seedBench(srv, id, *seed)
+	}
 	fmt.Fprintf(stdout, "infisicalfs dev-server listening on %s\n\n", srv.URL())
 	fmt.Fprintf(stdout, "export INFISICAL_URL=%s\nexport INFISICAL_CLIENT_ID=%s\nexport INFISICAL_CLIENT_SECRET=%s\n\n", srv.URL(), id, secret)
 	fmt.Fprintln(stdout, "Sample data only: these credentials are not secret. Ctrl-C stops the server.")
@@ -159,4 +171,17 @@ func cmdDevServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// seedBench adds project "bench" (env dev) holding n secrets
+// /fNNN/K_NNNNNN in folders of 1000, each a distinct 64-byte value, readable
+// by the sample identity.
+func seedBench(srv *infisicaltest.Server, clientID string, n int) {
+	pid := srv.AddProject("bench", "Bench", "dev")
+	srv.Grant(clientID, pid, infisicaltest.PermReadWrite)
+	for i := range n {
+		v := fmt.Sprintf("bench-value-%06d-", i)
+		v += strings.Repeat("x", 64-len(v))
+		srv.SetSecret(pid, "dev", fmt.Sprintf("/f%03d", i/1000), fmt.Sprintf("K_%06d", i), v)
+	}
 }

@@ -590,3 +590,104 @@ func TestMountAsNormalUser(t *testing.T) {
 		t.Error("still mounted after SIGTERM")
 	}
 }
+
+// TestSignalDuringStartLeavesNothing: SIGTERM at any moment of the start
+// (login, first sync, the mount itself, go-fuse's poll of the new mount)
+// ends the process promptly and leaves no mount behind. Before signals were
+// taken at the very start, one landing during the mount killed the process
+// while a thread of it waited on its own mount: unkillable, mount dead.
+func TestSignalDuringStartLeavesNothing(t *testing.T) {
+	testutil.RequireFUSE(t)
+	w := newWorld(t)
+	for i := 0; i < 24; i++ {
+		mnt := filepath.Join(w.dir, fmt.Sprintf("mnt%d", i))
+		if err := os.Mkdir(mnt, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "mount", mnt)
+		cmd.Env = w.env()
+		var logs testutil.Buffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// Spread the signal over the start: from before the login to
+		// after the mount is ready.
+		time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			// Before the handler exists (runtime start, flags) the
+			// default action ends it, with nothing mounted yet.
+			var ee *exec.ExitError
+			if err != nil && !(errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGTERM) {
+				t.Errorf("signal after %d ms: exit %v\n%s", i*3, err, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("signal after %d ms: still running 15 s after SIGTERM\n%s", i*3, logs.String())
+		}
+		if mounted(mnt) {
+			t.Errorf("signal after %d ms: %s left mounted\n%s", i*3, mnt, logs.String())
+			exec.Command(binary, "unmount", mnt).Run()
+		}
+	}
+}
+
+// `infisicalfs mount --agent-config agent.yaml MNT` with no other
+// settings: the agent file gives the address, the credentials and the
+// template, which renders in the mount; rewriting the template's source
+// file re-renders it live (the source files are watched like the config).
+func TestAgentConfigThroughBinary(t *testing.T) {
+	w := newWorld(t)
+	write := func(name, text string) string {
+		p := filepath.Join(w.dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("id", testID)
+	write("secret", testSecret)
+	tmpl := write("app.tmpl", `{{ range listSecrets "`+w.project+`" "dev" "/app" }}{{ .Key }}={{ .Value }}{{ end }}`)
+	agent := write("agent.yaml", `infisical:
+  address: "`+w.srv.URL()+`"
+auth:
+  type: universal-auth
+  config:
+    client-id: ./id
+    client-secret: ./secret
+templates:
+  - source-path: ./app.tmpl
+    destination-path: /etc/app/app.env
+`)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "XDG_STATE_HOME=" + filepath.Join(w.dir, "state")}
+	mnt := filepath.Join(w.dir, "mnt")
+	p := w.mount(mnt, env, "--agent-config", agent)
+	file := filepath.Join(mnt, "app.env")
+	b, err := os.ReadFile(file)
+	if err != nil || string(b) != "PORT=8080" {
+		t.Fatalf("app.env: %q %v\n%s", b, err, p.logs)
+	}
+	if !strings.Contains(p.logs.String(), "/etc/app") {
+		t.Errorf("the start-up notice does not name /etc/app:\n%s", p.logs)
+	}
+	// Replace the template file by rename, as editors and Kubernetes do.
+	write("app.tmpl.new", `port {{ (getSecretByName "`+w.project+`" "dev" "/app" "PORT").Value }}`)
+	if err := os.Rename(filepath.Join(w.dir, "app.tmpl.new"), tmpl); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err = os.ReadFile(file)
+		if err == nil && string(b) == "port 8080" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after rewriting the template: %q %v\n%s", b, err, p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -78,32 +78,73 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
+	// With an agent config the credentials may come from it: Start
+	// validates once it has applied it.
+	if cfg.AgentConfig == "" && cfg.AgentConfigBase64 == "" {
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
 	}
 	log, level := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	// A reader of stderr that went away (`make demo | tee` then Ctrl-C)
 	// must not kill the daemon with SIGPIPE before it unmounts: writes
 	// then fail with EPIPE instead.
 	signal.Ignore(syscall.SIGPIPE)
+	// Signals are ours from here on, before anything is mounted: a
+	// SIGTERM's default action during the mount would kill the process
+	// while go-fuse's own poll of the new mount waits for an answer that
+	// then never comes, leaving an unkillable process and a dead mount.
+	// One arriving during the start cancels it.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	startCtx, cancelStart := context.WithCancel(ctx)
+	defer cancelStart()
+	startDone := make(chan struct{})
+	stopRequested := make(chan os.Signal, 1)
+	go func() {
+		for {
+			select {
+			case <-startDone:
+				return
+			case sg := <-sig:
+				if sg == syscall.SIGHUP {
+					continue // nothing to refresh yet
+				}
+				stopRequested <- sg
+				cancelStart()
+				return
+			}
+		}
+	}()
 	if err := harden.DisableCoreDumps(); err != nil {
 		log.Warn("could not disable core dumps", "err", err)
 	}
 	if cfg.DebugFUSE {
 		log.Warn("--debug-fuse prints the bytes of every read and write: secret values will appear in the log")
 	}
-	d, err := daemon.Start(ctx, daemon.Options{
+	d, err := daemon.Start(startCtx, daemon.Options{
 		Config: cfg, Mountpoint: mnt, Logger: log, Level: level,
 		Version: version, Notice: stderr, Resolve: resolve,
 	})
+	close(startDone)
 	if err != nil {
+		select {
+		case sg := <-stopRequested:
+			log.Info("signal during start: stopped", "signal", sg.String())
+			return nil
+		default:
+		}
 		return err
+	}
+	select {
+	case sg := <-stopRequested:
+		log.Info("signal: unmounting", "signal", sg.String())
+		return stop(d, log, mnt)
+	default:
 	}
 	notifySystemd("READY=1")
 
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sig)
 	for {
 		select {
 		case <-d.Done():

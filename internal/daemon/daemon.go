@@ -56,9 +56,6 @@ type Daemon struct {
 // fails, nothing is left mounted or running.
 func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	cfg := o.Config
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -66,6 +63,51 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	notice := o.Notice
 	if notice == nil {
 		notice = io.Discard
+	}
+	// An agent config stands in for the settings it holds (agent.go).
+	agent, err := agentSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var onToken func([]byte)
+	if agent != nil {
+		var kept string
+		if cfg, kept, err = withAgent(cfg, agent, ""); err != nil {
+			return nil, err
+		}
+		if w := agent.Warning(); w != "" {
+			log.Warn(w)
+		}
+		fmt.Fprintf(notice, "agent config: its templates appear under the mount point as they would under %s (mount there to keep the agent's paths)\n", agent.Root)
+		if len(agent.Sinks) > 0 {
+			onToken = func(tok []byte) {
+				if err := agent.WriteSinks(tok); err != nil {
+					log.Warn("writing the agent config's token sink failed", "err", err)
+				}
+			}
+		}
+		if resolve := o.Resolve; resolve != nil {
+			o.Resolve = func() (config.Config, error) {
+				next, err := resolve()
+				if err != nil {
+					return next, err
+				}
+				as, err := agentSettings(next)
+				if err != nil || as == nil {
+					return next, err
+				}
+				next, _, err = withAgent(next, as, kept)
+				return next, err
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// Rules that the mount would not enforce must not look as if they
+	// were: until fs applies the access engine, refuse them.
+	if len(cfg.Access) > 0 || cfg.AuditLog != "" {
+		return nil, errors.New("[[access]] rules and audit_log are parsed and checked, but this build of the mount does not enforce them yet; remove them to mount")
 	}
 	// The mountpoint is checked before Infisical is contacted: a typo
 	// should not cost a login and a full pull to find out.
@@ -98,9 +140,10 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 		log.Info("serving metrics", "addr", d.metrics.String())
 	}
 	d.src, err = NewSource(ctx, SourceOptions{
-		Config: cfg, StatePath: statePath, Logger: log, Metrics: m,
+		Config: cfg, StatePath: statePath, Mountpoint: o.Mountpoint, Logger: log, Metrics: m,
 		UserAgent:  "infisicalfs/" + o.Version,
 		HTTPClient: o.HTTPClient, Retry: o.Retry, PushTimeout: o.PushTimeout,
+		OnToken: onToken,
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/syncer"
+	"github.com/infisicalfs/infisicalfs/templates"
 )
 
 // View is how one mount shows a Source.
@@ -60,6 +61,7 @@ type StatusDoc struct {
 	Mountpoint string `json:"mountpoint"`
 	ReadOnly   bool   `json:"read_only"`
 	syncer.Status
+	Templates []templates.Status `json:"templates,omitempty"`
 }
 
 // Mount is one view of a Source served at a mount point.
@@ -94,8 +96,18 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 	fo.Status = func() []byte {
 		statusMu.Lock()
 		defer statusMu.Unlock()
-		b, _ := json.MarshalIndent(StatusDoc{PID: os.Getpid(), Version: v.Version, Mountpoint: mountpoint, ReadOnly: v.ReadOnly, Status: s.sync.Status()}, "", "  ")
+		doc := StatusDoc{PID: os.Getpid(), Version: v.Version, Mountpoint: mountpoint, ReadOnly: v.ReadOnly, Status: s.sync.Status()}
+		if s.tmpl != nil {
+			doc.Templates = s.tmpl.Status()
+		}
+		b, _ := json.MarshalIndent(doc, "", "  ")
 		return append(b, '\n')
+	}
+	if s.tmpl != nil {
+		if err := s.templateCollisions(s.rootNames(fo)); err != nil {
+			return nil, err
+		}
+		fo.Templates = s.tmpl
 	}
 	fsys := fs.New(fo)
 	s.addView(fsys)
@@ -107,6 +119,22 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 	m := &Mount{src: s, fsys: fsys, srv: srv, dir: mountpoint, done: make(chan struct{})}
 	go func() { srv.Wait(); close(m.done) }()
 	return m, nil
+}
+
+// rootNames are the names the mount root shows besides templates: .status
+// and the project directories, or in a flat view the environment's root
+// keys and folders.
+func (s *Source) rootNames(fo fs.Options) []string {
+	names := []string{".status"}
+	if fo.Flat {
+		l := s.vault.List(fo.FlatProject, fo.FlatEnv, "/")
+		names = append(names, l.Keys...)
+		return append(names, l.Folders...)
+	}
+	for _, p := range s.sync.Projects() {
+		names = append(names, p.Dir)
+	}
+	return names
 }
 
 // flatScope finds the one project environment a flat view shows.

@@ -47,6 +47,49 @@ func IsMounted(path string) (bool, error) {
 	return false, sc.Err()
 }
 
+// abortConnection aborts the FUSE connection mounted at path through
+// fusectl (mounting fusectl if it is not), best effort: the unmount that
+// follows is what the caller checks.
+func abortConnection(path string) {
+	dev, ok := mountDevice(path)
+	if !ok {
+		return
+	}
+	const ctl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(ctl + "/" + dev); errors.Is(err, os.ErrNotExist) {
+		_ = unix.Mount("fusectl", ctl, "fusectl", 0, "")
+	}
+	_ = os.WriteFile(ctl+"/"+dev+"/abort", []byte("1"), 0)
+}
+
+// mountDevice is the minor device number of the FUSE mount at path (the
+// fusectl connection's name), from /proc/self/mountinfo.
+func mountDevice(path string) (string, bool) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", false
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	dev := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || unescapeMountinfo(f[4]) != abs {
+			continue
+		}
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) && strings.HasPrefix(f[i+1], "fuse") {
+				if _, minor, ok := strings.Cut(f[2], ":"); ok {
+					dev = minor // the last one mounted there wins
+				}
+			}
+		}
+	}
+	return dev, dev != ""
+}
+
 func unescapeMountinfo(s string) string {
 	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
 	return r.Replace(s)
@@ -62,9 +105,13 @@ func Stale(path string) bool {
 }
 
 // ForceUnmount detaches a FUSE mount, live or dead: the umount syscall as root,
-// else fusermount3 (lazily, so a dead mount goes too).
+// else fusermount3 (lazily, so a dead mount goes too). As root it first
+// aborts the mount's FUSE connection, which fails every request still
+// waiting on it: a daemon killed while one of its own threads waited on
+// its mount can then finish exiting instead of hanging forever.
 func ForceUnmount(path string, stderr io.Writer) error {
 	if os.Geteuid() == 0 {
+		abortConnection(path)
 		err := unix.Unmount(path, 0)
 		if err == nil {
 			return nil

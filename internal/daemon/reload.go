@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/infisicalfs/infisicalfs/config"
+	"github.com/infisicalfs/infisicalfs/templates"
 )
 
 // reloadDebounce coalesces the burst of events an editor's save or a
@@ -25,8 +26,13 @@ type live struct {
 
 func (l live) SetRefreshInterval(d time.Duration) { l.src.sync.SetInterval(d) }
 func (l live) SetCredentials(id, secret string)   { l.src.client.SetCredentials(id, secret) }
-func (l live) SetFilter(projects, envs []string)  { l.src.sync.SetFilter(projects, envs) }
-func (l live) SetHooks(hooks []config.Hook)       { l.src.hooks.Update(hooks) }
+func (l live) SetFilter(projects, envs []string)  { l.src.setFilter(projects, envs) }
+func (l live) SetTemplates(ts []config.Template) {
+	if l.src.tmpl != nil {
+		l.src.tmpl.reload(ts)
+	}
+}
+func (l live) SetHooks(hooks []config.Hook) { l.src.hooks.Update(hooks) }
 func (l live) SetLogLevel(level string) {
 	if l.level != nil {
 		_ = l.level.UnmarshalText([]byte(level))
@@ -52,7 +58,7 @@ type reloader struct {
 // watchConfig starts a reloader; with nothing to watch it returns a no-op.
 func watchConfig(ctx context.Context, cfg config.Config, resolve func() (config.Config, error), src *Source, level *slog.LevelVar, log *slog.Logger) (io.Closer, error) {
 	r := &reloader{ctx: ctx, resolve: resolve, live: live{src, level}, log: log, running: cfg}
-	creds := cfg.CredentialFiles()
+	creds := watched(cfg)
 	if cfg.ConfigFile == "" && len(creds) == 0 {
 		return nil, nil
 	}
@@ -90,16 +96,31 @@ func (r *reloader) reload() error {
 	if len(remount) > 0 {
 		r.log.Warn("these settings changed but need a remount; the running values stay", "keys", remount)
 	}
-	if !slices.Equal(r.running.CredentialFiles(), now.CredentialFiles()) {
+	// A rewritten template source file changes no key either: the
+	// templates compare their text and re-render only when it changed.
+	if len(now.Templates) > 0 {
+		r.live.SetTemplates(now.Templates)
+	}
+	if !slices.Equal(watched(r.running), watched(now)) {
 		// The watcher's file list is fixed when it starts: watch the new
 		// paths from a new watcher (not from inside this callback).
-		go r.rewatch(now.ConfigFile, now.CredentialFiles())
+		go r.rewatch(now.ConfigFile, watched(now))
 	}
 	r.running = now
 	if len(applied) > 0 {
 		r.log.Info("config reloaded", "applied", applied)
 	}
 	return nil
+}
+
+// watched are the files besides the config file whose change reloads:
+// the credential files, the templates' source files and an agent config.
+func watched(cfg config.Config) []string {
+	files := append(cfg.CredentialFiles(), templates.SourceFiles(cfg.Templates)...)
+	if cfg.AgentConfig != "" {
+		files = append(files, cfg.AgentConfig)
+	}
+	return files
 }
 
 func (r *reloader) rewatch(configFile string, creds []string) {

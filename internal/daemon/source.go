@@ -34,14 +34,19 @@ import (
 type SourceOptions struct {
 	Config    config.Config
 	StatePath string // the state file; "" keeps no state file
-	Logger    *slog.Logger
-	Metrics   *metrics.Metrics // may be nil
-	UserAgent string
+	// Mountpoint names the mount the state file's hash key is derived
+	// for; "" uses StatePath.
+	Mountpoint string
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics // may be nil
+	UserAgent  string
 
 	// For tests and benchmarks: nil or zero keeps what Config says.
 	HTTPClient  *http.Client
 	Retry       *infisical.RetryPolicy
 	PushTimeout time.Duration
+	// OnToken receives every new access token (the agent config's sinks).
+	OnToken func(token []byte)
 }
 
 // Source is one identity's view of Infisical kept in step with it. Its
@@ -54,6 +59,8 @@ type Source struct {
 	state  *state.Store
 	sync   *syncer.Syncer
 	hooks  *hooks.Runner
+	tmpl   *tmplState // nil without [[template]]s (templates.go)
+	filter scopeFilter
 
 	mu     sync.Mutex
 	views  []*fs.FS // told of every change, in mount order
@@ -79,9 +86,26 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create vault: %w", err)
 	}
+	// Templates are parsed before anything is contacted: a typo should not
+	// cost a login and a full pull to find out.
+	tm, err := newTemplates(cfg, newVaultSource(v), log)
+	if err != nil {
+		v.Destroy()
+		return nil, err
+	}
 	var st *state.Store
 	if o.StatePath != "" {
-		if st, err = state.Open(o.StatePath, log); err != nil {
+		keyFor := o.Mountpoint
+		if keyFor == "" {
+			keyFor = o.StatePath
+		}
+		hasher, keySource, err := state.HasherFor(cfg.StateHash, []byte(cfg.ClientSecret), keyFor)
+		if err != nil {
+			v.Destroy()
+			return nil, err
+		}
+		log.Debug("state file", "path", o.StatePath, "hash", hasher.Scheme(), "key", keySource)
+		if st, err = state.OpenWith(o.StatePath, state.Options{Logger: log, Hasher: hasher}); err != nil {
 			v.Destroy()
 			return nil, err
 		}
@@ -105,21 +129,29 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		Logger:              log,
 		UserAgent:           o.UserAgent,
 		Observe:             observe(o.Metrics),
+		OnToken:             o.OnToken,
 	})
 	if err != nil {
 		v.Destroy()
 		return nil, err
 	}
-	s := &Source{cfg: cfg, log: log, client: client, vault: v, state: st, hooks: hooks.New(cfg.OnChange, log)}
+	s := &Source{cfg: cfg, log: log, client: client, vault: v, state: st, hooks: hooks.New(cfg.OnChange, log), tmpl: tm}
+	projects, envs := s.filter.set(cfg.Projects, cfg.Envs)
+	if tm != nil {
+		// What the templates' text names is synced from the first cycle
+		// on (templates.go).
+		projects, envs, _ = s.filter.need(tm.current().Scopes(), nil)
+	}
 	s.sync = syncer.New(syncer.Options{
 		API: client, Vault: v, State: st, Logger: log,
-		Projects: cfg.Projects, Envs: cfg.Envs, IncludeImports: cfg.IncludeImports,
-		Interval:    cfg.RefreshInterval.Duration,
-		PushTimeout: o.PushTimeout,
-		Invalidator: s,
-		OnChange:    s.changed,
-		OnSync:      syncObserver(o.Metrics, v),
-		OnPush:      pushObserver(o.Metrics),
+		Projects: projects, Envs: envs, IncludeImports: cfg.IncludeImports,
+		Interval:           cfg.RefreshInterval.Duration,
+		StateFlushInterval: cfg.StateFlushInterval.Duration,
+		PushTimeout:        o.PushTimeout,
+		Invalidator:        s,
+		OnChange:           s.changed,
+		OnSync:             syncObserver(o.Metrics, v),
+		OnPush:             pushObserver(o.Metrics),
 	})
 	if err := s.sync.Sync(ctx, true); err != nil && len(s.sync.Projects()) == 0 {
 		s.Close(ctx)
@@ -127,6 +159,10 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	}
 	if len(s.sync.Projects()) == 0 {
 		log.Warn("the identity can read no project: the mount will be empty; grant it a role in Access Control")
+	}
+	if err := s.startTemplates(ctx); err != nil {
+		s.Close(ctx)
+		return nil, err
 	}
 	s.started.Store(true)
 	return s, nil
@@ -156,6 +192,9 @@ func (s *Source) changed(paths []string) {
 // Invalidate passes a change to every mounted view; the syncer calls it
 // from its notifier goroutine.
 func (s *Source) Invalidate(ch tree.Changes) {
+	if s.tmpl != nil && s.started.Load() {
+		s.tmpl.changed(ch)
+	}
 	s.mu.Lock()
 	views := append([]*fs.FS(nil), s.views...)
 	s.mu.Unlock()
@@ -202,11 +241,13 @@ func (s *Source) Close(ctx context.Context) error {
 		<-loop
 	}
 	s.hooks.Close()
+	if s.tmpl != nil {
+		s.tmpl.close()
+	}
 	var errs []error
-	if s.state != nil {
-		if err := s.state.Save(); err != nil {
-			errs = append(errs, fmt.Errorf("save state file: %w", err))
-		}
+	// Counters and sync times wait for state_flush_interval: save them now.
+	if err := s.sync.FlushState(); err != nil {
+		errs = append(errs, err)
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer rcancel()

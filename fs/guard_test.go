@@ -1,0 +1,192 @@
+package fs_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+)
+
+// Issue 18: a write derived from a read never reverts a change the mount
+// has not seen. Each case: the mount holds version 1 (its refresh interval
+// is an hour, so it stays stale), someone rotates the secret in Infisical,
+// then a real program edits the mounted file. The edit must fail visibly,
+// leave Infisical's newer value untouched, bring the newer value into the
+// mount at once, and work when re-run.
+
+const (
+	oldValue     = "postgres://app:OLD-PASSWORD@db1/shop"
+	rotatedValue = "postgres://app:NEW-PASSWORD@db1/shop"
+)
+
+func seedGuard(srv *infisicaltest.Server, pid string) {
+	srv.SetSecret(pid, "dev", "/", "DATABASE_URL", oldValue)
+}
+
+// rotate changes the secret out of band and checks the mount did not see it.
+func (m *testMount) rotate(t *testing.T) {
+	t.Helper()
+	if got := m.readFile("webshop/dev/DATABASE_URL"); got != oldValue {
+		t.Fatalf("before the rotation the mount shows %q", got)
+	}
+	m.srv.SetSecret(m.project, "dev", "/", "DATABASE_URL", rotatedValue)
+	if got := m.readFile("webshop/dev/DATABASE_URL"); got != oldValue {
+		t.Fatalf("the mount saw the rotation without a refresh: %q", got)
+	}
+}
+
+// refused checks the aftermath of a refused edit.
+func (m *testMount) refused(t *testing.T, what string, out string, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s after an out-of-band change succeeded:\n%s", what, out)
+	}
+	if v, _ := m.serverValue("dev", "/", "DATABASE_URL"); v != rotatedValue {
+		t.Fatalf("%s reverted the rotation: server holds %q", what, v)
+	}
+	if !strings.Contains(m.logs.String(), "DATABASE_URL changed in Infisical (version 1 → 2) since it was read; re-read and retry") &&
+		!strings.Contains(m.logs.String(), "changed in Infisical since it was opened") {
+		t.Errorf("%s: the log does not say why:\n%s", what, m.logs.String())
+	}
+	m.fsys.Flush()
+	if got := m.readFile("webshop/dev/DATABASE_URL"); got != rotatedValue {
+		t.Errorf("%s: after the refusal the mount shows %q, want the newer value", what, got)
+	}
+}
+
+func TestStaleEditsAreRefused(t *testing.T) {
+	vim := "vim -u NONE -i NONE -N -es -c 'set backupcopy=auto backupskip= nobackup writebackup' -c '%s/db1/db2/' -c 'wq' DATABASE_URL"
+	cases := []struct {
+		name, script string
+		want         string // after the re-run
+	}{
+		{"sed -i", "sed -i 's/db1/db2/' DATABASE_URL", strings.Replace(rotatedValue, "db1", "db2", 1)},
+		{"vim -es", vim, strings.Replace(rotatedValue, "db1", "db2", 1)},
+		{"append", "echo '?sslmode=on' >> DATABASE_URL", rotatedValue + "?sslmode=on"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mountForTest(t, withSeed(seedGuard))
+			dir := m.path("webshop", "dev")
+			m.rotate(t)
+			cmd := shIn(dir, tc.script)
+			out, err := cmd.CombinedOutput()
+			m.refused(t, tc.name, string(out), err)
+			if out, err := shIn(dir, tc.script).CombinedOutput(); err != nil {
+				t.Fatalf("%s re-run on the fresh value: %v\n%s", tc.name, err, out)
+			}
+			m.both("dev", "/", "DATABASE_URL", tc.want)
+		})
+	}
+}
+
+// A Go program's O_RDWR edit: close reports ESTALE.
+func TestStaleReadWriteEditIsRefused(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	m.rotate(t)
+	edit := func() error {
+		f, err := os.OpenFile(m.path("webshop/dev/DATABASE_URL"), os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		b := make([]byte, 64)
+		n, _ := f.Read(b)
+		if _, err := f.WriteAt([]byte(strings.Replace(string(b[:n]), "db1", "db9", 1)), 0); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	err := edit()
+	if err == nil || !strings.Contains(err.Error(), "stale file handle") {
+		t.Fatalf("O_RDWR edit of a stale value: close = %v, want ESTALE", err)
+	}
+	m.refused(t, "O_RDWR edit", "", err)
+	if err := edit(); err != nil {
+		t.Fatalf("O_RDWR edit re-run: %v", err)
+	}
+	m.both("dev", "/", "DATABASE_URL", strings.Replace(rotatedValue, "db1", "db9", 1))
+}
+
+// rm and mv of a key that changed since the mount saw it are refused too.
+func TestStaleRemoveAndMoveAreRefused(t *testing.T) {
+	for _, script := range []string{"rm DATABASE_URL", "mv DATABASE_URL DB_URL"} {
+		t.Run(script, func(t *testing.T) {
+			m := mountForTest(t, withSeed(seedGuard))
+			m.rotate(t)
+			out, err := shIn(m.path("webshop", "dev"), script).CombinedOutput()
+			m.refused(t, script, string(out), err)
+			if !strings.Contains(string(out), "Stale file handle") {
+				t.Errorf("%s said %q, want the errno ESTALE", script, out)
+			}
+			if out, err := shIn(m.path("webshop", "dev"), script).CombinedOutput(); err != nil {
+				t.Fatalf("%s re-run: %v\n%s", script, err, out)
+			}
+			m.goneBoth("dev", "/", "DATABASE_URL")
+		})
+	}
+}
+
+// Blind overwrites stay last-writer-wins, and cost no check.
+func TestBlindOverwriteLandsWithoutACheck(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	m.rotate(t)
+	m.srv.ResetRequests()
+	m.mustSh("cd webshop/dev && echo 'postgres://replaced' > DATABASE_URL")
+	m.both("dev", "/", "DATABASE_URL", "postgres://replaced")
+	if n := m.srv.Count("GET", "/api/v4/secrets"); n != 0 {
+		t.Errorf("a blind overwrite made %d listings, want none", n)
+	}
+}
+
+// A guarded write costs one conditional listing (a 304 when nothing
+// changed) beyond the push.
+func TestGuardedWriteCostsOneConditionalListing(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	m.readFile("webshop/dev/DATABASE_URL")
+	m.srv.ResetRequests()
+	m.mustSh("cd webshop/dev && sed -i 's/db1/db3/' DATABASE_URL")
+	m.both("dev", "/", "DATABASE_URL", strings.Replace(oldValue, "db1", "db3", 1))
+	var lists, notModified int
+	for _, r := range m.srv.Requests() {
+		if r.Method == "GET" && r.Path == "/api/v4/secrets" {
+			lists++
+			if r.Status == 304 {
+				notModified++
+			}
+		}
+	}
+	if lists != 1 || notModified != 1 {
+		t.Errorf("sed -i with nothing changed made %d listings (%d answered 304), want 1 and 1", lists, notModified)
+	}
+}
+
+// Issue 12: after a failed contact, an open for writing asks Infisical
+// once instead of trusting the failure until the next cycle (an hour
+// here): refused while Infisical is down, accepted the moment it answers.
+func TestWritesLandRightAfterRecovery(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	m.srv.SetOutage(true)
+	if err := m.sync.Sync(context.Background(), false); err == nil {
+		t.Fatal("a sync during the outage succeeded")
+	}
+	dir := m.path("webshop", "dev")
+	for i := 0; i < 2; i++ {
+		if out, err := shIn(dir, "echo during-outage > DATABASE_URL").CombinedOutput(); err == nil {
+			t.Fatalf("a write during the outage was accepted: %s", out)
+		}
+	}
+	if n := strings.Count(m.logs.String(), "refusing writes: Infisical did not answer a probe"); n != 1 {
+		t.Errorf("two refused opens in one outage logged %d times, want once", n)
+	}
+	m.srv.SetOutage(false)
+	if out, err := shIn(dir, "echo after-outage > DATABASE_URL").CombinedOutput(); err != nil {
+		t.Fatalf("the first write after the outage failed: %v\n%s", err, out)
+	}
+	m.both("dev", "/", "DATABASE_URL", "after-outage")
+	if st := m.sync.Status(); !st.Stale {
+		t.Error("one write's probe made the whole mount look fresh; only a sync cycle does")
+	}
+}
