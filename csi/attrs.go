@@ -29,6 +29,7 @@ const (
 	AttrGID        = "gid"        // group of every file (default: the pod's fsGroup, else 0)
 	AttrIdentityID = "identityId" // Kubernetes auth: the Infisical machine identity's id
 	AttrAudience   = "audience"   // Kubernetes auth: which tokenRequests audience to use
+	AttrTemplates  = "templates"  // JSON list of {"path", "content", "mode"}: rendered files in the volume
 )
 
 // Keys kubelet adds with podInfoOnMount and tokenRequests.
@@ -48,7 +49,7 @@ const (
 // for; the Infisical identity's Kubernetes auth must allow it.
 const DefaultAudience = "infisical"
 
-var userAttrs = []string{AttrProject, AttrEnv, AttrPath, AttrReadOnly, AttrFileMode, AttrUID, AttrGID, AttrIdentityID, AttrAudience}
+var userAttrs = []string{AttrProject, AttrEnv, AttrPath, AttrReadOnly, AttrFileMode, AttrUID, AttrGID, AttrIdentityID, AttrAudience, AttrTemplates}
 
 // Scope is what a source syncs. Together with the identity fingerprint and
 // the URL it is the registry key.
@@ -56,7 +57,22 @@ type Scope struct {
 	Project string
 	Env     string
 	Path    string // "/" or "/a/b", cleaned
+	// Templates is the volume's templates as canonical JSON ([]Template),
+	// "" for none: they render inside the source, so volumes share a
+	// source only if their templates are the same.
+	Templates string
 }
+
+// Template is one rendered file of a volume (the config's [[template]]
+// without source files or on_change commands: a pod may not name files
+// or run programs on the node).
+type Template struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
+	Mode    string `json:"mode,omitempty"`
+}
+
+const maxTemplates = 32
 
 // View is what differs between mounts of one source.
 type View struct {
@@ -289,7 +305,54 @@ func parseScope(a map[string]string) (Scope, error) {
 		}
 		s.Path = path.Clean(p)
 	}
+	if raw, ok := a[AttrTemplates]; ok && raw != "" {
+		ts, err := parseTemplates(raw)
+		if err != nil {
+			return s, err
+		}
+		b, _ := json.Marshal(ts)
+		s.Templates = string(b)
+	}
 	return s, nil
+}
+
+// parseTemplates reads the templates attribute strictly: unknown fields,
+// unclean paths, duplicates and bad modes are refused here, with the
+// attribute named; the template syntax is checked when the source opens.
+func parseTemplates(raw string) ([]Template, error) {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var ts []Template
+	if err := dec.Decode(&ts); err != nil {
+		return nil, attrErr(AttrTemplates, "want a JSON list of {\"path\", \"content\", \"mode\"}: %v", err)
+	}
+	if dec.More() {
+		return nil, attrErr(AttrTemplates, "trailing data after the JSON list")
+	}
+	if len(ts) == 0 || len(ts) > maxTemplates {
+		return nil, attrErr(AttrTemplates, "want 1 to %d templates, have %d", maxTemplates, len(ts))
+	}
+	seen := map[string]bool{}
+	for i, t := range ts {
+		for _, c := range strings.Split(t.Path, "/") {
+			if c == "" || c == "." || c == ".." || len(c) > 255 || strings.ContainsRune(c, 0) {
+				return nil, attrErr(AttrTemplates, "template %d: path %q: want a clean relative path like app.env or rendered/app.env", i, t.Path)
+			}
+		}
+		if seen[t.Path] {
+			return nil, attrErr(AttrTemplates, "two templates have path %q", t.Path)
+		}
+		seen[t.Path] = true
+		if t.Content == "" {
+			return nil, attrErr(AttrTemplates, "template %d (%s): content is empty", i, t.Path)
+		}
+		if t.Mode != "" {
+			if n, err := strconv.ParseUint(t.Mode, 8, 32); err != nil || n > 0o777 || len(t.Mode) > 4 {
+				return nil, attrErr(AttrTemplates, "template %d (%s): mode %q: want octal permission bits like 0440", i, t.Path, t.Mode)
+			}
+		}
+	}
+	return ts, nil
 }
 
 func parseBool(key, s string, def bool) (bool, error) {

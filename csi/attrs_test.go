@@ -29,7 +29,7 @@ func TestParseVolumeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Volume{ID: "v1", Target: "/t", Scope: Scope{"webshop", "dev", "/"}, View: View{ReadOnly: true, FileMode: 0o444}, Pod: "shop/web-0"}
+	want := Volume{ID: "v1", Target: "/t", Scope: Scope{Project: "webshop", Env: "dev", Path: "/"}, View: View{ReadOnly: true, FileMode: 0o444}, Pod: "shop/web-0"}
 	if v.ID != want.ID || v.Scope != want.Scope || v.View != want.View || v.Pod != want.Pod {
 		t.Fatalf("got %+v, want %+v", v, want)
 	}
@@ -110,6 +110,13 @@ func TestParseVolumeRefusals(t *testing.T) {
 		{"k8s without tokens", PublishInput{Attrs: with("identityId", "id-1")}, "identityId", "tokenRequests"},
 		{"k8s wrong audience", PublishInput{Attrs: map[string]string{"project": "p", "env": "dev", "identityId": "id-1", ctxSATokens: tokens("other", canaryJWT)}}, "audience", `audience "infisical"`},
 		{"k8s garbled tokens", PublishInput{Attrs: map[string]string{"project": "p", "env": "dev", "identityId": "id-1", ctxSATokens: `{"infisical":` + canaryJWT}}, ctxSATokens, "not JSON"},
+		{"templates not JSON", PublishInput{Attrs: with("templates", "app.env"), Secrets: universalSecrets()}, "templates", "JSON list"},
+		{"templates unknown field", PublishInput{Attrs: with("templates", `[{"path":"a","content":"x","on_change":["sh"]}]`), Secrets: universalSecrets()}, "templates", "unknown field"},
+		{"templates escape", PublishInput{Attrs: with("templates", `[{"path":"../etc/x","content":"x"}]`), Secrets: universalSecrets()}, "templates", "clean relative path"},
+		{"templates absolute", PublishInput{Attrs: with("templates", `[{"path":"/x","content":"x"}]`), Secrets: universalSecrets()}, "templates", "clean relative path"},
+		{"templates duplicate", PublishInput{Attrs: with("templates", `[{"path":"a","content":"x"},{"path":"a","content":"y"}]`), Secrets: universalSecrets()}, "templates", "two templates"},
+		{"templates empty", PublishInput{Attrs: with("templates", `[]`), Secrets: universalSecrets()}, "templates", "1 to 32"},
+		{"templates bad mode", PublishInput{Attrs: with("templates", `[{"path":"a","content":"x","mode":"rw"}]`), Secrets: universalSecrets()}, "templates", "octal"},
 		{"audience without identity", PublishInput{Attrs: with("audience", "x")}, "audience", "identityId"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,4 +269,29 @@ func TestSameVolume(t *testing.T) {
 	if !u("s").same(u("s")) || u("s").same(u("s2")) || u("s").same(k8s("t", "web")) {
 		t.Fatal("universal credentials compared wrong")
 	}
+}
+
+// FuzzTemplatesAttribute: the templates attribute never panics the parser,
+// and what it accepts has clean relative, distinct paths and content.
+func FuzzTemplatesAttribute(f *testing.F) {
+	f.Add(`[{"path":"app.env","content":"A={{ .Value }}","mode":"0400"}]`)
+	f.Add(`[{"path":"a/b","content":"x"},{"path":"a/c","content":"y"}]`)
+	f.Add(`[{"path":"a/../b","content":"x"}] trailing`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		ts, err := parseTemplates(raw)
+		if err != nil {
+			var ae *AttrError
+			if !errors.As(err, &ae) || ae.Key != AttrTemplates {
+				t.Fatalf("error %v", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, tm := range ts {
+			if tm.Content == "" || seen[tm.Path] || strings.HasPrefix(tm.Path, "/") || strings.Contains("/"+tm.Path+"/", "/../") || strings.Contains("/"+tm.Path+"/", "//") {
+				t.Fatalf("accepted %+v", tm)
+			}
+			seen[tm.Path] = true
+		}
+	})
 }

@@ -2,6 +2,7 @@ package csi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/internal/daemon"
+	"github.com/infisicalfs/infisicalfs/templates"
 )
 
 // DaemonSources opens registry sources as internal/daemon Sources.
@@ -40,6 +42,16 @@ func (d *DaemonSources) Open(ctx context.Context, key Key, creds Credentials, to
 	cfg.Flat = true
 	cfg.ClientIDFile, cfg.ClientSecretFile, cfg.ConfigFile = "", "", ""
 	cfg.OnChange = nil // hooks run commands: not for pod-supplied volumes
+	cfg.Templates = nil
+	if key.Scope.Templates != "" {
+		var ts []Template
+		if err := json.Unmarshal([]byte(key.Scope.Templates), &ts); err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		for _, t := range ts {
+			cfg.Templates = append(cfg.Templates, config.Template{Path: t.Path, Content: t.Content, Mode: t.Mode})
+		}
+	}
 	cfg.MetricsAddr = ""
 	log := d.Logger
 	if log == nil {
@@ -74,7 +86,16 @@ func (d *DaemonSources) Open(ctx context.Context, key Key, creds Credentials, to
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return fail(fmt.Errorf("source settings: %w", err))
+		return fail(fmt.Errorf("%w: %w", ErrBadSettings, err))
+	}
+	if len(cfg.Templates) > 0 { // a template that does not parse is the pod's mistake, not ours
+		specs, err := templates.FromConfig(cfg.Templates)
+		if err == nil {
+			_, err = templates.New(specs)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("%w: templates: %w", ErrBadSettings, err))
+		}
 	}
 	src, err := daemon.NewSource(ctx, daemon.SourceOptions{
 		Config: cfg, Logger: log, UserAgent: "infisicalfs-csi/" + d.Version,

@@ -289,6 +289,50 @@ func waitRead(t *testing.T, path, want string) {
 	}
 }
 
+// TestRealTemplates: a volume's templates render into files of its mount
+// from the synced secrets; a template that does not parse is refused; a
+// volume with other templates does not share the source.
+func TestRealTemplates(t *testing.T) {
+	w := newWorld(t)
+	ctx := testCtx(t)
+	// Templates name the project by id, as the official agent's do.
+	tmpl := `[{"path":"rendered/app.env","content":"API={{ with getSecretByName \"` + w.shop + `\" \"dev\" \"/\" \"API_URL\" }}{{ .Value }}{{ end }}\n","mode":"0400"}]`
+	if _, err := w.c.node.NodePublishVolume(ctx, w.req("v1", "pod-1", map[string]string{"templates": tmpl}, "cid-1", canarySecret)); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(w.target("pod-1"), "rendered", "app.env")
+	waitRead(t, p, "API=http://api.dev\n")
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil || st.Mode&0o777 != 0o400 {
+		t.Fatalf("mode %o, %v; want 0400", st.Mode&0o777, err)
+	}
+	w.srv.SetSecret(w.shop, "dev", "/", "API_URL", "http://api.tmpl")
+	waitRead(t, p, "API=http://api.tmpl\n")
+	if b, err := os.ReadFile(filepath.Join(w.target("pod-1"), "API_URL")); err != nil || string(b) != "http://api.tmpl" {
+		t.Fatalf("the secrets beside the template: %q, %v", b, err)
+	}
+
+	_, err := w.c.node.NodePublishVolume(ctx, w.req("v2", "pod-2", map[string]string{"templates": `[{"path":"x","content":"{{ nope"}]`}, "cid-1", canarySecret))
+	wantCode(t, err, codes.InvalidArgument, "templates")
+	if n := mountedAt(t, w.target("pod-2")); n != 0 || w.reg.Len() != 1 {
+		t.Fatalf("a refused template left %d mounts, %d sources", n, w.reg.Len())
+	}
+	if _, err := w.c.node.NodePublishVolume(ctx, w.req("v3", "pod-3", nil, "cid-1", canarySecret)); err != nil {
+		t.Fatal(err)
+	}
+	if w.reg.Len() != 2 {
+		t.Fatalf("%d sources: a volume without the templates must not share", w.reg.Len())
+	}
+	if _, err := os.Stat(filepath.Join(w.target("pod-3"), "rendered")); err == nil {
+		t.Fatal("the other volume shows the first one's template")
+	}
+	for _, pod := range []string{"pod-1", "pod-3"} {
+		if _, err := w.c.node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: "v", TargetPath: w.target(pod)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRealSharedSource: two volumes of one identity and scope are one
 // source: one listing per interval for the environment, whatever the
 // number of pods; each keeps its own view. Also measures what an extra
@@ -463,7 +507,7 @@ func TestRealStartupCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	creds := Credentials{Method: AuthUniversal, ClientID: "cid-1", ClientSecret: canarySecret}
-	key := (&Volume{Scope: Scope{"webshop", "dev", "/"}, Creds: creds}).Key(w.srv.URL())
+	key := (&Volume{Scope: Scope{Project: "webshop", Env: "dev", Path: "/"}, Creds: creds}).Key(w.srv.URL())
 	src, err := w.reg.Acquire(ctx, key, creds)
 	if err != nil {
 		t.Fatal(err)
@@ -506,7 +550,7 @@ func TestCrashHelper(t *testing.T) {
 	base := config.Default()
 	ds := &DaemonSources{Base: base}
 	sm := NewSharedMounter(NewRegistry(ds.Open, nil), os.Getenv("CSI_URL"), nil)
-	v := &Volume{ID: "v1", Target: os.Getenv("CSI_TARGET"), Scope: Scope{"webshop", "dev", "/"}, View: View{ReadOnly: true, FileMode: 0o444},
+	v := &Volume{ID: "v1", Target: os.Getenv("CSI_TARGET"), Scope: Scope{Project: "webshop", Env: "dev", Path: "/"}, View: View{ReadOnly: true, FileMode: 0o444},
 		Creds: Credentials{Method: AuthUniversal, ClientID: "cid-1", ClientSecret: os.Getenv("CSI_SECRET")}}
 	if err := sm.Publish(context.Background(), v); err != nil {
 		t.Fatal(err)

@@ -143,7 +143,7 @@ func publishStatus(err error) error {
 		code = codes.PermissionDenied
 	case errors.Is(err, infisical.ErrUnreachable), errors.Is(err, infisical.ErrServer), errors.Is(err, infisical.ErrRateLimited):
 		code = codes.Unavailable
-	case errors.Is(err, ErrUnsupported):
+	case errors.Is(err, ErrUnsupported), errors.Is(err, ErrBadSettings):
 		code = codes.InvalidArgument
 	}
 	return status.Error(code, err.Error())
@@ -151,6 +151,10 @@ func publishStatus(err error) error {
 
 // ErrScopeNotFound is a project or environment the identity cannot see.
 var ErrScopeNotFound = errors.New("project or environment not found")
+
+// ErrBadSettings is a volume whose attributes passed parsing but not the
+// source's own checks (a template that does not parse, say).
+var ErrBadSettings = errors.New("volume settings refused")
 
 // ErrUnsupported is an attribute this build cannot serve.
 var ErrUnsupported = errors.New("not supported by this build")

@@ -155,7 +155,7 @@ func TestNodePublishLifecycle(t *testing.T) {
 	if v1 != (View{ReadOnly: true, FileMode: 0o444}) || v2 != (View{ReadOnly: true, FileMode: 0o400, UID: 1000}) {
 		t.Fatalf("views %+v %+v", v1, v2)
 	}
-	if src.key.URL != "http://infisical" || src.key.Scope != (Scope{"webshop", "dev", "/"}) || strings.Contains(src.key.Identity, canarySecret) {
+	if src.key.URL != "http://infisical" || src.key.Scope != (Scope{Project: "webshop", Env: "dev", Path: "/"}) || strings.Contains(src.key.Identity, canarySecret) {
 		t.Fatalf("key %+v", src.key)
 	}
 

@@ -12,8 +12,8 @@ func TestRegistryShares(t *testing.T) {
 	o := newFakeOpener()
 	r := NewRegistry(o.open, nil)
 	ctx := context.Background()
-	k1 := Key{Identity: "a", URL: "u", Scope: Scope{"p", "dev", "/"}}
-	k2 := Key{Identity: "a", URL: "u", Scope: Scope{"p", "prod", "/"}}
+	k1 := Key{Identity: "a", URL: "u", Scope: Scope{Project: "p", Env: "dev", Path: "/"}}
+	k2 := Key{Identity: "a", URL: "u", Scope: Scope{Project: "p", Env: "prod", Path: "/"}}
 	creds := Credentials{Method: AuthUniversal, ClientID: "c", ClientSecret: "s"}
 
 	// Ten concurrent acquirers of one key: one open.
@@ -68,7 +68,7 @@ func TestRegistryShares(t *testing.T) {
 func TestRegistryFailedOpenIsRetried(t *testing.T) {
 	o := newFakeOpener()
 	r := NewRegistry(o.open, nil)
-	k := Key{Identity: "a", Scope: Scope{"p", "dev", "/"}}
+	k := Key{Identity: "a", Scope: Scope{Project: "p", Env: "dev", Path: "/"}}
 	boom := errors.New("boom")
 	o.failWith(boom)
 	if _, err := r.Acquire(context.Background(), k, Credentials{}); !errors.Is(err, boom) {
