@@ -58,7 +58,7 @@ fuzz:
 DURATION ?= 2m
 reliability:
 	SOAK_DURATION=$(DURATION) SOAK_REPORT=$(CURDIR)/docs/reliability.md \
-	  $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 60m ./reliability/
+	  $(GO) test -count=1 -run '^(TestSoak|TestTwoMountsNoLostUpdate)$$' -v -timeout 60m ./reliability/
 
 # The built-in dev server plus a mount in ./mnt, in the foreground; Ctrl-C
 # unmounts cleanly.

@@ -38,10 +38,10 @@ type dirNode struct {
 	// local holds files that exist here but not (or not yet) in the vault:
 	// scratch files, and secrets created but not yet pushed.
 	local map[string]*fileNode
-	// refused counts the next operations on a name to refuse with
-	// ESTALE: the kernel's retry of a refused one, an editor's recovery
-	// after a refused save (served.go).
-	refused map[string]int
+	// refused is each name's last ESTALE refusal: the kernel's retry of
+	// a refused operation and an editor's recovery after a refused save
+	// are refused too (served.go).
+	refused map[string]refusal
 	// hidden are secret names moved onto a scratch name (vim renames KEY to
 	// KEY~ before writing a new KEY): the server copy is kept until the
 	// scratch copy is dropped, but the name is gone from the directory.

@@ -35,13 +35,16 @@ type fileNode struct {
 	origin    string
 	originDir *dirNode
 	// copyOf is the version a scratch copy of a secret was taken from
-	// (vim's backup), 0 for a scratch file written afresh.
-	copyOf int
+	// (vim's backup), 0 for a scratch file written afresh; movedBy is the
+	// process that moved the secret aside to make it.
+	copyOf  int
+	movedBy uint32
 	// replaced is the secret's node moved aside to a scratch name that
 	// this created file stands in for (vim: rename KEY KEY~, create KEY).
 	// If the first push fails, the move is undone in the mount (see
-	// dropPending), never in Infisical.
+	// dropPending), never in Infisical. owner is the process saving it.
 	replaced *fileNode
+	owner    uint32
 	// truncOpens are the write opens whose O_TRUNC may still come: the
 	// kernel sends it next as a SETATTR without a handle, from the same
 	// thread, so they are kept by the caller's thread id (one per open in
@@ -197,10 +200,24 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			return nil, 0, errno
 		}
 	}
-	if d, name, ok := n.where(); ok && write && d.refusing(name) {
+	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx)) {
 		return nil, 0, syscall.ESTALE // the kernel's retry of a refused open
 	}
-	h := &handle{n: n, write: write, pid: callerPid(ctx)}
+	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0}
+	if busy, d, name := n.savedByOther(h.pid); busy {
+		// An editor is saving this key: another program may not write
+		// its unpushed bytes, and reads what Infisical holds.
+		if write {
+			return nil, 0, d.deny(syscall.ESTALE, name, "another program is saving this key right now; retry")
+		}
+		v, _, err := n.fsys.opt.Vault.Get(d.addr(name))
+		if err != nil {
+			return nil, 0, syscall.ENOENT
+		}
+		h.buf = append([]byte(nil), v.Bytes()...)
+		v.Wipe()
+		return h, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+	}
 	if !write || flags&syscall.O_TRUNC == 0 {
 		buf, version, errno := n.content()
 		if errno != 0 {
@@ -218,7 +235,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			// bash ignores close() errors on `>>`: check now, where the
 			// shell reports it; the push then only compares with the
 			// vault (no second request).
-			if errno := n.checkBase(version); errno != 0 {
+			if errno := n.checkBase(version, h.pid); errno != 0 {
 				clear(h.buf)
 				return nil, 0, errno
 			}
@@ -465,7 +482,7 @@ func (n *fileNode) store(b []byte, base int) syscall.Errno {
 // plain scratch copy that a rename back is checked against (copyOf).
 func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) bool {
 	n.mu.Lock()
-	p, replaced := n.pending, n.replaced
+	p, replaced, owner := n.pending, n.replaced, n.owner
 	n.replaced = nil
 	if p {
 		// The kernel may still reach this inode through a cached entry:
@@ -485,7 +502,7 @@ func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) boo
 	}
 	d.mu.Unlock()
 	if replaced != nil && errno == syscall.ESTALE {
-		d.refuseNext(name, 2)
+		d.refuseProcess(name, owner) // the editor's recovery comes next
 	}
 	d.fsys.Invalidate(tree.Changes{Removed: []vault.Addr{d.addr(name)}})
 	return true

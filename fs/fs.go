@@ -23,7 +23,9 @@ type Backend interface {
 	// Push, Delete and Rename take base, the version of the secret the
 	// change derives from: above 0 the backend applies it only if
 	// Infisical still holds that version (ESTALE otherwise); 0 applies it
-	// whatever Infisical holds.
+	// whatever Infisical holds. Push also takes -version: checked at open
+	// already (an append), so only the version Infisical returns is
+	// checked, which catches a writer between the open and the push.
 	Push(a vault.Addr, value []byte, base int) error
 	// CheckBase asks Infisical (one conditional listing) whether it still
 	// holds version base of a; ESTALE if not. Opens for appending use it,
