@@ -18,7 +18,7 @@ var groupInfo = map[string]string{
 	"MountReady":           "login, first sync and mount until the first stat answers, and the memory then held per secret. Baseline: log in and fetch the same secrets into memory, as an SDK user would.",
 	"Daemon":               "the real binary (`bin/infisicalfs mount --read-only`, one environment, secrets in folders of 1000, refresh every 1 s) against `infisicalfs dev-server` running as a separate process, read from the daemon's `/proc/PID/{status,stat,io}` only: time until mounted and the CPU the process spent until then (the server's share of the wall time is not in it; the load average says how busy the machine was), VmRSS/VmHWM after ready, after a `find -type f -exec cat {} +` walk and after 2 and 10 idle cycles (unchanged, 304), and CPU (utime+stime, 10 ms ticks) and `write_bytes` per idle cycle between cycles 2 and 10. Baseline: the floor, a child process holding the same secrets in a plain Go map and polling with If-None-Match at the same interval, measured the same way. Targets (issue 12): idle-cycle CPU at 10k ≤ 5 ms, 0 bytes written per idle cycle, VmHWM at 100k ≤ 200 MiB, ready at 100k ≤ 3 s.",
 	"TemplatesIdle":        "one idle refresh cycle of a mount with 10 [[template]]s, each listing its own folder of 100 secrets (1k in all), token_policy renew: requests and response bytes. Baseline: the official agent's documented behaviour for the same templates, done against the same server: one full listing per template per polling interval, on a kept token.",
-	"Write":                "`sh -c 'printf %s v > KEY'` for a known key and a new key; sh start-up included on both sides. Baseline: the same command on tmpfs.",
+	"Write":                "`sh -c 'printf %s v > KEY'` for a known key and a new key (blind overwrites: no version check), and `sed -i` editing the known key (a guarded write: one conditional listing checks the version it read before the PATCH); process start-up included on both sides. Baseline: the same command on tmpfs.",
 }
 
 var groupOrder = []string{"CachedRead", "ReferencingRead", "Getxattr", "FirstReadAfterChange", "Readdir", "Refresh", "MountReady", "TemplatesIdle", "Daemon", "Write"}
@@ -82,6 +82,7 @@ var metricLabel = map[string]string{
 	"ns/op":         "time per op",
 	"fuse-reqs/op":  "FUSE requests per op",
 	"api-reqs/op":   "API requests per op",
+	"check-reqs/op": "version-check listings per op",
 	"resp-B/op":     "response bytes per op",
 	"cpu-ns/op":     "CPU per op",
 	"heap-B/secret": "heap per secret",

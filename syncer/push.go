@@ -401,22 +401,43 @@ func (s *Syncer) CheckBase(a vault.Addr, base int) error {
 	return nil
 }
 
-// checkBase confirms, with one conditional listing of a's environment (a 304
-// when nothing changed), that Infisical still holds version base of a. If
-// it moved on, the vault and the kernel take the newer value at once and
-// the change is refused with a StaleError, leaving Infisical untouched.
+// checkBase confirms that Infisical still holds version base of a, with
+// one request for that secret alone: small whatever the environment's
+// size, where a conditional listing would be a 304 only until this mount's
+// own next write, and a whole environment after it. If Infisical moved on,
+// the vault and the kernel take the newer value at once and the change is
+// refused with a StaleError, leaving Infisical untouched.
 func (s *Syncer) checkBase(ctx context.Context, a vault.Addr, base int) error {
-	if err := s.refreshScope(ctx, a.Project, a.Env); err != nil {
+	sec, err := s.opt.API.GetSecret(ctx, ref(a))
+	switch {
+	case errors.Is(err, infisical.ErrNotFound):
+		s.reached()
+		s.forget(a)
+		s.notify(tree.Changes{Removed: []vault.Addr{a}}, false)
+		return &StaleError{Key: a.Key, From: base, Deleted: true}
+	case err != nil:
+		if errors.Is(err, infisical.ErrUnreachable) {
+			s.contactFailed(err)
+		}
 		return err
 	}
-	m, ok := s.opt.Vault.Stat(a)
-	switch {
-	case !ok:
-		return &StaleError{Key: a.Key, From: base, Deleted: true}
-	case m.Version != base:
-		return &StaleError{Key: a.Key, From: base, To: m.Version}
+	s.reached()
+	defer clear(sec.Value)
+	if sec.Version == base {
+		return nil
 	}
-	return nil
+	if err := s.store(a, sec); err != nil {
+		return err
+	}
+	s.notify(tree.Changes{Updated: []vault.Addr{a}}, false)
+	return &StaleError{Key: a.Key, From: base, To: sec.Version}
+}
+
+// reached records a request that succeeded.
+func (s *Syncer) reached() {
+	s.mu.Lock()
+	s.reachedLocked()
+	s.mu.Unlock()
 }
 
 // restore writes back the version just before sec, the other writer's
