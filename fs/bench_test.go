@@ -557,7 +557,7 @@ func BenchmarkWrite(b *testing.B) {
 	b.Run("known-key/base", func(b *testing.B) { run(b, tmp, false, known) })
 	// A guarded write (issue 18): sed -i reads the key and renames its
 	// scratch file onto it, so the push is checked against the version it
-	// read: one conditional listing (a 304) before the PATCH.
+	// read: one GET of the secret before the PATCH.
 	sedEdit := func(b *testing.B, dir string, fuse bool) {
 		m.srv.ResetRequests()
 		before := m.fsys.Requests()

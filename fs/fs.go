@@ -28,7 +28,7 @@ type Backend interface {
 	// already (an append), so only the version Infisical returns is
 	// checked, which catches a writer between the open and the push.
 	Push(a vault.Addr, value []byte, base int) error
-	// CheckBase asks Infisical (one conditional listing) whether it still
+	// CheckBase asks Infisical (one GET of the secret) whether it still
 	// holds version base of a; ESTALE if not. Opens for appending use it,
 	// so that a shell's `>>` sees the refusal at open.
 	CheckBase(a vault.Addr, base int) error
