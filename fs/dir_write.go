@@ -71,6 +71,9 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.writableHere(name); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	if _, errno := d.fsys.openHook(ctx, joinPath(inodePath(d.EmbeddedInode()), name), createFlags(flags), nil); errno != 0 {
+		return nil, nil, 0, errno // access.go
+	}
 	d.mu.Lock()
 	_, hidden := d.hidden[name]
 	d.mu.Unlock()

@@ -89,6 +89,7 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 	n.mu.Lock()
 	scratch, pending, size, mt := n.scratch, n.pending, len(n.local), n.mtime
 	n.mu.Unlock()
+	ro := false
 	switch {
 	case scratch:
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(false)
@@ -114,7 +115,9 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
 		a.Size = uint64(m.Size)
 		n.setTime(a, m.UpdatedAt)
+		ro = m.ReadOnly
 	}
+	n.fsys.applyAccess(a, joinPath(inodePath(d.EmbeddedInode()), name), ro)
 	a.Blocks = (a.Size + 511) / 512
 	return 0
 }
@@ -188,8 +191,11 @@ func (n *fileNode) OnForget() { n.coh.forget() }
 // half of two versions; each read() returns bytes of the one value the
 // open saw. That costs a READ round trip per read (measured in make bench).
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if skip, errno := n.fsys.openHook(ctx, n.mountPath(), flags, nil); skip || errno != 0 {
+		return nil, 0, orENOSYS(skip, errno) // access.go
+	}
 	if n.fsys.opt.ReadOnly {
-		return nil, 0, syscall.ENOSYS
+		return nil, roOpen, 0 // reads go to the node, through coherence
 	}
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	if write {
@@ -327,14 +333,20 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		return syscall.EROFS
 	}
 	d, name, ok := n.where()
-	mode := n.fsys.fileMode(false)
+	ro := false
 	if ok {
 		if m, found := n.fsys.opt.Vault.Stat(d.addr(name)); found && !n.isScratch() {
-			mode = n.fsys.fileMode(m.ReadOnly)
+			ro = m.ReadOnly
 		}
 	}
-	if errno := n.fsys.checkModeOwner(in, mode); errno != 0 {
+	uid, gid, mode := n.fsys.ownerMode(n.mountPath(), false, ro)
+	if errno := n.fsys.checkModeOwner(in, uid, gid, mode); errno != 0 {
 		return errno
+	}
+	if _, sized := in.GetSize(); sized && fh == nil {
+		if errno := n.fsys.checkCall(ctx, n.mountPath(), true); errno != 0 { // access.go
+			return errno
+		}
 	}
 	if sz, ok := in.GetSize(); ok && sz == 0 && fh == nil && n.takeTruncOpen(ctx) != nil {
 		// The O_TRUNC of the caller's own write open: the handle starts
@@ -485,14 +497,14 @@ func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) boo
 
 // checkModeOwner accepts a chmod or chown that changes nothing (sed -i
 // re-applies the mode and owner it read) and refuses real changes.
-func (f *FS) checkModeOwner(in *fuse.SetAttrIn, mode uint32) syscall.Errno {
+func (f *FS) checkModeOwner(in *fuse.SetAttrIn, uid, gid, mode uint32) syscall.Errno {
 	if m, ok := in.GetMode(); ok && m&0o7777 != mode&0o7777 {
 		return syscall.EPERM
 	}
-	if u, ok := in.GetUID(); ok && u != f.opt.UID {
+	if u, ok := in.GetUID(); ok && u != uid {
 		return syscall.EPERM
 	}
-	if g, ok := in.GetGID(); ok && g != f.opt.GID {
+	if g, ok := in.GetGID(); ok && g != gid {
 		return syscall.EPERM
 	}
 	return 0
