@@ -557,6 +557,10 @@ func (r *recorder) SetTemplates(ts []Template) {
 	r.calls = append(r.calls, fmt.Sprintf("templates %d", len(ts)))
 }
 
+func (r *recorder) SetAccess(rules []access.Spec) {
+	r.calls = append(r.calls, fmt.Sprintf("access %d", len(rules)))
+}
+
 func TestReloadAppliesLiveKeysOnceAndKeepsTheRest(t *testing.T) {
 	running := valid()
 	next := running
