@@ -34,7 +34,7 @@ func (l live) SetTemplates(ts []config.Template) {
 	}
 }
 func (l live) SetAccess(specs []access.Spec) { l.src.setAccess(specs) }
-func (l live) SetHooks(hooks []config.Hook) { l.src.hooks.Update(hooks) }
+func (l live) SetHooks(hooks []config.Hook)  { l.src.hooks.Update(hooks) }
 func (l live) SetLogLevel(level string) {
 	if l.level != nil {
 		_ = l.level.UnmarshalText([]byte(level))
