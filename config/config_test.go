@@ -468,7 +468,7 @@ func tomlKey(f reflect.StructField) string {
 
 func TestDiffCoversEveryField(t *testing.T) {
 	hotKeys := []string{"refresh_interval", "log_level", "client_id", "client_secret", "client_id_file",
-		"client_secret_file", "project", "env", "on_change"}
+		"client_secret_file", "project", "env", "on_change", "access"}
 	old := valid()
 	typ := reflect.TypeOf(old)
 	for i := 0; i < typ.NumField(); i++ {
