@@ -177,6 +177,9 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		EntryTimeout:    &t,
 		AttrTimeout:     &t,
 		NegativeTimeout: &t,
+		// A rule may leave a file mode 0 (root only): without this go-fuse
+		// would answer 0644.
+		NullPermissions: true,
 		UID:             f.opt.UID,
 		GID:             f.opt.GID,
 	})
