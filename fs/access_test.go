@@ -535,3 +535,31 @@ func TestAccessViewAlias(t *testing.T) {
 		t.Errorf("root reading .env: %q", got)
 	}
 }
+
+// audit = "all-opens" on a read-only mount: every open reaches the daemon
+// (one request per repeat read, no more: the pages stay cached) and is in
+// the audit log, also without any rule.
+func TestAccessAllOpens(t *testing.T) {
+	m, auditPath := accessMount(t, true, nil, func(c *config.Config) { c.Audit = config.AuditAllOpens })
+	if got := m.readFile("webshop/prod/DATABASE_URL"); got != canaryProd {
+		t.Fatalf("read %q", got)
+	}
+	before := m.fsys.Requests()
+	for range 3 {
+		if got := m.readFile("webshop/prod/DATABASE_URL"); got != canaryProd {
+			t.Fatalf("read %q", got)
+		}
+	}
+	if n := m.fsys.Requests() - before; n != 3 {
+		t.Errorf("3 repeat reads cost %d requests, want 3 (one OPEN each)", n)
+	}
+	lines := m.auditLines(auditPath, 4)
+	for i, l := range lines {
+		// FUSE stamps the thread: one of this test's.
+		_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", l.PID))
+		if l.Path != "webshop/prod/DATABASE_URL" || l.Decision != "allow" || l.Rule != nil || l.UID != 0 || err != nil || l.Exe == "" {
+			t.Errorf("audit line %d: %+v", i, l)
+		}
+	}
+	m.noCanary(auditPath)
+}
