@@ -19,6 +19,10 @@
 // reaches Invalidate, which queues it; one goroutine delivers the queue to
 // the kernel in order, never from inside a FUSE request (notify.go).
 //
+// Access rules (access.go): owner, group and mode come from the rules in
+// every Lookup, Getattr and Setattr answer; opens that reach the daemon are
+// decided and audited there; a rule reload is one more kind of queued item.
+//
 // Lock order: dirNode.mu, then fileNode.mu, then handle.mu; coherence.mu is
 // taken alone and held only around a vault read. None is held across a
 // Backend call or a kernel notification. The vault and the backend take their own locks and
