@@ -563,3 +563,48 @@ func TestAccessAllOpens(t *testing.T) {
 	}
 	m.noCanary(auditPath)
 }
+
+// truncate(2) on a path changes a value without an open: where the rules
+// need the daemon it is decided as a write, by the same rules as an open.
+func TestAccessTruncateDecided(t *testing.T) {
+	perl, err := exec.LookPath("perl")
+	if err != nil {
+		t.Skip("no perl to call truncate(2) with")
+	}
+	perl, _ = filepath.EvalSymlinks(perl)
+	b, err := os.ReadFile(perl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	openUp(filepath.Join(dir, "x"))
+	app := filepath.Join(dir, "app-perl")
+	if err := os.WriteFile(app, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, auditPath := accessMount(t, false, []access.Spec{
+		{Path: "webshop/dev/API_KEY", Executables: []string{app}, Allow: "write"},
+		{Path: "webshop/dev/**", Allow: "none"},
+	}, nil)
+	file := m.path("webshop/dev/API_KEY")
+	script := `truncate($ARGV[0], 6) or die "truncate: $!\n"`
+	if r := runAs(1001, 1001, perl, "-e", script, file); r.err == nil || !strings.Contains(r.errOut, "Permission denied") {
+		t.Errorf("perl truncating: %v %q, want permission denied", r.err, r.errOut)
+	}
+	if v, _ := m.serverValue("dev", "/", "API_KEY"); v != canaryDev {
+		t.Errorf("after a denied truncate the server holds %q", v)
+	}
+	if r := runAs(1001, 1001, app, "-e", script, file); r.err != nil {
+		t.Errorf("the allowed program truncating: %v %q", r.err, r.errOut)
+	}
+	if v, _ := m.serverValue("dev", "/", "API_KEY"); v != canaryDev[:6] {
+		t.Errorf("after the allowed truncate the server holds %q", v)
+	}
+	lines := m.auditLines(auditPath, 2)
+	if l := lines[0]; l.Exe != perl || l.Mode != "write" || l.Decision != "deny" || l.Rule == nil || *l.Rule != 1 {
+		t.Errorf("denied truncate: %+v", l)
+	}
+	if l := lines[1]; l.Exe != app || l.Mode != "write" || l.Decision != "allow" || l.Rule == nil || *l.Rule != 0 {
+		t.Errorf("allowed truncate: %+v", l)
+	}
+}
