@@ -172,6 +172,9 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	// Answering one OPEN with ENOSYS stops them all, for good: decide now
 	// whether this mount ever needs to see them (access.go).
 	f.opensReach = !f.opt.ReadOnly || f.opt.AllOpens || f.eng.Rules().AnyDaemon()
+	if f.opt.ReadOnly && f.opensReach {
+		f.log.Info("opens reach the daemon on this read-only mount (executable, hash or cgroup rules, or audit = all-opens): one round trip per open")
+	}
 	raw := gofs.NewNodeFS(f.root, &gofs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &t,
