@@ -285,3 +285,22 @@ func createFlags(flags uint32) uint32 {
 	}
 	return flags
 }
+
+// openGuard keeps a mount whose opens must reach the daemon from ever
+// answering OPEN with ENOSYS: the kernel would stop sending every OPEN, for
+// good, and rules the modes cannot express would go unchecked. A node that
+// answers ENOSYS there (one not wired through openHook) is refused instead
+// (fail closed), and the log says which.
+type openGuard struct {
+	fuse.RawFileSystem
+	f *FS
+}
+
+func (g openGuard) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	st := g.RawFileSystem.Open(cancel, in, out)
+	if st == fuse.ENOSYS && g.f.opensReach {
+		g.f.log.Error("a node answered OPEN with ENOSYS on a mount whose opens must reach the daemon; refused", "inode", in.NodeId)
+		return fuse.EACCES
+	}
+	return st
+}

@@ -186,7 +186,7 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		UID:             f.opt.UID,
 		GID:             f.opt.GID,
 	})
-	srv, err := fuse.NewServer(counting{raw, &f.reqs}, mountpoint, &mo)
+	srv, err := fuse.NewServer(counting{openGuard{raw, f}, &f.reqs}, mountpoint, &mo)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
