@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -139,21 +140,29 @@ const roOpen = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
 
 // checkCall decides an operation that reads or changes a value without an
 // open (truncate(2), a value-bearing xattr) where the kernel's mode check
-// let through more than the rules do (Attr.Daemon). Elsewhere the kernel
-// already checked it against exact modes.
-func (f *FS) checkCall(ctx context.Context, path string, write bool) syscall.Errno {
-	if f.eng.Rules().Len() == 0 || !f.eng.Attr(path, false).Daemon {
+// let through more than the rules do (Attr.Daemon, on the path or a key it
+// is an alias of). Elsewhere the kernel already checked it against modes
+// at least as tight as the rules.
+func (f *FS) checkCall(ctx context.Context, path string, aliasOf []string, write bool) syscall.Errno {
+	if f.eng.Rules().Len() == 0 {
+		return 0
+	}
+	daemon := f.eng.Attr(path, false).Daemon
+	for _, k := range aliasOf {
+		daemon = daemon || f.eng.Attr(k, false).Daemon
+	}
+	if !daemon {
 		return 0
 	}
 	m := audit.Read
 	if write {
 		m = audit.Write
 	}
-	return f.decide(ctx, path, m, nil)
+	return f.decide(ctx, path, m, aliasOf)
 }
 
 // inodePath is an inode's mount path ("project/env/folder", "" for the
-// root); childPath appends a name.
+// root).
 func inodePath(n *gofs.Inode) string { return n.Path(nil) }
 
 func joinPath(dir, name string) string {
@@ -163,24 +172,79 @@ func joinPath(dir, name string) string {
 	return dir + "/" + name
 }
 
-// ownerMode is the owner, group and permission bits of path: the rules'
-// where there are any, else the mount's. readOnly drops the write bits
-// (imports, views, read-only mounts).
-func (f *FS) ownerMode(path string, dir, readOnly bool) (uid, gid, mode uint32) {
-	a := f.eng.Attr(path, dir)
-	mode = a.Mode
-	if readOnly || f.opt.ReadOnly {
-		mode &^= 0o222
+// keyPath is the mount path of the secret that an alias path under .raw/
+// or .history/ shows: the environment's mirror directory left out (and, for
+// a history version, its number). "" when p is no such alias.
+func (f *FS) keyPath(p string, mirror string, drop int) string {
+	parts := strings.Split(p, "/")
+	i := 2 // project/env/
+	if f.opt.Flat {
+		i = 0
 	}
-	return a.UID, a.GID, mode
+	if len(parts) <= i+1+drop || parts[i] != mirror {
+		return ""
+	}
+	parts = append(parts[:i:i], parts[i+1:len(parts)-drop]...)
+	return strings.Join(parts, "/")
 }
 
-// applyAccess sets a's owner, group and permission bits for path.
-func (f *FS) applyAccess(a *fuse.Attr, path string, readOnly bool) {
+// filePaths are a file's mount path in d and, under .raw/, the path of
+// the key it shows (rules on either apply).
+func (d *dirNode) filePaths(name string) (string, []string) {
+	p := joinPath(inodePath(d.EmbeddedInode()), name)
+	if d.raw {
+		if k := d.fsys.keyPath(p, rawName, 0); k != "" {
+			return p, []string{k}
+		}
+	}
+	return p, nil
+}
+
+// accessMode is the owner, group and permission bits of path under the
+// rules. base is the mode without rules: 0 (a value Infisical hides) stays
+// 0, and a base without the mount's write bits (imports, views, versions)
+// gets none. Where path is an alias of keys ruled otherwise than the path
+// itself, only the owner may read it, and only if the owner may read each
+// such key; else no one but root: tighter than needed, never looser.
+func (f *FS) accessMode(path string, dir bool, base uint32, aliasOf []string) (uid, gid, mode uint32) {
+	a := f.eng.Attr(path, dir)
+	uid, gid, mode = a.UID, a.GID, a.Mode
+	full := f.fileMode(false)
+	if dir {
+		full = f.dirMode()
+	}
+	if base&0o7777 == 0 {
+		return uid, gid, 0
+	}
+	if f.opt.ReadOnly || base&0o7777 != full {
+		mode &^= 0o222
+	}
+	if f.eng.Rules().Len() == 0 {
+		return uid, gid, mode
+	}
+	for _, k := range aliasOf {
+		ka := f.eng.Attr(k, false)
+		if ka == a {
+			continue
+		}
+		mode &^= 0o077
+		if ka.UID != a.UID || ka.Mode&0o400 == 0 {
+			return uid, gid, 0
+		}
+	}
+	return uid, gid, mode
+}
+
+// applyAccess sets a's owner, group and permission bits for path (see
+// accessMode), from the mode a holds without rules.
+func (f *FS) applyAccess(a *fuse.Attr, path string, aliasOf []string) {
 	dir := a.Mode&syscall.S_IFMT == syscall.S_IFDIR
-	uid, gid, mode := f.ownerMode(path, dir, readOnly)
-	a.Uid, a.Gid = uid, gid
-	a.Mode = a.Mode&syscall.S_IFMT | mode
+	a.Uid, a.Gid, a.Mode = f.accessMode(path, dir, a.Mode&0o7777, aliasOf)
+	if dir {
+		a.Mode |= syscall.S_IFDIR
+	} else {
+		a.Mode |= syscall.S_IFREG
+	}
 }
 
 // viewKeys are the mount paths of the keys a folder view holds.
@@ -200,29 +264,23 @@ func (n *viewNode) keys() []string {
 
 func (n *viewNode) path() string { return joinPath(inodePath(n.dir.EmbeddedInode()), n.v.name) }
 
-// viewAccess sets a view's owner, group and mode: its own path's, unless
-// a key it holds is ruled otherwise; then only the owner may read it, and
-// only if the owner may read every such key (the open decides the rest,
-// where opens reach the daemon). Tighter than needed, never looser.
+// viewAccess sets a view's owner, group and mode: a folder view holds
+// every key of its folder, so it is an alias of all of them.
 func (n *viewNode) viewAccess(a *fuse.Attr) {
-	f := n.dir.fsys
-	p := n.path()
-	f.applyAccess(a, p, true)
-	if f.eng.Rules().Len() == 0 {
-		return
+	var keys []string
+	if n.dir.fsys.eng.Rules().Len() > 0 {
+		keys = n.keys()
 	}
-	own := f.eng.Attr(p, false)
-	for _, k := range n.keys() {
-		ka := f.eng.Attr(k, false)
-		if ka == own {
-			continue
-		}
-		a.Mode &^= 0o077
-		if ka.UID != own.UID || ka.Mode&0o400 == 0 {
-			a.Mode &^= 0o777
-			return
-		}
+	n.dir.fsys.applyAccess(a, n.path(), keys)
+}
+
+// versionPaths are a history version's mount path and its key's.
+func (v *versionNode) paths() (string, []string) {
+	p := v.mpath
+	if k := v.fsys.keyPath(p, historyName, 1); k != "" {
+		return p, []string{k}
 	}
+	return p, nil
 }
 
 // deliverAccess drops the attributes of every node the kernel knows whose
@@ -242,6 +300,21 @@ func (f *FS) deliverAccess(ch access.Change) {
 				walk(c, p)
 			case *fileNode:
 				changed = ch.AttrChanged(p, false)
+				if d, ok := n.Operations().(*dirNode); ok {
+					_, keys := d.filePaths(name)
+					for _, k := range keys {
+						changed = changed || ch.AttrChanged(k, false)
+					}
+				}
+			case *versionNode:
+				_, keys := op.paths()
+				changed = ch.AttrChanged(p, false)
+				for _, k := range keys {
+					changed = changed || ch.AttrChanged(k, false)
+				}
+			case *histDir:
+				changed = ch.AttrChanged(p, true)
+				walk(c, p)
 			case *viewNode:
 				changed = ch.AttrChanged(p, false)
 				for _, k := range op.keys() {
@@ -269,13 +342,14 @@ func orENOSYS(skip bool, errno syscall.Errno) syscall.Errno {
 	return errno
 }
 
-// mountPath is the file's mount path now ("" once unlinked).
-func (n *fileNode) mountPath() string {
+// mountPaths are the file's mount path now ("" once unlinked) and the
+// keys it is an alias of.
+func (n *fileNode) mountPaths() (string, []string) {
 	d, name, ok := n.where()
 	if !ok {
-		return ""
+		return "", nil
 	}
-	return joinPath(inodePath(d.EmbeddedInode()), name)
+	return d.filePaths(name)
 }
 
 // createFlags: a create writes a key, whatever access mode it asks for.
@@ -303,4 +377,11 @@ func (g openGuard) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenO
 		return fuse.EACCES
 	}
 	return st
+}
+
+// checkValue is checkCall for an operation on n's value without an open
+// (a value-bearing xattr).
+func (n *fileNode) checkValue(ctx context.Context, write bool) syscall.Errno {
+	p, keys := n.mountPaths()
+	return n.fsys.checkCall(ctx, p, keys, write)
 }

@@ -23,6 +23,7 @@ Usage:
   infisicalfs refresh MOUNTPOINT                         sync now
   infisicalfs status MOUNTPOINT                          human summary of .status
   infisicalfs dev-server [--addr 127.0.0.1:8222]         embedded Infisical-compatible server with sample data
+  infisicalfs csi --endpoint unix:///csi/csi.sock --node-id NODE --url URL   Kubernetes CSI node plugin
   infisicalfs version
 
 Run 'infisicalfs COMMAND --help' for a command's flags.
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(rest, stdout, stderr)
 	case "dev-server":
 		err = cmdDevServer(ctx, rest, stdout, stderr)
+	case "csi":
+		err = cmdCSI(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "infisicalfs", version)
 		return 0
