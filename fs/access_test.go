@@ -611,3 +611,81 @@ func TestAccessTruncateDecided(t *testing.T) {
 		t.Errorf("allowed truncate: %+v", l)
 	}
 }
+
+// .raw/KEY and .history/KEY/N hold KEY's value: a rule on KEY covers them
+// (deny if the key's rules or the alias path's deny), and where the alias
+// path is ruled otherwise than the key, only root reads it.
+func TestAccessRawAndHistoryAliases(t *testing.T) {
+	m, _ := accessMount(t, true, []access.Spec{
+		{Path: "webshop/prod/DATABASE_URL", UIDs: []int64{1001}, Allow: "none"},
+	}, func(c *config.Config) { c.FileMode = 0o444 })
+	cat := catPath(t)
+	for _, p := range []string{"webshop/prod/DATABASE_URL", "webshop/prod/.raw/DATABASE_URL", "webshop/prod/.history/DATABASE_URL/1"} {
+		if r := runAs(1001, 1001, cat, m.path(p)); !r.denied() {
+			t.Errorf("uid 1001 reading %s: %q %v, want permission denied", p, r.out, r.err)
+		}
+	}
+	for _, p := range []string{"webshop/prod/API_KEY", "webshop/prod/.raw/API_KEY", "webshop/prod/.history/API_KEY/1"} {
+		if r := runAs(1001, 1001, cat, m.path(p)); r.out != canaryAPI {
+			t.Errorf("uid 1001 reading %s: %q %v %s", p, r.out, r.err, r.errOut)
+		}
+	}
+	if r := runAs(1002, 1002, cat, m.path("webshop/prod/DATABASE_URL")); r.out != canaryProd {
+		t.Errorf("uid 1002 reading the key: %q %v", r.out, r.err)
+	}
+	// The alias path matches no rule but the key does: tighter, never looser.
+	if r := runAs(1002, 1002, cat, m.path("webshop/prod/.raw/DATABASE_URL")); !r.denied() {
+		t.Errorf("uid 1002 reading .raw/DATABASE_URL: %q %v, want permission denied", r.out, r.err)
+	}
+	if got := m.readFile("webshop/prod/.raw/DATABASE_URL"); got != canaryProd {
+		t.Errorf("root reading .raw: %q", got)
+	}
+}
+
+// The raw value as an xattr is a value: on a path whose rules need the
+// daemon, getxattr(user.infisical.raw) is decided like a read.
+func TestAccessRawXattrDecided(t *testing.T) {
+	getfattr, err := exec.LookPath("getfattr")
+	if err != nil {
+		t.Skip("no getfattr")
+	}
+	getfattr, _ = filepath.EvalSymlinks(getfattr)
+	b, err := os.ReadFile(getfattr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	openUp(filepath.Join(dir, "x"))
+	app := filepath.Join(dir, "app-getfattr")
+	if err := os.WriteFile(app, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const raw = "postgres://${API_KEY}@db"
+	m, auditPath := accessMount(t, false, []access.Spec{
+		{Path: "webshop/prod/**", Executables: []string{app}, Allow: "read"},
+		{Path: "webshop/prod/**", Allow: "none"},
+	}, nil)
+	m.srv.SetSecret(m.project, "prod", "/", "DATABASE_URL", raw)
+	m.refresh()
+	file := m.path("webshop/prod/DATABASE_URL")
+	args := []string{"--only-values", "-n", "user.infisical.raw", file}
+	if r := runAs(1001, 1001, getfattr, args...); r.err == nil || !strings.Contains(r.errOut, "Permission denied") {
+		t.Errorf("getfattr: %q %v %q, want permission denied", r.out, r.err, r.errOut)
+	}
+	if r := runAs(1001, 1001, app, args...); r.err != nil || r.out != raw {
+		t.Errorf("the allowed getfattr: %q %v %q", r.out, r.err, r.errOut)
+	}
+	// getfattr asks for the size, then the value: two allowed calls.
+	lines := m.auditLines(auditPath, 3)
+	if l := lines[0]; l.Exe != getfattr || l.Decision != "deny" || l.Path != "webshop/prod/DATABASE_URL" || l.Rule == nil || *l.Rule != 1 {
+		t.Errorf("audit: %+v", l)
+	}
+	for _, l := range lines[1:] {
+		if l.Exe != app || l.Decision != "allow" || l.Rule == nil || *l.Rule != 0 {
+			t.Errorf("audit: %+v", l)
+		}
+	}
+	if bytes, _ := os.ReadFile(auditPath); strings.Contains(string(bytes), raw) {
+		t.Error("the audit file holds the raw value")
+	}
+}
