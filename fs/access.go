@@ -18,10 +18,11 @@ package fs
 // remount, because ENOSYS cannot be taken back.
 //
 // Aliases: a folder's views (.env, .json, .yaml) hold every value of the
-// folder. A view's open is decided by its own path and by each key's path
-// (deny if any denies), and where the keys' modes differ from the view's
-// the view gets only its owner's read bit, or none (see viewAccess): so a
-// rule on one key cannot be read around through the folder's .env.
+// folder, .raw/KEY and .history/KEY/N hold KEY's. An alias is decided by
+// its own path and by each key's path (deny if any denies), and where the
+// keys' modes differ from the alias path's it gets only its owner's read
+// bit, or none (accessMode): so a rule on one key cannot be read around
+// through the folder's .env or the key's .raw/ copy.
 
 import (
 	"context"
