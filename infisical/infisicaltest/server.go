@@ -57,17 +57,17 @@ type Server struct {
 	tokenMax   time.Duration
 
 	// faults, guarded by mu
-	latency    time.Duration
+	latency time.Duration
 	// beforeRequest runs before a request is handled (outside mu): a test
 	// makes "another writer" land at an exact moment with it.
 	beforeRequest func(*http.Request)
-	failNext   int
-	failStatus int
-	retryAfter int
-	failPaths  []*pathFault
-	requests   []Request
-	oldServer  bool     // answer as a server without v2 folders and v1/projects
-	k8sLogins  []string // JWT of every Kubernetes login attempt
+	failNext      int
+	failStatus    int
+	retryAfter    int
+	failPaths     []*pathFault
+	requests      []Request
+	oldServer     bool     // answer as a server without v2 folders and v1/projects
+	k8sLogins     []string // JWT of every Kubernetes login attempt
 
 	mux *http.ServeMux
 
