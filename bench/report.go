@@ -10,6 +10,7 @@ import (
 // groupInfo says what a benchmark group measures and what its baseline is.
 var groupInfo = map[string]string{
 	"CachedRead":           "open+read+close of a cached 64-byte secret, per operation with N readers in parallel (wall time / operations, so the inverse of throughput). Baseline: the same file on tmpfs.",
+	"AccessRead":           "open+read+close of a cached secret by uid 1001 on a read-only mount with [[access]] rules: a uid rule (owner and mode, checked by the kernel: no request) and an executable rule (every open reaches the daemon, which reads /proc/PID/exe and decides). Baseline: the same file on tmpfs, owned by that uid.",
 	"ReferencingRead":      "open+read+close of a cached secret whose raw value references two others (one in another environment), served expanded. Baseline: the expanded bytes on tmpfs.",
 	"Getxattr":             "getxattr(2) of user.infisical.version on a secret (FUSE caches no xattrs: one daemon round trip each). Baseline: the same user xattr on a tmpfs file.",
 	"FirstReadAfterChange": "another user changes a secret, one refresh runs (sync + kernel invalidation), a program reads the new value. Baseline: the program fetches the changed secret from the API itself.",
@@ -21,7 +22,7 @@ var groupInfo = map[string]string{
 	"Write":                "`sh -c 'printf %s v > KEY'` for a known key and a new key (blind overwrites: no version check), and `sed -i` editing the known key (a guarded write: one conditional listing checks the version it read before the PATCH); process start-up included on both sides. Baseline: the same command on tmpfs.",
 }
 
-var groupOrder = []string{"CachedRead", "ReferencingRead", "Getxattr", "FirstReadAfterChange", "Readdir", "Refresh", "MountReady", "TemplatesIdle", "Daemon", "Write"}
+var groupOrder = []string{"CachedRead", "AccessRead", "ReferencingRead", "Getxattr", "FirstReadAfterChange", "Readdir", "Refresh", "MountReady", "TemplatesIdle", "Daemon", "Write"}
 
 // formatValue renders a metric value with a unit a reader takes in at once.
 func formatValue(metric string, v float64) string {

@@ -71,6 +71,10 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.writableHere(name); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	p, keys := d.filePaths(name)
+	if _, errno := d.fsys.openHook(ctx, p, createFlags(flags), func() []string { return keys }); errno != 0 {
+		return nil, nil, 0, errno // access.go
+	}
 	if d.refusing(name, callerPid(ctx)) {
 		return nil, nil, 0, syscall.ESTALE // an editor's recovery after a refused save
 	}

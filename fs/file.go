@@ -121,6 +121,8 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		a.Size = uint64(m.Size)
 		n.setTime(a, m.UpdatedAt)
 	}
+	p, keys := d.filePaths(name)
+	n.fsys.applyAccess(a, p, keys) // access.go
 	a.Blocks = (a.Size + 511) / 512
 	return 0
 }
@@ -197,8 +199,12 @@ func (n *fileNode) OnForget() { n.coh.forget() }
 // half of two versions; each read() returns bytes of the one value the
 // open saw. That costs a READ round trip per read (measured in make bench).
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	p, keys := n.mountPaths()
+	if skip, errno := n.fsys.openHook(ctx, p, flags, func() []string { return keys }); skip || errno != 0 {
+		return nil, 0, orENOSYS(skip, errno) // access.go
+	}
 	if n.fsys.opt.ReadOnly {
-		return nil, 0, syscall.ENOSYS
+		return nil, roOpen, 0 // reads go to the node, through coherence
 	}
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	if write {
@@ -362,8 +368,15 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			mode = d.secretMode(m)
 		}
 	}
-	if errno := n.fsys.checkModeOwner(in, mode); errno != 0 {
+	p, keys := n.mountPaths()
+	uid, gid, mode := n.fsys.accessMode(p, false, mode, keys) // access.go
+	if errno := n.fsys.checkModeOwner(in, uid, gid, mode); errno != 0 {
 		return errno
+	}
+	if _, sized := in.GetSize(); sized && fh == nil {
+		if errno := n.fsys.checkCall(ctx, p, keys, true); errno != 0 { // access.go
+			return errno
+		}
 	}
 	if sz, ok := in.GetSize(); ok && sz == 0 && fh == nil && n.takeTruncOpen(ctx) != nil {
 		// The O_TRUNC of the caller's own write open: the handle starts
@@ -522,14 +535,14 @@ func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) boo
 
 // checkModeOwner accepts a chmod or chown that changes nothing (sed -i
 // re-applies the mode and owner it read) and refuses real changes.
-func (f *FS) checkModeOwner(in *fuse.SetAttrIn, mode uint32) syscall.Errno {
+func (f *FS) checkModeOwner(in *fuse.SetAttrIn, uid, gid, mode uint32) syscall.Errno {
 	if m, ok := in.GetMode(); ok && m&0o7777 != mode&0o7777 {
 		return syscall.EPERM
 	}
-	if u, ok := in.GetUID(); ok && u != f.opt.UID {
+	if u, ok := in.GetUID(); ok && u != uid {
 		return syscall.EPERM
 	}
-	if g, ok := in.GetGID(); ok && g != f.opt.GID {
+	if g, ok := in.GetGID(); ok && g != gid {
 		return syscall.EPERM
 	}
 	return 0
