@@ -271,33 +271,15 @@ func (v *versionNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 }
 
 func (v *versionNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if h, ok := fh.(*handle); ok {
-		return h.read(dest, off)
-	}
-	b, errno := v.value()
-	if errno != 0 {
-		return nil, errno
-	}
-	defer clear(b)
-	k := 0
-	if off < int64(len(b)) {
-		k = copy(dest, b[off:])
-	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return readComputed(fh, dest, off, v.value)
 }
 
 func (v *versionNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if v.fsys.opt.ReadOnly {
-		return syscall.ENOSYS
-	}
-	return 0
+	return v.fsys.flushComputed()
 }
 
 func (v *versionNode) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if h, ok := fh.(*handle); ok {
-		h.wipe()
-	}
-	return 0
+	return releaseComputed(fh)
 }
 
 func (v *versionNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

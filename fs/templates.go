@@ -213,33 +213,15 @@ func (n *tmplFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 }
 
 func (n *tmplFile) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if h, ok := fh.(*handle); ok {
-		return h.read(dest, off)
-	}
-	b, errno := n.content()
-	if errno != 0 {
-		return nil, errno
-	}
-	defer clear(b)
-	k := 0
-	if off < int64(len(b)) {
-		k = copy(dest, b[off:])
-	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return readComputed(fh, dest, off, n.content)
 }
 
 func (n *tmplFile) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if n.fsys.opt.ReadOnly {
-		return syscall.ENOSYS
-	}
-	return 0
+	return n.fsys.flushComputed()
 }
 
 func (n *tmplFile) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if h, ok := fh.(*handle); ok {
-		h.wipe()
-	}
-	return 0
+	return releaseComputed(fh)
 }
 
 func (n *tmplFile) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

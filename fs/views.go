@@ -150,30 +150,15 @@ func (n *viewNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 }
 
 func (n *viewNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if h, ok := fh.(*handle); ok {
-		return h.read(dest, off)
-	}
-	b := n.render()
-	defer clear(b)
-	k := 0
-	if off < int64(len(b)) {
-		k = copy(dest, b[off:])
-	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return readComputed(fh, dest, off, func() ([]byte, syscall.Errno) { return n.render(), 0 })
 }
 
 func (n *viewNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if n.dir.fsys.opt.ReadOnly {
-		return syscall.ENOSYS
-	}
-	return 0
+	return n.dir.fsys.flushComputed()
 }
 
 func (n *viewNode) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if h, ok := fh.(*handle); ok {
-		h.wipe()
-	}
-	return 0
+	return releaseComputed(fh)
 }
 
 func (n *viewNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

@@ -129,6 +129,11 @@ func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 	defer s.lockKeys(a)()
 	ctx, cancel := s.ctx()
 	defer cancel()
+	// Imports first: they live in another folder, where the version
+	// check would not find them.
+	if meta, ok := s.opt.Vault.Stat(a); ok && meta.ReadOnly {
+		return s.failed("push", a, ErrReadOnlyImport)
+	}
 	switch {
 	case base < 0:
 		base = -base
@@ -137,10 +142,7 @@ func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 			return s.failed("push", a, err)
 		}
 	}
-	meta, known := s.opt.Vault.Stat(a)
-	if known && meta.ReadOnly {
-		return s.failed("push", a, ErrReadOnlyImport)
-	}
+	_, known := s.opt.Vault.Stat(a)
 	sec, err := s.opt.API.UpsertSecret(ctx, ref(a), value, known)
 	if err != nil {
 		return s.failed("push", a, err)
@@ -210,13 +212,13 @@ func (s *Syncer) Delete(a vault.Addr, base int) error {
 	defer s.lockKeys(a)()
 	ctx, cancel := s.ctx()
 	defer cancel()
+	if meta, ok := s.opt.Vault.Stat(a); ok && meta.ReadOnly {
+		return s.failed("delete", a, ErrReadOnlyImport)
+	}
 	if base > 0 {
 		if err := s.checkBase(ctx, a, base); err != nil {
 			return s.failed("delete", a, err)
 		}
-	}
-	if meta, ok := s.opt.Vault.Stat(a); ok && meta.ReadOnly {
-		return s.failed("delete", a, ErrReadOnlyImport)
 	}
 	err := s.opt.API.DeleteSecret(ctx, ref(a))
 	if err != nil && !errors.Is(err, infisical.ErrNotFound) {
@@ -242,6 +244,9 @@ func (s *Syncer) Rename(from, to vault.Addr, base int) error {
 	s.log.Debug("rename", "from", s.name(from), "to", s.name(to), "checked_version", base)
 	ctx, cancel := s.ctx()
 	defer cancel()
+	if fm, ok := s.opt.Vault.Stat(from); ok && fm.ReadOnly {
+		return s.failed("rename", from, ErrReadOnlyImport)
+	}
 	if base > 0 {
 		if err := s.checkBase(ctx, from, base); err != nil {
 			return s.failed("rename", from, err)
