@@ -50,11 +50,9 @@ type fileNode struct {
 	// thread, so they are kept by the caller's thread id (one per open in
 	// flight; concurrent opens of one file come from different threads).
 	truncOpens map[uint32]*handle
-	// served is the version last read of it, and readers the version
-	// each reading thread got, for the version check of writes derived
-	// from a read (served.go).
-	served  int
-	readers map[uint32]int
+	// served is the version last read of it, for the version check of
+	// writes derived from a read (served.go).
+	served int
 }
 
 // where is the node's directory and name now; ok is false once unlinked.
@@ -241,7 +239,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		// make it blind (see handle.truncate).
 		h.base = version
 		if flags&syscall.O_ACCMODE != syscall.O_WRONLY {
-			n.recordServed(h.pid, version)
+			n.recordServed(version)
 		}
 		if write && flags&syscall.O_APPEND != 0 && version > 0 {
 			// bash ignores close() errors on `>>`: check now, where the
@@ -424,10 +422,10 @@ func (n *fileNode) takeTruncOpen(ctx context.Context) *handle {
 	}
 	delete(n.truncOpens, fc.Caller.Pid)
 	n.mu.Unlock()
-	// The open's O_TRUNC: the value is replaced, not edited, unless this
-	// process read it before (served.go).
-	base := n.readByProcessOf(h.pid)
+	// The open's O_TRUNC: the value is replaced, not edited, unless the
+	// file stands in for a key moved aside (served.go).
 	h.mu.Lock()
+	base := h.editOf
 	clear(h.buf)
 	h.buf = h.buf[:0]
 	h.truncated = true

@@ -96,17 +96,12 @@ func (h *handle) truncate(sz uint64) syscall.Errno {
 	if sz > maxValue {
 		return syscall.EFBIG
 	}
-	readBefore := 0
-	if sz == 0 && h.n != nil {
-		readBefore = h.n.readByProcessOf(h.pid) // takes fileNode.mu: before handle.mu
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if sz == 0 && h.n != nil {
-		// Emptied through the handle: a rewrite, an edit only if this
-		// process read the key before, or the file stands in for a key
-		// that was read (served.go).
-		h.base = max(h.editOf, readBefore)
+	if sz == 0 {
+		// Emptied through the handle: a rewrite, not an edit, unless the
+		// file stands in for a key moved aside (served.go).
+		h.base = h.editOf
 	}
 	if int(sz) <= len(h.buf) {
 		clear(h.buf[sz:])

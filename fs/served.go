@@ -18,47 +18,14 @@ import (
 // KEY, cp, tee, or emptying an open file) is blind: base 0, last writer
 // wins, as with files.
 
-// maxReaders bounds the reader threads a file remembers.
-const maxReaders = 32
-
-// recordServed notes that thread tid was given version v.
-func (n *fileNode) recordServed(tid uint32, v int) {
+// recordServed notes that version v was given out of the secret.
+func (n *fileNode) recordServed(v int) {
 	if v <= 0 {
 		return
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.served = v
-	if n.readers == nil || len(n.readers) >= maxReaders {
-		n.readers = map[uint32]int{}
-	}
-	n.readers[tid] = v
-}
-
-// readByProcessOf is the version that the process of thread tid was last
-// served, 0 if it read nothing through the mount. Threads are mapped to
-// their process only here, on a truncating write, so reads pay nothing.
-func (n *fileNode) readByProcessOf(tid uint32) int {
-	n.mu.Lock()
-	readers := make(map[uint32]int, len(n.readers))
-	for t, v := range n.readers {
-		readers[t] = v
-	}
 	n.mu.Unlock()
-	if v, ok := readers[tid]; ok {
-		return v
-	}
-	tg := tgid(tid)
-	if tg == 0 {
-		return 0
-	}
-	best := 0
-	for t, v := range readers {
-		if tgid(t) == tg && v > best {
-			best = v
-		}
-	}
-	return best
 }
 
 // tgid is the process of thread tid (FUSE names callers by thread), 0 if
