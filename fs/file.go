@@ -210,7 +210,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			return nil, 0, errno
 		}
 	}
-	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx)) {
+	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx), opWrite) {
 		return nil, 0, syscall.ESTALE // the kernel's retry of a refused open
 	}
 	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0}
@@ -238,9 +238,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		// (an append, an edit in place); a later truncation to 0 may
 		// make it blind (see handle.truncate).
 		h.base = version
-		if flags&syscall.O_ACCMODE != syscall.O_WRONLY {
-			n.recordServed(version)
-		}
 		if write && flags&syscall.O_APPEND != 0 && version > 0 {
 			// bash ignores close() errors on `>>`: check now, where the
 			// shell reports it; the push then only compares with the
@@ -525,7 +522,7 @@ func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) boo
 	}
 	d.mu.Unlock()
 	if replaced != nil && errno == syscall.ESTALE {
-		d.refuseProcess(name, owner) // the editor's recovery comes next
+		d.refuseProcess(name, owner, false) // the editor's recovery comes next
 	}
 	d.fsys.Invalidate(tree.Changes{Removed: []vault.Addr{d.addr(name)}})
 	return true
