@@ -56,7 +56,10 @@ func TestRecordLines(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	for i := 0; ; i++ {
-		if p, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); p == sleep {
+		// exe changes at exec before cmdline does: wait for both.
+		p, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+		argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
+		if p == sleep && strings.Contains(string(argv), canary) {
 			break
 		}
 		if i == 2500 {

@@ -354,9 +354,21 @@ func TestMetricsAndHardening(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	resp, err := http.Get("http://" + addr + "/healthz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/healthz: %v %v", resp, err)
+	// The listener is up before the mount (a port in use is a start-up
+	// error), so /healthz says 503 until the mount is ready: wait for it.
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err = http.Get("http://" + addr + "/healthz")
+		if err == nil && resp.StatusCode == 200 {
+			break
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz never became ready: %v %v", resp, err)
+		}
 	}
 	resp.Body.Close()
 	resp, err = http.Get("http://" + addr + "/metrics")
