@@ -571,14 +571,15 @@ func TestReloadAppliesLiveKeysOnceAndKeepsTheRest(t *testing.T) {
 	next.URL = "https://other.example"
 	var r recorder
 	applied, remount, now := Reload(&r, running, next)
-	if want := []string{"refresh_interval", "client_id", "client_secret", "client_secret_file"}; !slices.Equal(applied, want) {
+	if want := []string{"client_id", "client_secret", "client_secret_file", "refresh_interval"}; !slices.Equal(applied, want) {
 		t.Errorf("applied %v, want %v", applied, want)
 	}
 	if want := []string{"url", "read_only"}; !slices.Equal(remount, want) {
 		t.Errorf("remount %v, want %v", remount, want)
 	}
-	// Credentials are applied once, with id and secret together.
-	if want := []string{"interval 5s", "credentials new-id new-secret"}; !slices.Equal(r.calls, want) {
+	// Credentials are applied once, with id and secret together, and
+	// before the interval, whose change starts a sync that logs in.
+	if want := []string{"credentials new-id new-secret", "interval 5s"}; !slices.Equal(r.calls, want) {
 		t.Errorf("calls %q, want %q", r.calls, want)
 	}
 	if now.URL != running.URL || now.ReadOnly != running.ReadOnly {

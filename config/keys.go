@@ -43,13 +43,16 @@ func notFlat(old, new Config) bool { return !old.Flat && !new.Flat }
 
 // Keys is every setting, once: Diff, Reload and the documentation test read
 // it, so classifying a key and applying it cannot disagree.
+//
+// Reload applies live keys in this order, so credentials come first: a
+// new interval starts a sync at once, which must log in with the new ones.
 var Keys = []Key{
-	{Name: "refresh_interval", Field: "RefreshInterval", Apply: func(l Live, c Config) { l.SetRefreshInterval(c.RefreshInterval.Duration) }},
-	{Name: "log_level", Field: "LogLevel", Apply: func(l Live, c Config) { l.SetLogLevel(c.LogLevel) }},
 	{Name: "client_id", Field: "ClientID", Apply: setCredentials},
 	{Name: "client_secret", Field: "ClientSecret", Apply: setCredentials},
 	{Name: "client_id_file", Field: "ClientIDFile", Apply: setCredentials},
 	{Name: "client_secret_file", Field: "ClientSecretFile", Apply: setCredentials},
+	{Name: "refresh_interval", Field: "RefreshInterval", Apply: func(l Live, c Config) { l.SetRefreshInterval(c.RefreshInterval.Duration) }},
+	{Name: "log_level", Field: "LogLevel", Apply: func(l Live, c Config) { l.SetLogLevel(c.LogLevel) }},
 	{Name: "project", Field: "Projects", Apply: setFilter, LiveIf: notFlat},
 	{Name: "env", Field: "Envs", Apply: setFilter, LiveIf: notFlat},
 	{Name: "on_change", Field: "OnChange", Apply: func(l Live, c Config) { l.SetHooks(c.OnChange) }},

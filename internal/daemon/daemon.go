@@ -143,6 +143,17 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Watch before mounting: a file changed as soon as the mount answers
+	// must not be missed. Reloads wait until the start is done.
+	started := make(chan struct{})
+	if o.Resolve != nil {
+		w, err := watchConfig(runCtx, cfg, o.Resolve, d.src, o.Level, log, started)
+		if err != nil {
+			log.Warn("config hot reload disabled", "err", err)
+		} else if w != nil {
+			d.watch = w
+		}
+	}
 	view := ViewOf(cfg)
 	view.Version = o.Version
 	if d.mnt, err = d.src.Mount(o.Mountpoint, view); err != nil {
@@ -153,14 +164,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 		m.SetReady(true)
 	}
 	d.src.Run(runCtx)
-	if o.Resolve != nil {
-		w, err := watchConfig(runCtx, cfg, o.Resolve, d.src, o.Level, log)
-		if err != nil {
-			log.Warn("config hot reload disabled", "err", err)
-		} else if w != nil {
-			d.watch = w
-		}
-	}
+	close(started)
 	return d, nil
 }
 

@@ -48,6 +48,7 @@ type reloader struct {
 	ctx     context.Context
 	resolve func() (config.Config, error)
 	live    live
+	started <-chan struct{} // closed when the start is done
 	log     *slog.Logger
 
 	mu      sync.Mutex // one reload at a time; guards running
@@ -58,8 +59,8 @@ type reloader struct {
 }
 
 // watchConfig starts a reloader; with nothing to watch it returns a no-op.
-func watchConfig(ctx context.Context, cfg config.Config, resolve func() (config.Config, error), src *Source, level *slog.LevelVar, log *slog.Logger) (io.Closer, error) {
-	r := &reloader{ctx: ctx, resolve: resolve, live: live{src, level}, log: log, running: cfg}
+func watchConfig(ctx context.Context, cfg config.Config, resolve func() (config.Config, error), src *Source, level *slog.LevelVar, log *slog.Logger, started <-chan struct{}) (io.Closer, error) {
+	r := &reloader{ctx: ctx, resolve: resolve, live: live{src, level}, log: log, running: cfg, started: started}
 	creds := watched(cfg)
 	if cfg.ConfigFile == "" && len(creds) == 0 {
 		return nil, nil
@@ -81,6 +82,12 @@ func (r *reloader) Close() error {
 // reload re-resolves the settings; a config that fails to parse or
 // validate keeps the running one (the watcher logs the error).
 func (r *reloader) reload() error {
+	// A change seen during the start applies once the mount is up.
+	select {
+	case <-r.started:
+	case <-r.ctx.Done():
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next, err := r.resolve()
