@@ -37,7 +37,7 @@ const (
 )
 
 // Config is one mount's complete settings. TOML keys are the snake_case of
-// the flag names; see testdata/config/full.toml for every key.
+// the flag names; 'infisicalfs mount --help-config' lists every key.
 type Config struct {
 	URL              string `toml:"url"`
 	AuthMethod       string `toml:"auth_method"`
@@ -161,6 +161,9 @@ func (b ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatIn
 
 // Set implements flag.Value.
 func (b *ByteSize) Set(s string) error { return b.UnmarshalText([]byte(s)) }
+
+// Type names the value in --help (pflag.Value).
+func (*ByteSize) Type() string { return "size" }
 
 // String implements flag.Value.
 func (b *ByteSize) String() string {

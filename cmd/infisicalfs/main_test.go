@@ -84,12 +84,19 @@ type proc struct {
 // mount starts `infisicalfs mount ARGS MNT` and waits until .status reads.
 func (w *world) mount(mnt string, env []string, args ...string) *proc {
 	w.t.Helper()
+	return w.mountArgv(mnt, env, append(args, mnt)...)
+}
+
+// mountArgv starts `infisicalfs mount ARGV` (ARGV names MNT somewhere) and
+// waits until MNT/.status reads.
+func (w *world) mountArgv(mnt string, env []string, argv ...string) *proc {
+	w.t.Helper()
 	testutil.RequireFUSE(w.t)
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		w.t.Fatal(err)
 	}
 	d := &proc{mnt: mnt, logs: &testutil.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(binary, append(append([]string{"mount"}, args...), mnt)...)
+	d.cmd = exec.Command(binary, append([]string{"mount"}, argv...)...)
 	d.cmd.Env = env
 	d.cmd.Stderr = d.logs
 	d.cmd.Stdout = d.logs
@@ -153,7 +160,7 @@ func TestUsageAndVersion(t *testing.T) {
 	}
 	for _, c := range []string{"mount", "unmount", "refresh", "status", "dev-server"} {
 		out, code := runCmd(t, nil, c, "--help")
-		if code != 0 || !strings.Contains(out, "Usage: infisicalfs "+c) {
+		if code != 0 || !strings.Contains(out, "Usage:\n  infisicalfs "+c) {
 			t.Errorf("%s --help: %d %q", c, code, out)
 		}
 	}
@@ -388,6 +395,27 @@ func TestMetricsAndHardening(t *testing.T) {
 	st, _ := os.Stat(mnt)
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("mount root mode %v, want 0700", st.Mode())
+	}
+}
+
+// Flags after the mount point and -o options, as mount(8) and rclone
+// take them (this printed the whole usage and exited 2).
+func TestFlagsAfterMountpointAndOptions(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	w.mountArgv(mnt, w.env(), mnt, "--flat", "-o", "ro,project=webshop,env=dev,refresh_interval=30s,_netdev")
+	if b, err := os.ReadFile(filepath.Join(mnt, "DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+		t.Errorf("flat read: %q %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "DATABASE_URL"), []byte("x"), 0o600); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("write with -o ro: %v, want EROFS", err)
+	}
+	if v, _, _ := w.srv.Secret(w.project, "dev", "/", "DATABASE_URL"); v != "postgres://dev" {
+		t.Errorf("server value %q after a refused write", v)
+	}
+	out, code := runCmd(t, w.env(), "mount", filepath.Join(w.dir, "other"), "-o", "frobnicate")
+	if code == 0 || !strings.Contains(out, `unknown mount option "frobnicate"`) || !strings.Contains(out, "--help-config") {
+		t.Errorf("unknown -o: exit %d, %q", code, out)
 	}
 }
 
