@@ -719,3 +719,90 @@ templates:
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestSIGINTAfterStderrReaderExits: `make demo 2>&1 | tee log`, then Ctrl-C.
+// tee is gone before the daemon's SIGINT handler logs, and a write to a
+// pipe without a reader raised SIGPIPE, killing the daemon before it
+// unmounted: a dead mount ("Transport endpoint is not connected").
+func TestSIGINTAfterStderrReaderExits(t *testing.T) {
+	testutil.RequireFUSE(t)
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "mount", "--log-level", "debug", mnt)
+	cmd.Env = w.env()
+	cmd.Stdout, cmd.Stderr = wr, wr // an *os.File: the child's fd 2 is the pipe itself
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wr.Close() // the child holds the only write end now
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		exec.Command(binary, "unmount", mnt).Run()
+	})
+	// The reader drains the log, as tee would, until the mount is ready.
+	var logs testutil.Buffer
+	readerDone := make(chan struct{})
+	stopReading := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		buf := make([]byte, 4096)
+		for {
+			n, err := r.Read(buf)
+			logs.Write(buf[:n])
+			if err != nil {
+				return
+			}
+			select {
+			case <-stopReading:
+				return
+			default:
+			}
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.ReadFile(filepath.Join(mnt, ".status")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not mounted in 20s\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The reader exits: close the only read end.
+	close(stopReading)
+	r.Close()
+	<-readerDone
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws := ee.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {
+				t.Errorf("the daemon died of %v after its stderr reader exited", ws.Signal())
+			}
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit 15 s after SIGINT")
+	}
+	if mounted(mnt) {
+		t.Errorf("%s is still mounted after SIGINT", mnt)
+	}
+	if _, err := os.ReadDir(mnt); err != nil {
+		t.Errorf("the mount point is not clean: %v", err)
+	}
+}
