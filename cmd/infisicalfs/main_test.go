@@ -806,3 +806,96 @@ func TestSIGINTAfterStderrReaderExits(t *testing.T) {
 		t.Errorf("the mount point is not clean: %v", err)
 	}
 }
+
+// TestMakeInstallAndMountWithoutPathOrHome: `make install DESTDIR=...`
+// lays out everything, and the installed helper mounts through
+// `mount -t fuse.infisicalfs` run with no PATH and no HOME, as mount(8)
+// and fstab run it. A failing start prints the daemon's first error line.
+func TestMakeInstallAndMountWithoutPathOrHome(t *testing.T) {
+	testutil.RequireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mount(8) with a helper needs root")
+	}
+	mountBin, err := exec.LookPath("mount")
+	if err != nil {
+		t.Skip("no mount(8)")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	helper := "/sbin/mount.fuse.infisicalfs"
+	if _, err := os.Lstat(helper); err == nil {
+		t.Skip(helper + " exists already; not replacing it")
+	}
+	w := newWorld(t)
+	repo, _ := filepath.Abs("../..")
+	make := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("make", append([]string{"-C", repo, "--no-print-directory", "install", "BIN=" + filepath.Join(w.dir, "build", "infisicalfs")}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make install %v: %v\n%s", args, err, out)
+		}
+	}
+	// A staged install: every file in place under DESTDIR.
+	stage := filepath.Join(w.dir, "stage")
+	make("DESTDIR="+stage, "PREFIX=/usr")
+	for _, p := range []string{
+		"usr/bin/infisicalfs", "sbin/mount.infisicalfs", "sbin/mount.fuse.infisicalfs",
+		"usr/lib/systemd/system/infisicalfs.service", "usr/share/man/man1/infisicalfs.1",
+		"usr/share/man/man1/infisicalfs-mount.1", "usr/share/bash-completion/completions/infisicalfs",
+		"usr/share/zsh/site-functions/_infisicalfs", "usr/share/fish/vendor_completions.d/infisicalfs.fish",
+	} {
+		if st, err := os.Stat(filepath.Join(stage, p)); err != nil || st.Size() == 0 {
+			t.Errorf("make install: %s missing or empty: %v", p, err)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(stage, "sbin/mount.infisicalfs"))
+	if !strings.Contains(string(b), "installed='/usr/bin/infisicalfs'") {
+		t.Error("the installed helper does not name the binary by its absolute path")
+	}
+	unit, _ := os.ReadFile(filepath.Join(stage, "usr/lib/systemd/system/infisicalfs.service"))
+	if !strings.Contains(string(unit), "ExecStart=/usr/bin/infisicalfs mount") || !strings.Contains(string(unit), "StateDirectory=infisicalfs") {
+		t.Errorf("installed unit:\n%s", unit)
+	}
+	man, _ := os.ReadFile(filepath.Join(stage, "usr/share/man/man1/infisicalfs-mount.1"))
+	bash, _ := os.ReadFile(filepath.Join(stage, "usr/share/bash-completion/completions/infisicalfs"))
+	if !strings.Contains(string(man), "refresh-interval") || !strings.Contains(string(bash), "infisicalfs") {
+		t.Errorf("man page or completion lacks the flags")
+	}
+
+	// A live install under a private prefix, the helper linked where
+	// mount(8) looks for it.
+	prefix := filepath.Join(w.dir, "prefix")
+	make("PREFIX="+prefix, "SBINDIR="+prefix+"/sbin")
+	if err := os.Symlink(prefix+"/sbin/mount.fuse.infisicalfs", helper); err != nil {
+		t.Skip("cannot install the helper:", err)
+	}
+	t.Cleanup(func() { os.Remove(helper) })
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	stateDir := filepath.Join("/var/lib/infisicalfs", strings.ReplaceAll(strings.TrimPrefix(mnt, "/"), "/", "-"))
+	t.Cleanup(func() { stopHelperMount(t, mnt); os.RemoveAll(stateDir) })
+	noPathNoHome := []string{"INFISICAL_URL=" + w.srv.URL(), "INFISICAL_CLIENT_ID=" + testID, "INFISICAL_CLIENT_SECRET=" + testSecret, "INFISICALFS_MOUNT_TIMEOUT=20"}
+	cmd := exec.Command(mountBin, "-t", "fuse.infisicalfs", "infisicalfs", mnt, "-o", "ro,env=dev")
+	cmd.Env = noPathNoHome
+	cmd.WaitDelay = 5 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mount -t fuse.infisicalfs without PATH and HOME: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+		t.Errorf("read through the installed helper's mount: %q %v", b, err)
+	}
+	stopHelperMount(t, mnt)
+
+	// A start that fails says why, not only "mount again with -o log=FILE".
+	cmd = exec.Command(mountBin, "-t", "fuse.infisicalfs", "infisicalfs", mnt, "-o", "refresh_interval=soon")
+	cmd.Env = noPathNoHome
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refresh-interval") {
+		t.Errorf("bad option through the helper: %v, want the daemon's error line\n%s", err, out)
+	}
+	if strings.Contains(string(out), testSecret) {
+		t.Error("the helper printed the client secret")
+	}
+}
