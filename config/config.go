@@ -27,6 +27,17 @@ const (
 	StateHashSHA256 = "sha256"      // the original design's plain hash, for tools that expect it
 )
 
+// MaxStale is the age of the last successful sync past which /healthz
+// reports the mount unhealthy: healthz_max_stale, or by default five
+// refresh intervals and at least five minutes, so that one or two failed
+// cycles do not make a probe restart a mount that still serves good values.
+func (c Config) MaxStale() time.Duration {
+	if c.HealthzMaxStale.Duration > 0 {
+		return c.HealthzMaxStale.Duration
+	}
+	return max(5*c.RefreshInterval.Duration, 5*time.Minute)
+}
+
 // DefaultStateFlushInterval is state_flush_interval's default.
 const DefaultStateFlushInterval = 5 * time.Minute
 
@@ -74,6 +85,9 @@ type Config struct {
 	LogLevel           string     `toml:"log_level"`
 	LogFormat          string     `toml:"log_format"`
 	MetricsAddr        string     `toml:"metrics_addr"`
+	// HealthzMaxStale: /healthz answers 503 once the last successful sync
+	// is older than this; 0 means 5 refresh intervals, at least 5m.
+	HealthzMaxStale Duration `toml:"healthz_max_stale"`
 	DebugFUSE          bool       `toml:"debug_fuse"`
 	ServerErrorDelay   Duration   `toml:"server_error_delay"`
 	RateLimitDelay     Duration   `toml:"rate_limit_delay"`

@@ -129,6 +129,7 @@ func NewFlagSet(name string) (*pflag.FlagSet, *Flags) {
 	fs.StringVar(&v.LogLevel, "log-level", v.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&v.LogFormat, "log-format", v.LogFormat, "log `format`: text or json")
 	fs.StringVar(&v.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this `address`, e.g. 127.0.0.1:9464")
+	fs.Var(durationFlag{&v.HealthzMaxStale}, "healthz-max-stale", "/healthz answers 503 once the last successful sync is older than this (0: 5 refresh intervals, at least 5m)")
 	fs.BoolVar(&v.DebugFUSE, "debug-fuse", v.DebugFUSE, "trace FUSE requests; WARNING: prints secret values")
 	fs.Var(durationFlag{&v.ServerErrorDelay}, "server-error-delay", "wait before retrying a 5xx answer")
 	fs.StringVar(&v.AgentConfig, "agent-config", "", "the official Infisical agent's YAML config `file`: its address, auth, templates, polling interval and sinks (also $"+EnvAgentConfigBase64+", base64)")
@@ -283,6 +284,7 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		"server-error-delay":   {&c.ServerErrorDelay, &v.ServerErrorDelay},
 		"rate-limit-delay":     {&c.RateLimitDelay, &v.RateLimitDelay},
 		"state-flush-interval": {&c.StateFlushInterval, &v.StateFlushInterval},
+		"healthz-max-stale":    {&c.HealthzMaxStale, &v.HealthzMaxStale},
 	}
 	for name, p := range durs {
 		if set[name] {

@@ -899,3 +899,60 @@ func TestMakeInstallAndMountWithoutPathOrHome(t *testing.T) {
 		t.Error("the helper printed the client secret")
 	}
 }
+
+// /healthz stayed 200 once mounted; now it answers 503 once the last good
+// sync is older than healthz_max_stale, and 200 again after a good sync.
+func TestHealthzReportsStaleness(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	d := w.mount(mnt, w.env(), "--metrics-addr", "127.0.0.1:0", "-o", "refresh_interval=1s,healthz_max_stale=2s")
+	re := regexp.MustCompile(`serving metrics"? addr=(\S+)`)
+	m := re.FindStringSubmatch(d.logs.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", d.logs.String())
+	}
+	healthz := func() (int, string) {
+		resp, err := http.Get("http://" + m[1] + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor := func(want int) string {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, body := healthz()
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/healthz stayed %d %q, want %d\n%s", code, body, want, d.logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor(200)
+	if out, code := runCmd(t, w.env(), "status", mnt); code != 0 {
+		t.Errorf("status of a fresh mount: exit %d\n%s", code, out)
+	}
+	// Every sync fails fast (the identity's login is refused).
+	w.srv.FailPath("POST", "/api/v1/auth", 401, -1)
+	if body := waitFor(503); !strings.Contains(body, "stale") {
+		t.Errorf("503 body %q does not say stale", body)
+	}
+	// status agrees, for scripts and probes: exit 1 while stale.
+	if out, code := runCmd(t, w.env(), "status", mnt); code != 1 || !strings.Contains(out, "STALE") {
+		t.Errorf("status while stale: exit %d, want 1\n%s", code, out)
+	}
+	w.srv.ClearFaults()
+	waitFor(200)
+	if out, code := runCmd(t, w.env(), "status", mnt); code != 0 {
+		t.Errorf("status after recovery: exit %d\n%s", code, out)
+	}
+	if out, code := runCmd(t, w.env(), "status", w.dir); code != 2 {
+		t.Errorf("status of a directory that is no mount: exit %d, want 2\n%s", code, out)
+	}
+}

@@ -155,6 +155,8 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	}
 	log.Info("mounted", "mountpoint", o.Mountpoint, "projects", len(d.src.sync.Projects()), "secrets", d.src.vault.Len(), "read_only", cfg.ReadOnly)
 	if m != nil {
+		m.SetMaxStale(cfg.MaxStale())
+		m.SyncedAt(time.Now()) // Mount ran the first sync
 		m.SetReady(true)
 	}
 	d.src.Run(runCtx)
