@@ -72,27 +72,27 @@ type Config struct {
 	StateFile       string   `toml:"state_file"` // "" = state.DefaultPath(mountpoint)
 	// StateFlushInterval: counters and sync times wait this long before the
 	// state file is rewritten for them alone (records rewrite it at once).
-	StateFlushInterval Duration   `toml:"state_flush_interval"`
-	StateHash          string     `toml:"state_hash"`      // StateHashHMAC or StateHashSHA256
-	UID                int        `toml:"uid"`             // -1 = the mounting user
-	GID                int        `toml:"gid"`             // -1 = the mounting user
-	FileMode           uint32     `toml:"-"`               // decoded through fileConfig as an octal string
-	AllowOther         bool       `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
-	AllowNonEmpty      bool       `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
-	TrimNewline        bool       `toml:"trim_newline"`
-	IncludeImports     bool       `toml:"include_imports"`
-	TokenPolicy        string     `toml:"token_policy"`
-	LogLevel           string     `toml:"log_level"`
-	LogFormat          string     `toml:"log_format"`
-	MetricsAddr        string     `toml:"metrics_addr"`
+	StateFlushInterval Duration `toml:"state_flush_interval"`
+	StateHash          string   `toml:"state_hash"`      // StateHashHMAC or StateHashSHA256
+	UID                int      `toml:"uid"`             // -1 = the mounting user
+	GID                int      `toml:"gid"`             // -1 = the mounting user
+	FileMode           uint32   `toml:"-"`               // decoded through fileConfig as an octal string
+	AllowOther         bool     `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
+	AllowNonEmpty      bool     `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
+	TrimNewline        bool     `toml:"trim_newline"`
+	IncludeImports     bool     `toml:"include_imports"`
+	TokenPolicy        string   `toml:"token_policy"`
+	LogLevel           string   `toml:"log_level"`
+	LogFormat          string   `toml:"log_format"`
+	MetricsAddr        string   `toml:"metrics_addr"`
 	// HealthzMaxStale: /healthz answers 503 once the last successful sync
 	// is older than this; 0 means 5 refresh intervals, at least 5m.
-	HealthzMaxStale Duration `toml:"healthz_max_stale"`
-	DebugFUSE          bool       `toml:"debug_fuse"`
-	ServerErrorDelay   Duration   `toml:"server_error_delay"`
-	RateLimitDelay     Duration   `toml:"rate_limit_delay"`
-	OnChange           []Hook     `toml:"on_change"`
-	Templates          []Template `toml:"template"`
+	HealthzMaxStale  Duration   `toml:"healthz_max_stale"`
+	DebugFUSE        bool       `toml:"debug_fuse"`
+	ServerErrorDelay Duration   `toml:"server_error_delay"`
+	RateLimitDelay   Duration   `toml:"rate_limit_delay"`
+	OnChange         []Hook     `toml:"on_change"`
+	Templates        []Template `toml:"template"`
 	// AgentConfig is the official Infisical agent's YAML config
 	// (--agent-config): its address, auth, templates, polling interval
 	// and sinks take the place of the same settings here (package
