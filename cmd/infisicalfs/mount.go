@@ -183,6 +183,14 @@ func cmdMount(ctx context.Context, mnt string, resolve func() (config.Config, er
 			return d.Stop(context.Background())
 		case <-ctx.Done():
 			return stop(d, log, mnt)
+		case sg := <-stopRequested:
+			// The start-up forwarder took a signal in the instant
+			// between the start's end and the check above (it raced
+			// startDone): without this case that SIGTERM was lost and
+			// the process ran on.
+			log.Info("signal: unmounting", "signal", sg.String())
+			notifySystemd("STOPPING=1")
+			return stop(d, log, mnt)
 		case sg := <-sig:
 			if sg == syscall.SIGHUP {
 				log.Info("SIGHUP: syncing now")
