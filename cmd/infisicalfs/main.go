@@ -92,6 +92,7 @@ holds the secret's value. Writes go back to Infisical; a sync runs every refresh
 		mountpointCommand("refresh MOUNTPOINT", "Sync now and wait for the sync to finish", func(mnt string) error { return cmdRefresh(mnt, stdout) }),
 		mountpointCommand("status MOUNTPOINT", "Summary of MOUNT/.status; exits 1 when stale or erroring, 2 when not a mount", func(mnt string) error { return cmdStatus(mnt, stdout) }),
 		devServerCommand(ctx, stdout, stderr),
+		doctorCommand(ctx, stdout),
 		&cobra.Command{
 			Use: "version", Short: "Print the version and commit", Args: cobra.NoArgs,
 			Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(stdout, "infisicalfs", versionString()) },

@@ -956,3 +956,41 @@ func TestHealthzReportsStaleness(t *testing.T) {
 		t.Errorf("status of a directory that is no mount: exit %d, want 2\n%s", code, out)
 	}
 }
+
+// doctor checks against a real server: every check passes for a good
+// setup; a read-only grant shows as "write: denied", a non-empty mount
+// point and a wrong secret fail with what to fix, and nothing changes in
+// Infisical.
+func TestDoctor(t *testing.T) {
+	w := newWorld(t)
+	ro := w.srv.AddProject("audit", "Audit", "prod")
+	w.srv.Grant(testID, ro, infisicaltest.PermRead)
+	w.srv.SetSecret(ro, "prod", "/", "LOG_KEY", "audit-canary-77f1")
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	before := len(w.srv.Secrets(w.project, "dev"))
+	out, code := runCmd(t, w.env(), "doctor", mnt)
+	for _, want := range []string{"ok    url", "ok    login", "ok    clock", "ok    mount point", "webshop/dev            read: 1 secrets at /; write: allowed", "audit/prod             read: 1 secrets at /; write: denied"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("doctor on a good setup: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "audit-canary-77f1") || strings.Contains(out, testSecret) {
+		t.Error("doctor printed a secret")
+	}
+	if n := len(w.srv.Secrets(w.project, "dev")); n != before {
+		t.Errorf("doctor changed Infisical: %d secrets, had %d", n, before)
+	}
+	os.WriteFile(filepath.Join(mnt, "file"), nil, 0o600)
+	out, code = runCmd(t, w.env("INFISICAL_CLIENT_SECRET=wrong"), "doctor", mnt)
+	if code != 1 || !strings.Contains(out, "FAIL  mount point") || !strings.Contains(out, "--allow-non-empty") || !strings.Contains(out, "FAIL  login") {
+		t.Errorf("doctor on a bad setup: exit %d\n%s", code, out)
+	}
+	out, code = runCmd(t, w.env(), "doctor", "--env", "nope")
+	if code != 1 || !strings.Contains(out, "FAIL  scopes") {
+		t.Errorf("doctor --env nope: exit %d\n%s", code, out)
+	}
+}
