@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -992,5 +993,58 @@ func TestDoctor(t *testing.T) {
 	out, code = runCmd(t, w.env(), "doctor", "--env", "nope")
 	if code != 1 || !strings.Contains(out, "FAIL  scopes") {
 		t.Errorf("doctor --env nope: exit %d\n%s", code, out)
+	}
+}
+
+// mount --daemon returns once the mount is ready, leaves a pid file, logs
+// to --log-file, and stops cleanly on SIGTERM (removing the pid file); a
+// start that fails prints why and exits non-zero in the foreground.
+func TestDaemonFlag(t *testing.T) {
+	testutil.RequireFUSE(t)
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	pidFile, logFile := filepath.Join(w.dir, "pid"), filepath.Join(w.dir, "log")
+	cmd := exec.Command(binary, "mount", mnt, "--daemon", "--pid-file", pidFile, "--log-file", logFile)
+	cmd.Env = w.env()
+	cmd.WaitDelay = 5 * time.Second // the child must not keep our output open
+	out, err := cmd.CombinedOutput()
+	t.Cleanup(func() { stopHelperMount(t, mnt) })
+	if err != nil {
+		t.Fatalf("mount --daemon: %v\n%s", err, out)
+	}
+	// Ready when the command returned: no polling.
+	if b, err := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+		t.Fatalf("read right after mount --daemon returned: %q %v", b, err)
+	}
+	b, err := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("pid file: %q %v", b, err)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("pid %d", pid)) {
+		t.Errorf("output does not name pid %d: %s", pid, out)
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if mounted(mnt) {
+		t.Error("still mounted after SIGTERM to the background process")
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left after exit: %v", err)
+	}
+	if lb, _ := os.ReadFile(logFile); !strings.Contains(string(lb), "signal: unmounting") || strings.Contains(string(lb), testSecret) {
+		t.Errorf("log file:\n%s", lb)
+	}
+	// A start that fails: the foreground command says why.
+	out2, code := runCmd(t, w.env("INFISICAL_CLIENT_SECRET=wrong"), "mount", "--daemon", mnt)
+	if code == 0 || !strings.Contains(out2, "authentication failed") {
+		t.Errorf("failed background start: exit %d\n%s", code, out2)
+	}
+	if mounted(mnt) {
+		t.Error("a failed background start left a mount")
 	}
 }

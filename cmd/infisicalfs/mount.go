@@ -45,6 +45,7 @@ type statusDoc = daemon.StatusDoc
 func mountCommand(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	fset, flags := config.NewFlagSet("mount")
 	var helpConfig bool
+	var bg background
 	cmd := &cobra.Command{
 		Use:   "mount [flags] MOUNTPOINT",
 		Short: "Mount in the foreground; SIGINT/SIGTERM unmount cleanly, SIGHUP syncs now",
@@ -75,11 +76,26 @@ file's keys as mount(8) writes them: -o ro,refresh_interval=30s,env=dev.`,
 				return err
 			}
 			pf := cmd.Flags()
-			return cmdMount(ctx, mnt, func() (config.Config, error) { return config.Resolve(pf, flags, os.Getenv) }, stderr)
+			resolve := func() (config.Config, error) { return config.Resolve(pf, flags, os.Getenv) }
+			if bg.on && !bg.child() {
+				// The settings are checked here too, so that a typo fails
+				// in the foreground before a child is started.
+				if _, err := resolve(); err != nil {
+					return err
+				}
+				return bg.start(os.Args[1:], stdout, stderr)
+			}
+			if !bg.child() {
+				bg = background{}
+			}
+			return cmdMount(ctx, mnt, resolve, stderr, bg)
 		},
 	}
 	cmd.Flags().SortFlags = false
 	cmd.Flags().AddFlagSet(fset)
+	cmd.Flags().BoolVar(&bg.on, "daemon", false, "run in the background once the mount is ready (for use without systemd or mount(8)); stop it with SIGTERM or 'infisicalfs unmount'")
+	cmd.Flags().StringVar(&bg.pidFile, "pid-file", "", "with --daemon: write the background process's pid to this `file` (removed at exit)")
+	cmd.Flags().StringVar(&bg.logFile, "log-file", "", "with --daemon: append the log to this `file` once mounted (default: discarded)")
 	cmd.Flags().BoolVar(&helpConfig, "help-config", false, "list every config file key (and -o option) with its flag, default and meaning, then exit")
 	for name, values := range map[string][]string{
 		"auth-method":  {"universal", "kubernetes", "token"},
@@ -104,7 +120,7 @@ func absPath(p string) (string, error) {
 }
 
 // cmdMount runs daemon.Start, then takes signals until the mount ends.
-func cmdMount(ctx context.Context, mnt string, resolve func() (config.Config, error), stderr io.Writer) error {
+func cmdMount(ctx context.Context, mnt string, resolve func() (config.Config, error), stderr io.Writer, bg background) error {
 	cfg, err := resolve()
 	if err != nil {
 		return err
@@ -175,6 +191,14 @@ func cmdMount(ctx context.Context, mnt string, resolve func() (config.Config, er
 	default:
 	}
 	notifySystemd("READY=1")
+	if bg.child() {
+		defer bg.done()
+		if err := bg.ready(); err != nil {
+			log.Error("--daemon: could not report ready; unmounting", "err", err)
+			_ = stop(d, log, mnt)
+			return err
+		}
+	}
 
 	for {
 		select {
