@@ -1048,3 +1048,90 @@ func TestDaemonFlag(t *testing.T) {
 		t.Error("a failed background start left a mount")
 	}
 }
+
+// An on_change hook does not run for what the first sync found (it ran
+// with changed=13 at every start); it runs once a refresh changes something.
+func TestHooksSkipTheFirstSync(t *testing.T) {
+	w := newWorld(t)
+	runs := filepath.Join(w.dir, "runs")
+	cfg := filepath.Join(w.dir, "c.toml")
+	os.WriteFile(cfg, []byte(`[[on_change]]
+path = "webshop/dev"
+command = ["/bin/sh", "-c", "echo run >> `+runs+`"]
+debounce = "10ms"
+`), 0o600)
+	mnt := filepath.Join(w.dir, "mnt")
+	w.mount(mnt, w.env(), "--config", cfg, "--refresh-interval", "1s")
+	time.Sleep(1500 * time.Millisecond) // the start and one unchanged refresh
+	if b, err := os.ReadFile(runs); err == nil {
+		t.Fatalf("the hook ran at start: %q", b)
+	}
+	w.srv.SetSecret(w.project, "dev", "/", "NEW_KEY", "v")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, _ := os.ReadFile(runs); strings.Count(string(b), "run") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(runs)
+			t.Fatalf("hook after a change: %q, want one run", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The completions and the man pages come from the same flag table as
+// --help: a mount flag shows in all three, with the same text.
+func TestCompletionAndManFromTheFlags(t *testing.T) {
+	help, _ := runCmd(t, nil, "mount", "--help")
+	comp, code := runCmd(t, nil, "__complete", "mount", "--refr")
+	if code != 0 || !strings.Contains(comp, "--refresh-interval\thow often to sync from Infisical") {
+		t.Errorf("completion of --refr: %d %q", code, comp)
+	}
+	if !strings.Contains(help, "--refresh-interval duration") || !strings.Contains(help, "how often to sync from Infisical") {
+		t.Errorf("--help lacks the flag:\n%s", help)
+	}
+	levels, _ := runCmd(t, nil, "__complete", "mount", "--log-level", "")
+	if !strings.Contains(levels, "debug\ninfo\nwarn\nerror") {
+		t.Errorf("--log-level values: %q", levels)
+	}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		if out, code := runCmd(t, nil, "completion", sh); code != 0 || !strings.Contains(out, "__complete") {
+			t.Errorf("completion %s: exit %d, %d bytes", sh, code, len(out))
+		}
+	}
+	dir := t.TempDir()
+	if out, code := runCmd(t, nil, "gen-man", dir); code != 0 {
+		t.Fatalf("gen-man: %d %s", code, out)
+	}
+	man, err := os.ReadFile(filepath.Join(dir, "infisicalfs-mount.1"))
+	if err != nil || !strings.Contains(string(man), `\fB--refresh-interval\fP`) || !strings.Contains(string(man), "how often to sync from Infisical") {
+		t.Errorf("infisicalfs-mount.1: %v\n%.600s", err, man)
+	}
+	for _, page := range []string{"infisicalfs.1", "infisicalfs-status.1", "infisicalfs-doctor.1"} {
+		if _, err := os.Stat(filepath.Join(dir, page)); err != nil {
+			t.Errorf("man page %s: %v", page, err)
+		}
+	}
+}
+
+// The Makefile's -ldflags stamp reaches `version`, and `go version -m`
+// shows it (it printed "dev").
+func TestVersionStamp(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "infisicalfs")
+	ld := "-X main.version=v9.8.7-3-gabcdef0 -X main.commit=abcdef0123456789abcdef0123456789abcdef01"
+	if out, err := exec.Command("go", "build", "-ldflags", ld, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "infisicalfs v9.8.7-3-gabcdef0 (commit abcdef012345)" {
+		t.Errorf("version: %q %v", out, err)
+	}
+	if out, _ := exec.Command(bin, "--version").CombinedOutput(); !strings.Contains(string(out), "v9.8.7-3-gabcdef0") {
+		t.Errorf("--version: %q", out)
+	}
+	m, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
+	if err != nil || !strings.Contains(string(m), "main.version=v9.8.7-3-gabcdef0") {
+		t.Errorf("go version -m: %v\n%s", err, m)
+	}
+}
