@@ -49,11 +49,16 @@ install: build
 	$(BIN) completion zsh > $(DESTDIR)$(SHAREDIR)/zsh/site-functions/_infisicalfs
 	$(BIN) completion fish > $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/infisicalfs.fish
 
+# csi-sanity, the CSI conformance suite: TestCSISanity (./csi) runs it
+# against the driver, and fails rather than skips when CSI_SANITY is set.
+# .ci/run installs it (go install ...csi-sanity@v5.6.0).
+CSI_SANITY ?= $(shell $(GO) env GOPATH)/bin/csi-sanity
+
 # The README's test command: vet, formatting, then every test under the race
 # detector. Mount tests skip without /dev/fuse unless REQUIRE_FUSE=1.
 # The soak runs inside it for 30 s; bench-short runs every benchmark once.
 test: lint
-	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	CSI_SANITY=$(CSI_SANITY) $(GO) test -race -count=1 -timeout 8m $(PKGS)
 	$(MAKE) --no-print-directory bench-short
 
 lint: vet fmt
@@ -90,7 +95,7 @@ fuzz:
 DURATION ?= 2m
 reliability:
 	SOAK_DURATION=$(DURATION) SOAK_REPORT=$(CURDIR)/docs/reliability.md \
-	  $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 60m ./reliability/
+	  $(GO) test -count=1 -run '^(TestSoak|TestTwoMountsNoLostUpdate)$$' -v -timeout 60m ./reliability/
 
 # The built-in dev server plus a mount in ./mnt, in the foreground; Ctrl-C
 # unmounts cleanly.

@@ -10,6 +10,8 @@ import (
 // groupInfo says what a benchmark group measures and what its baseline is.
 var groupInfo = map[string]string{
 	"CachedRead":           "open+read+close of a cached 64-byte secret, per operation with N readers in parallel (wall time / operations, so the inverse of throughput). Baseline: the same file on tmpfs.",
+	"ReferencingRead":      "open+read+close of a cached secret whose raw value references two others (one in another environment), served expanded. Baseline: the expanded bytes on tmpfs.",
+	"Getxattr":             "getxattr(2) of user.infisical.version on a secret (FUSE caches no xattrs: one daemon round trip each). Baseline: the same user xattr on a tmpfs file.",
 	"FirstReadAfterChange": "another user changes a secret, one refresh runs (sync + kernel invalidation), a program reads the new value. Baseline: the program fetches the changed secret from the API itself.",
 	"Readdir":              "open+getdents+close of a folder of N secrets (names only). Baseline: a tmpfs directory of N files.",
 	"Refresh":              "one refresh cycle of N secrets in folders of 1000, unchanged (If-None-Match → 304) and with one secret changed. Baseline: a poller listing the same secrets without an ETag. CPU is the whole process, in-process test server included.",
@@ -19,7 +21,7 @@ var groupInfo = map[string]string{
 	"Write":                "`sh -c 'printf %s v > KEY'` for a known key and a new key; sh start-up included on both sides. Baseline: the same command on tmpfs.",
 }
 
-var groupOrder = []string{"CachedRead", "FirstReadAfterChange", "Readdir", "Refresh", "MountReady", "TemplatesIdle", "Daemon", "Write"}
+var groupOrder = []string{"CachedRead", "ReferencingRead", "Getxattr", "FirstReadAfterChange", "Readdir", "Refresh", "MountReady", "TemplatesIdle", "Daemon", "Write"}
 
 // formatValue renders a metric value with a unit a reader takes in at once.
 func formatValue(metric string, v float64) string {

@@ -81,6 +81,7 @@ type Config struct {
 	AllowNonEmpty      bool     `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
 	TrimNewline        bool     `toml:"trim_newline"`
 	IncludeImports     bool     `toml:"include_imports"`
+	ExpandReferences   bool     `toml:"expand_references"` // false: files show raw values, as before
 	TokenPolicy        string   `toml:"token_policy"`
 	LogLevel           string   `toml:"log_level"`
 	LogFormat          string   `toml:"log_format"`
@@ -224,6 +225,7 @@ func Default() Config {
 		GID:                -1,
 		TrimNewline:        true,
 		IncludeImports:     true,
+		ExpandReferences:   true,
 		TokenPolicy:        TokenPerCycle,
 		LogLevel:           "info",
 		LogFormat:          "text",

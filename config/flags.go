@@ -125,6 +125,7 @@ func NewFlagSet(name string) (*pflag.FlagSet, *Flags) {
 	fs.BoolVar(&v.AllowNonEmpty, "allow-non-empty", v.AllowNonEmpty, "mount over a directory that is not empty (its files are hidden while mounted)")
 	fs.BoolVar(&v.TrimNewline, "trim-newline", v.TrimNewline, "remove one trailing newline from written values (--trim-newline=false keeps it)")
 	fs.BoolVar(&v.IncludeImports, "include-imports", v.IncludeImports, "show imported secrets, read-only, beside a folder's own")
+	fs.BoolVar(&v.ExpandReferences, "expand-references", v.ExpandReferences, "show values with ${...} references expanded as Infisical's clients get them (--expand-references=false shows raw values)")
 	fs.StringVar(&v.TokenPolicy, "token-policy", v.TokenPolicy, "access tokens: per-cycle (fresh token each sync, old one revoked) or renew")
 	fs.StringVar(&v.LogLevel, "log-level", v.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&v.LogFormat, "log-format", v.LogFormat, "log `format`: text or json")
@@ -273,6 +274,7 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		"allow-other": {&c.AllowOther, &v.AllowOther}, "allow-non-empty": {&c.AllowNonEmpty, &v.AllowNonEmpty},
 		"trim-newline":    {&c.TrimNewline, &v.TrimNewline},
 		"include-imports": {&c.IncludeImports, &v.IncludeImports}, "debug-fuse": {&c.DebugFUSE, &v.DebugFUSE},
+		"expand-references": {&c.ExpandReferences, &v.ExpandReferences},
 	}
 	for name, p := range bools {
 		if set[name] {

@@ -72,6 +72,8 @@ var Keys = []Key{
 	{Name: "healthz_max_stale", Field: "HealthzMaxStale"},
 	{Name: "trim_newline", Field: "TrimNewline"},
 	{Name: "include_imports", Field: "IncludeImports"},
+	// Expanded values are computed as listings are applied.
+	{Name: "expand_references", Field: "ExpandReferences"},
 	{Name: "token_policy", Field: "TokenPolicy"},
 	{Name: "log_format", Field: "LogFormat"},
 	{Name: "debug_fuse", Field: "DebugFUSE"},

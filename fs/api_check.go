@@ -55,3 +55,19 @@ var (
 	_ gofs.NodeFlusher   = (*tmplFile)(nil)
 	_ gofs.NodeReleaser  = (*tmplFile)(nil)
 )
+
+// Extended attributes, the raw mirror and history (xattr.go, history.go).
+var (
+	_ gofs.NodeListxattrer = (*fileNode)(nil)
+
+	_ gofs.NodeGetattrer = (*histDir)(nil)
+	_ gofs.NodeLookuper  = (*histDir)(nil)
+	_ gofs.NodeReaddirer = (*histDir)(nil)
+
+	_ gofs.NodeGetattrer = (*versionNode)(nil)
+	_ gofs.NodeSetattrer = (*versionNode)(nil)
+	_ gofs.NodeOpener    = (*versionNode)(nil)
+	_ gofs.NodeReader    = (*versionNode)(nil)
+	_ gofs.NodeFlusher   = (*versionNode)(nil)
+	_ gofs.NodeReleaser  = (*versionNode)(nil)
+)

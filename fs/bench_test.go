@@ -560,3 +560,85 @@ func BenchmarkWrite(b *testing.B) {
 	b.Run("new-key/fs", func(b *testing.B) { run(b, fsDir, true, fresh(fmt.Sprintf("NEW%d", round.Add(1)))) })
 	b.Run("new-key/base", func(b *testing.B) { run(b, tmp, false, fresh(fmt.Sprintf("NEW%d", round.Add(1)))) })
 }
+
+// BenchmarkReferencingRead: open+read+close of a cached secret whose raw
+// value references two others (served expanded), against the expanded
+// bytes on tmpfs. Expansion happens when a listing is applied, so a read
+// costs what a read of any secret costs.
+func BenchmarkReferencingRead(b *testing.B) {
+	tmp := benchTmpfs(b)
+	local := filepath.Join(tmp, "DATABASE_URL")
+	want := "postgres://app:Zq8xR2vLk9WmT4pY@db.internal:5432/shop?sslmode=on"
+	if err := os.WriteFile(local, []byte(want), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	seed := func(srv *infisicaltest.Server, pid string) {
+		srv.SetSecret(pid, "dev", "/", "DB_PASS", "Zq8xR2vLk9WmT4pY")
+		srv.SetSecret(pid, "prod", "/", "DB_HOST", "db.internal")
+		srv.SetSecret(pid, "dev", "/", "DATABASE_URL", "postgres://app:${DB_PASS}@${prod.DB_HOST}:5432/shop?sslmode=on")
+	}
+	for _, mode := range []string{"ro", "rw"} {
+		m := mountForTest(b, withSeed(seed), func(c *mountConfig) { c.readOnly = mode == "ro" })
+		p := m.path("webshop/dev/DATABASE_URL")
+		if got, err := os.ReadFile(p); err != nil || string(got) != want {
+			b.Fatalf("read %q, %v; want the expanded value", got, err)
+		}
+		buf := make([]byte, 4096)
+		for range 3 {
+			if err := readOnce(p, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(mode+"/fs", func(b *testing.B) {
+			before := m.fsys.Requests()
+			parallelOps(b, 1, func(buf []byte) error { return readOnce(p, buf) })
+			b.ReportMetric(float64(m.fsys.Requests()-before)/float64(b.N), "fuse-reqs/op")
+		})
+		b.Run(mode+"/base", func(b *testing.B) {
+			parallelOps(b, 1, func(buf []byte) error { return readOnce(local, buf) })
+			b.ReportMetric(0, "fuse-reqs/op")
+		})
+	}
+}
+
+// BenchmarkGetxattr: getxattr(2) of user.infisical.version on a secret,
+// against a user xattr on tmpfs. FUSE does not cache xattrs, so every call
+// is a round trip to the daemon.
+func BenchmarkGetxattr(b *testing.B) {
+	tmp := benchTmpfs(b)
+	local := filepath.Join(tmp, "API_KEY")
+	if err := os.WriteFile(local, []byte(benchValue), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := syscall.Setxattr(local, "user.infisical.version", []byte("3"), 0); err != nil {
+		b.Skipf("tmpfs takes no user xattrs here: %v", err)
+	}
+	seed := func(srv *infisicaltest.Server, pid string) {
+		srv.SetSecret(pid, "dev", "/", "API_KEY", benchValue)
+	}
+	get := func(p string) func([]byte) error {
+		return func(buf []byte) error {
+			n, err := syscall.Getxattr(p, "user.infisical.version", buf)
+			if err == nil && n == 0 {
+				err = fmt.Errorf("empty xattr")
+			}
+			return err
+		}
+	}
+	for _, mode := range []string{"ro", "rw"} {
+		m := mountForTest(b, withSeed(seed), func(c *mountConfig) { c.readOnly = mode == "ro" })
+		p := m.path("webshop/dev/API_KEY")
+		if err := get(p)(make([]byte, 64)); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(mode+"/fs", func(b *testing.B) {
+			before := m.fsys.Requests()
+			parallelOps(b, 1, get(p))
+			b.ReportMetric(float64(m.fsys.Requests()-before)/float64(b.N), "fuse-reqs/op")
+		})
+		b.Run(mode+"/base", func(b *testing.B) {
+			parallelOps(b, 1, get(local))
+			b.ReportMetric(0, "fuse-reqs/op")
+		})
+	}
+}

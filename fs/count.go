@@ -56,6 +56,16 @@ func (c counting) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse
 	return c.RawFileSystem.ReadDirPlus(cancel, in, out)
 }
 
-// Requests is how many lookup, getattr, open, read, flush, opendir and
-// readdir requests the kernel has sent so far.
+// Requests is how many lookup, getattr, open, read, flush, opendir,
+// readdir, getxattr and listxattr requests the kernel has sent so far.
 func (f *FS) Requests() uint64 { return f.reqs.Load() }
+
+func (c counting) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
+	c.n.Add(1)
+	return c.RawFileSystem.GetXAttr(cancel, h, attr, dest)
+}
+
+func (c counting) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
+	c.n.Add(1)
+	return c.RawFileSystem.ListXAttr(cancel, h, dest)
+}

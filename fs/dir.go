@@ -30,6 +30,7 @@ type dirNode struct {
 	project string // project ID
 	env     string
 	path    string // canonical folder path
+	raw     bool   // under .raw/: files show raw values, and no views
 
 	// mu guards local and hidden; it comes first in the lock order
 	// (dirNode.mu, fileNode.mu, handle.mu) and is never held across a
@@ -38,10 +39,10 @@ type dirNode struct {
 	// local holds files that exist here but not (or not yet) in the vault:
 	// scratch files, and secrets created but not yet pushed.
 	local map[string]*fileNode
-	// refused counts the next operations on a name to refuse with
-	// ESTALE: the kernel's retry of a refused one, an editor's recovery
-	// after a refused save (served.go).
-	refused map[string]int
+	// refused is each name's last ESTALE refusal: the kernel's retry of
+	// a refused operation and an editor's recovery after a refused save
+	// are refused too (served.go).
+	refused map[string]refusal
 	// hidden are secret names moved onto a scratch name (vim renames KEY to
 	// KEY~ before writing a new KEY): the server copy is kept until the
 	// scratch copy is dropped, but the name is gone from the directory.
@@ -98,7 +99,11 @@ func (d *dirNode) entries() []entry {
 	var out []entry
 	for i := range views {
 		if views[i].shownIn(d) {
-			out = append(out, entry{views[i].name, syscall.S_IFREG})
+			mode := uint32(syscall.S_IFREG)
+			if views[i].dir != nil {
+				mode = syscall.S_IFDIR
+			}
+			out = append(out, entry{views[i].name, mode})
 		}
 	}
 	if d.IsRoot() {
@@ -120,7 +125,7 @@ func (d *dirNode) entries() []entry {
 		}
 		d.mu.Lock()
 		for _, k := range l.Keys {
-			if _, gone := d.hidden[k]; !gone && !reserved(k) {
+			if _, gone := d.hidden[k]; !gone && !d.shadowed(k) {
 				out = append(out, entry{k, syscall.S_IFREG})
 			}
 		}
@@ -214,12 +219,12 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			}
 		}
 	case kindFolder:
-		if reserved(name) {
+		if d.shadowed(name) {
 			// A secret with a view's name is shadowed by the view.
 			return nil, syscall.ENOENT
 		}
 		if d.fsys.opt.Vault.HasFolder(d.project, d.env, d.childPath(name)) {
-			return d.dirChild(ctx, name, d.fsys.newDir(kindFolder, d.project, d.env, d.childPath(name)), out)
+			return d.dirChild(ctx, name, d.folder(d.childPath(name)), out)
 		}
 		d.mu.Lock()
 		n, isLocal := d.local[name]
@@ -240,7 +245,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 func (d *dirNode) dirChild(ctx context.Context, name string, n *dirNode, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	d.fsys.dirAttr(&out.Attr)
 	if ch := d.GetChild(name); ch != nil {
-		if old, ok := ch.Operations().(*dirNode); ok && old.project == n.project && old.env == n.env && old.path == n.path {
+		if old, ok := ch.Operations().(*dirNode); ok && old.project == n.project && old.env == n.env && old.path == n.path && old.raw == n.raw {
 			return ch, 0
 		}
 	}
@@ -261,6 +266,9 @@ func (d *dirNode) fileChild(ctx context.Context, name string, n *fileNode, out *
 }
 
 func (d *dirNode) viewChild(ctx context.Context, v *view, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if v.dir != nil {
+		return d.dirViewChild(ctx, v, out)
+	}
 	if ch := d.GetChild(v.name); ch != nil {
 		if vn, ok := ch.Operations().(*viewNode); ok && vn.v == v {
 			vn.getattr(&out.Attr)

@@ -49,7 +49,7 @@ func (d *dirNode) inVault(name string) bool {
 
 // scratchName reports whether a new file of this name would be local only.
 func (d *dirNode) scratchName(name string) bool {
-	return scratchPattern(name) && !d.inVault(name) && !reserved(name)
+	return scratchPattern(name) && !d.inVault(name) && !d.shadowed(name)
 }
 
 func (d *dirNode) writableHere(name string) syscall.Errno {
@@ -59,7 +59,7 @@ func (d *dirNode) writableHere(name string) syscall.Errno {
 	if d.kind != kindFolder {
 		return d.deny(syscall.EPERM, name, "projects and environments are made in Infisical, not here")
 	}
-	if reserved(name) {
+	if d.shadowed(name) {
 		return d.deny(syscall.EACCES, name, "a rendered view's name: views are read-only")
 	}
 	return 0
@@ -70,6 +70,9 @@ func (d *dirNode) writableHere(name string) syscall.Errno {
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	if errno := d.writableHere(name); errno != 0 {
 		return nil, nil, 0, errno
+	}
+	if d.refusing(name, callerPid(ctx)) {
+		return nil, nil, 0, syscall.ESTALE // an editor's recovery after a refused save
 	}
 	d.mu.Lock()
 	_, hidden := d.hidden[name]
@@ -97,6 +100,9 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		if err := d.fsys.opt.Backend.CheckKey(name); err != nil {
 			return nil, nil, 0, d.refuse(name, err)
 		}
+		if errno := d.flattens(name); errno != 0 {
+			return nil, nil, 0, errno
+		}
 		if err := d.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
 			return nil, nil, 0, toErrno(err)
 		}
@@ -105,6 +111,19 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	base := 0
 	d.mu.Lock()
 	old := d.hidden[name]
+	d.mu.Unlock()
+	if old != nil && !n.scratch {
+		old.mu.Lock()
+		mover := old.movedBy
+		old.mu.Unlock()
+		if c := tgid(callerPid(ctx)); mover != 0 && c != mover && alive(mover) {
+			// An editor is saving the key (it moved it aside and will
+			// write it again): another program's create would replace
+			// it with bytes derived from nothing.
+			return nil, nil, 0, d.deny(syscall.ESTALE, name, "another program is saving this key right now (it moved it aside); retry")
+		}
+	}
+	d.mu.Lock()
 	delete(d.hidden, name)
 	d.local[name] = n
 	d.mu.Unlock()
@@ -116,7 +135,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		old.origin, old.originDir = "", nil
 		old.mu.Unlock()
 		base = d.baseFor(name, old)
-		n.replaced = old
+		n.replaced, n.owner = old, tgid(callerPid(ctx))
 	}
 	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.getattrAt(d, name, &out.Attr)
@@ -144,18 +163,18 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	_, isHidden := d.hidden[name]
 	d.mu.Unlock()
 	if isLocal {
-		return d.unlinkLocal(name, n)
+		return d.unlinkLocal(name, n, callerPid(ctx))
 	}
 	m, inVault := d.fsys.opt.Vault.Stat(d.addr(name))
 	if isHidden || !inVault {
 		return syscall.ENOENT
 	}
-	if d.refusing(name) {
+	if d.refusing(name, callerPid(ctx)) {
 		return syscall.ESTALE // the kernel's retry of a refused unlink, or an editor's recovery
 	}
 	// Only the version the mount shows may be deleted.
 	if err := d.fsys.opt.Backend.Delete(d.addr(name), m.Version); err != nil {
-		return d.refuseRetry(name, toErrno(err))
+		return d.refuseRetry(name, toErrno(err), callerPid(ctx))
 	}
 	return 0
 }
@@ -166,7 +185,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 // That delete removes the version the copy was taken from, or nothing: if
 // Infisical moved on, the move is abandoned (the key shows again with its
 // new value, the copy goes) and unlink says ESTALE.
-func (d *dirNode) unlinkLocal(name string, n *fileNode) syscall.Errno {
+func (d *dirNode) unlinkLocal(name string, n *fileNode, tid uint32) syscall.Errno {
 	n.mu.Lock()
 	origin, od, copyOf := n.origin, n.originDir, n.copyOf
 	n.mu.Unlock()
@@ -197,7 +216,7 @@ func (d *dirNode) unlinkLocal(name string, n *fileNode) syscall.Errno {
 	clear(n.local)
 	n.local, n.origin, n.originDir, n.copyOf = nil, "", nil, 0
 	n.mu.Unlock()
-	return d.refuseRetry(name, errno)
+	return d.refuseRetry(name, errno, tid)
 }
 
 // Mkdir creates an Infisical folder.
@@ -215,7 +234,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if err := d.fsys.opt.Backend.Mkdir(d.project, d.env, p); err != nil {
 		return nil, toErrno(err)
 	}
-	return d.dirChild(ctx, name, d.fsys.newDir(kindFolder, d.project, d.env, p), out)
+	return d.dirChild(ctx, name, d.folder(p), out)
 }
 
 // Rmdir deletes an empty folder (never with Infisical's forceDelete).
@@ -277,7 +296,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if flags&renameExchange != 0 {
 		return syscall.EINVAL
 	}
-	if d.refusing(name) {
+	if d.refusing(name, callerPid(ctx)) {
 		return syscall.ESTALE // the kernel's retry of a refused rename
 	}
 	if d.fsys.opt.Vault.HasFolder(d.project, d.env, d.childPath(name)) {
@@ -299,21 +318,24 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		if err := d.fsys.opt.Backend.CheckKey(newName); err != nil {
 			return d.refuse(newName, err)
 		}
+		if errno := nd.flattens(newName); errno != 0 {
+			return errno
+		}
 	}
 	switch {
 	case srcLocal && toScratch:
 		d.moveLocal(name, nd, newName, src)
 		return 0
 	case srcLocal && src.isScratch():
-		return d.pushScratch(name, nd, newName, src)
+		return d.pushScratch(name, nd, newName, src, callerPid(ctx))
 	case srcLocal: // pending secret, not pushed yet: its push goes to the new name
 		d.moveLocal(name, nd, newName, src)
 		return 0
 	case toScratch:
-		return d.secretToScratch(name, nd, newName)
+		return d.secretToScratch(name, nd, newName, tgid(callerPid(ctx)))
 	default:
 		if err := d.fsys.opt.Backend.Rename(d.addr(name), nd.addr(newName), d.baseFor(name, nil)); err != nil {
-			return d.refuseRetry(name, toErrno(err))
+			return d.refuseRetry(name, toErrno(err), callerPid(ctx))
 		}
 		nd.dropLocal(newName)
 		return 0
@@ -355,7 +377,7 @@ func (d *dirNode) moveLocal(name string, nd *dirNode, newName string, n *fileNod
 // pushScratch saves an edited scratch file as a secret: the push is the
 // rename's result, so a failed push fails the rename and sed -i exits
 // non-zero with the secret unchanged.
-func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileNode) syscall.Errno {
+func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileNode, tid uint32) syscall.Errno {
 	if err := nd.fsys.opt.Backend.WriteCheck(nd.project, nd.env); err != nil {
 		return toErrno(err)
 	}
@@ -377,7 +399,9 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 		base = nd.baseFor(newName, target)
 	}
 	if err := d.fsys.push(nd.addr(newName), v, base); err != nil {
-		return d.refuseRetry(name, toErrno(err))
+		errno := toErrno(err)
+		nd.refuseRetry(newName, errno, tid) // the key: an editor may write the backup back
+		return d.refuseRetry(name, errno, tid)
 	}
 	d.mu.Lock()
 	delete(d.local, name)
@@ -404,8 +428,8 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 // secretToScratch keeps a copy of the secret under the scratch name and
 // hides the secret's name; Infisical is not changed until the copy is
 // dropped (then the secret is deleted) or the name is written again.
-func (d *dirNode) secretToScratch(name string, nd *dirNode, newName string) syscall.Errno {
-	v, m, err := d.fsys.opt.Vault.Get(d.addr(name))
+func (d *dirNode) secretToScratch(name string, nd *dirNode, newName string, mover uint32) syscall.Errno {
+	v, m, err := d.fsys.opt.Vault.GetForm(d.addr(name), d.form())
 	if err != nil {
 		return syscall.ENOENT
 	}
@@ -420,7 +444,7 @@ func (d *dirNode) secretToScratch(name string, nd *dirNode, newName string) sysc
 	}
 	n.mu.Lock()
 	n.scratch, n.local, n.origin, n.originDir, n.mtime = true, b, name, d, time.Now()
-	n.copyOf = m.Version
+	n.copyOf, n.movedBy = m.Version, mover
 	n.mu.Unlock()
 	nd.dropLocal(newName)
 	d.mu.Lock()

@@ -7,8 +7,11 @@
 // rename moves it without bookkeeping.
 //
 // What a directory shows besides its secrets is the views table (views.go):
-// one entry per rendered file, read by lookup, readdir, name reservation and
-// invalidation alike.
+// one entry per rendered file or directory view (.raw, .history), read by
+// lookup, readdir, name reservation and invalidation alike. Files show
+// values with references expanded (the vault keeps that form); .raw/ the
+// raw ones (raw.go); .history/ earlier versions (history.go); xattrs the
+// metadata (xattr.go).
 //
 // Caching: entries, attributes and negative lookups are cached by the
 // kernel for an hour. On a read-only mount the kernel also keeps secrets'
@@ -20,7 +23,8 @@
 // the kernel in order, never from inside a FUSE request (notify.go).
 //
 // Lock order: dirNode.mu, then fileNode.mu, then handle.mu; coherence.mu is
-// taken alone and held only around a vault read. None is held across a
+// taken alone and held only around a vault read; versionNode.mu is a leaf
+// that guards only which fetch is in flight. None is held across a
 // Backend call or a kernel notification. The vault and the backend take their own locks and
 // never call back into this package.
 package fs

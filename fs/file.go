@@ -35,13 +35,16 @@ type fileNode struct {
 	origin    string
 	originDir *dirNode
 	// copyOf is the version a scratch copy of a secret was taken from
-	// (vim's backup), 0 for a scratch file written afresh.
-	copyOf int
+	// (vim's backup), 0 for a scratch file written afresh; movedBy is the
+	// process that moved the secret aside to make it.
+	copyOf  int
+	movedBy uint32
 	// replaced is the secret's node moved aside to a scratch name that
 	// this created file stands in for (vim: rename KEY KEY~, create KEY).
 	// If the first push fails, the move is undone in the mount (see
-	// dropPending), never in Infisical.
+	// dropPending), never in Infisical. owner is the process saving it.
 	replaced *fileNode
+	owner    uint32
 	// truncOpens are the write opens whose O_TRUNC may still come: the
 	// kernel sends it next as a SETATTR without a handle, from the same
 	// thread, so they are kept by the caller's thread id (one per open in
@@ -103,15 +106,18 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		if !ok {
 			return syscall.ENOENT
 		}
+		if d.raw {
+			m.Size = m.RawSize
+		}
 		if n.fsys.pageCache() {
 			// Report the version the kernel caches; the invalidation on
 			// its way moves it to the new one (see coherence).
 			n.coh.waitDelivery()
-			if m, ok = n.coh.attr(func() (vault.Sealed, bool) { return n.fsys.opt.Vault.Seal(addr) }); !ok {
+			if m, ok = n.coh.attr(func() (vault.Sealed, bool) { return n.fsys.opt.Vault.SealForm(addr, d.form()) }); !ok {
 				return syscall.ENOENT
 			}
 		}
-		a.Mode = syscall.S_IFREG | n.fsys.fileMode(m.ReadOnly)
+		a.Mode = syscall.S_IFREG | d.secretMode(m)
 		a.Size = uint64(m.Size)
 		n.setTime(a, m.UpdatedAt)
 	}
@@ -152,20 +158,23 @@ func (n *fileNode) use(pageRead bool, fn func(v []byte, version int)) syscall.Er
 		return syscall.ENOENT
 	}
 	addr := d.addr(name)
+	if errno := d.readRefused(name); errno != 0 {
+		return errno
+	}
 	var v *vault.Value
 	var m vault.Meta
 	var err error
 	if pageRead {
 		n.coh.read(func(s vault.Sealed) {
 			if s.Empty() {
-				v, m, err = n.fsys.opt.Vault.Get(addr)
+				v, m, err = n.fsys.opt.Vault.GetForm(addr, d.form())
 			} else {
 				v, err = n.fsys.opt.Vault.Open(addr, s)
 				m = s.Meta
 			}
 		})
 	} else {
-		v, m, err = n.fsys.opt.Vault.Get(addr)
+		v, m, err = n.fsys.opt.Vault.GetForm(addr, d.form())
 	}
 	if err != nil {
 		return syscall.ENOENT
@@ -197,10 +206,24 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			return nil, 0, errno
 		}
 	}
-	if d, name, ok := n.where(); ok && write && d.refusing(name) {
+	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx)) {
 		return nil, 0, syscall.ESTALE // the kernel's retry of a refused open
 	}
-	h := &handle{n: n, write: write, pid: callerPid(ctx)}
+	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0}
+	if busy, d, name := n.savedByOther(h.pid); busy {
+		// An editor is saving this key: another program may not write
+		// its unpushed bytes, and reads what Infisical holds.
+		if write {
+			return nil, 0, d.deny(syscall.ESTALE, name, "another program is saving this key right now; retry")
+		}
+		v, _, err := n.fsys.opt.Vault.Get(d.addr(name))
+		if err != nil {
+			return nil, 0, syscall.ENOENT
+		}
+		h.buf = append([]byte(nil), v.Bytes()...)
+		v.Wipe()
+		return h, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+	}
 	if !write || flags&syscall.O_TRUNC == 0 {
 		buf, version, errno := n.content()
 		if errno != 0 {
@@ -218,7 +241,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			// bash ignores close() errors on `>>`: check now, where the
 			// shell reports it; the push then only compares with the
 			// vault (no second request).
-			if errno := n.checkBase(version); errno != 0 {
+			if errno := n.checkBase(version, h.pid); errno != 0 {
 				clear(h.buf)
 				return nil, 0, errno
 			}
@@ -261,6 +284,12 @@ func (n *fileNode) writable() syscall.Errno {
 	if m, ok := n.fsys.opt.Vault.Stat(d.addr(name)); ok && m.ReadOnly {
 		n.fsys.log.Warn("imported secrets are read-only; edit them in the environment they are imported from", "path", d.display(name))
 		return syscall.EACCES
+	}
+	if errno := d.flattens(name); errno != 0 {
+		return errno
+	}
+	if errno := d.readRefused(name); errno != 0 {
+		return errno // a hidden value: nothing to edit from here
 	}
 	if err := n.fsys.opt.Backend.WriteCheck(d.project, d.env); err != nil {
 		return toErrno(err)
@@ -330,7 +359,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	mode := n.fsys.fileMode(false)
 	if ok {
 		if m, found := n.fsys.opt.Vault.Stat(d.addr(name)); found && !n.isScratch() {
-			mode = n.fsys.fileMode(m.ReadOnly)
+			mode = d.secretMode(m)
 		}
 	}
 	if errno := n.fsys.checkModeOwner(in, mode); errno != 0 {
@@ -465,8 +494,16 @@ func (n *fileNode) store(b []byte, base int) syscall.Errno {
 // plain scratch copy that a rename back is checked against (copyOf).
 func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) bool {
 	n.mu.Lock()
-	p, replaced := n.pending, n.replaced
+	p, replaced, owner := n.pending, n.replaced, n.owner
 	n.replaced = nil
+	if p {
+		// The kernel may still reach this inode through a cached entry:
+		// from now on it reads the vault at its name like any secret
+		// (the value Infisical holds, or ENOENT), not its unpushed bytes.
+		n.pending = false
+		clear(n.local)
+		n.local = nil
+	}
 	n.mu.Unlock()
 	if !p {
 		return false
@@ -477,7 +514,7 @@ func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) boo
 	}
 	d.mu.Unlock()
 	if replaced != nil && errno == syscall.ESTALE {
-		d.refuseNext(name, 2)
+		d.refuseProcess(name, owner) // the editor's recovery comes next
 	}
 	d.fsys.Invalidate(tree.Changes{Removed: []vault.Addr{d.addr(name)}})
 	return true
@@ -496,19 +533,6 @@ func (f *FS) checkModeOwner(in *fuse.SetAttrIn, mode uint32) syscall.Errno {
 		return syscall.EPERM
 	}
 	return 0
-}
-
-// Setxattr answers ENOTSUP (go-fuse's default ENODATA makes sed warn).
-func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.ENOTSUP
-}
-
-func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return syscall.ENOTSUP
-}
-
-func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENODATA
 }
 
 // maxValue is Infisical's request body limit (1 MiB).

@@ -2,8 +2,10 @@ package fs_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
@@ -189,4 +191,35 @@ func TestWritesLandRightAfterRecovery(t *testing.T) {
 	if st := m.sync.Status(); !st.Stale {
 		t.Error("one write's probe made the whole mount look fresh; only a sync cycle does")
 	}
+}
+
+// Another writer (another mount, the CLI) lands between the version check
+// and the PATCH: their change is put back and this edit fails, as if the
+// check had seen it. The server ends with their value, and its history
+// shows what happened.
+func TestWriterBetweenCheckAndPatchIsNotLost(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	m.readFile("webshop/dev/DATABASE_URL")
+	var once sync.Once
+	m.srv.BeforeRequest(func(r *http.Request) {
+		if r.Method == http.MethodPatch && strings.HasSuffix(r.URL.Path, "/DATABASE_URL") {
+			once.Do(func() { m.srv.SetSecret(m.project, "dev", "/", "DATABASE_URL", rotatedValue) })
+		}
+	})
+	out, err := shIn(m.path("webshop", "dev"), "sed -i 's/db1/db7/' DATABASE_URL").CombinedOutput()
+	m.srv.BeforeRequest(nil)
+	if err == nil {
+		t.Fatalf("an edit that overwrote a concurrent change succeeded:\n%s", out)
+	}
+	if v, _ := m.serverValue("dev", "/", "DATABASE_URL"); v != rotatedValue {
+		t.Fatalf("the concurrent change was lost: server holds %q", v)
+	}
+	m.fsys.Flush()
+	if got := m.readFile("webshop/dev/DATABASE_URL"); got != rotatedValue {
+		t.Errorf("the mount shows %q, want the restored value", got)
+	}
+	if out, err := shIn(m.path("webshop", "dev"), "sed -i 's/db1/db7/' DATABASE_URL").CombinedOutput(); err != nil {
+		t.Fatalf("re-run: %v\n%s", err, out)
+	}
+	m.both("dev", "/", "DATABASE_URL", strings.Replace(rotatedValue, "db1", "db7", 1))
 }

@@ -29,6 +29,10 @@ type handle struct {
 	// checked: base was confirmed with Infisical at open (an append), so a
 	// push compares it with the vault only.
 	checked bool
+	// appending: opened with O_APPEND. The kernel computes an append's
+	// offset from its cached size, which can be a version behind the
+	// snapshot; every write goes to the end of buf instead.
+	appending bool
 	// editOf is the version this file's new content is an edit of,
 	// whatever is truncated later: set when a key moved aside is written
 	// again (vim: rename KEY KEY~, open KEY, ftruncate, write).
@@ -61,10 +65,13 @@ func (h *handle) writeAt(data []byte, off int64) (uint32, syscall.Errno) {
 	if !h.write {
 		return 0, syscall.EBADF
 	}
-	end := off + int64(len(data))
 	h.n.forgetTruncOpen(h) // a truncate after writing is not the open's
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.appending {
+		off = int64(len(h.buf))
+	}
+	end := off + int64(len(data))
 	if end > maxValue {
 		// Infisical takes at most 1 MiB in a request: refuse the write
 		// itself so the caller learns it here, not at close.
@@ -141,7 +148,7 @@ func (h *handle) commit() syscall.Errno {
 			h.n.fsys.log.Warn("refused: changed in Infisical since it was opened; re-read and retry", "path", h.n.display(), "version_read", base, "version_now", v)
 			return syscall.ESTALE
 		}
-		push = 0
+		push = -base // checked at open: verify what Infisical returns only
 	}
 	if errno := h.n.store(b, push); errno != 0 {
 		return errno

@@ -48,6 +48,7 @@ type mountConfig struct {
 	seed        func(srv *infisicaltest.Server, webshop string)
 	envs        []string
 	httpClient  *http.Client // nil: the client's own
+	rawValues   bool         // expand_references = false
 }
 
 // mountForTest starts a test server with a project "webshop" (envs dev and
@@ -94,6 +95,7 @@ func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountCo
 	cfg.RefreshInterval = config.Duration{Duration: time.Hour}
 	cfg.StateFile = m.stateF
 	cfg.ReadOnly, cfg.TrimNewline, cfg.Envs = mc.readOnly, mc.trimNewline, mc.envs
+	cfg.ExpandReferences = !mc.rawValues
 	if mc.flat {
 		cfg.Flat = true
 		cfg.Projects, cfg.Envs = []string{"webshop"}, []string{"dev"}

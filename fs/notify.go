@@ -133,7 +133,8 @@ func (f *FS) deliver(ch tree.Changes) {
 	dirs := map[*gofs.Inode]bool{}    // directories whose listing changed
 	folders := map[*gofs.Inode]bool{} // directories whose secrets changed
 	for _, a := range ch.Updated {
-		if d := f.dirInode(a); d != nil {
+		f.invalidateHistory(a, false)
+		for _, d := range f.dirInodes(a) {
 			if c := d.GetChild(a.Key); c != nil {
 				f.invalidateFile(c, a)
 			}
@@ -142,7 +143,8 @@ func (f *FS) deliver(ch tree.Changes) {
 	}
 	for _, list := range [][]vault.Addr{ch.Added, ch.Removed} {
 		for _, a := range list {
-			if d := f.dirInode(a); d != nil {
+			f.invalidateHistory(a, true)
+			for _, d := range f.dirInodes(a) {
 				if c := d.GetChild(a.Key); c != nil {
 					f.invalidateFile(c, a)
 				}
@@ -152,7 +154,7 @@ func (f *FS) deliver(ch tree.Changes) {
 		}
 	}
 	for _, a := range ch.Folders {
-		if d := f.dirInode(a); d != nil {
+		for _, d := range f.dirInodes(a) {
 			d.NotifyEntry(a.Key)
 			dirs[d] = true
 		}
@@ -172,7 +174,7 @@ func (f *FS) deliver(ch tree.Changes) {
 // invalidate.
 func (f *FS) invalidateViews(d *gofs.Inode, by invalidatedBy) {
 	for i := range views {
-		if views[i].by != by {
+		if views[i].by != by || views[i].render == nil {
 			continue
 		}
 		if c := d.GetChild(views[i].name); c != nil {
@@ -183,9 +185,22 @@ func (f *FS) invalidateViews(d *gofs.Inode, by invalidatedBy) {
 	}
 }
 
-// dirInode finds the kernel-known directory inode holding a; nil when the
-// kernel has not looked it up (then it has nothing cached below it either).
-func (f *FS) dirInode(a vault.Addr) *gofs.Inode {
+// dirInodes are the kernel-known directory inodes showing a: its folder in
+// the expanded view and in the .raw mirror, where the kernel looked them up
+// (a directory it never looked up has nothing cached below it either).
+func (f *FS) dirInodes(a vault.Addr) []*gofs.Inode {
+	var out []*gofs.Inode
+	for _, mirror := range []string{"", rawName} {
+		if d := f.dirInode(a, mirror); d != nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// dirInode finds the kernel-known directory inode holding a, below the
+// environment's root or, when mirror is not "", below that view of it.
+func (f *FS) dirInode(a vault.Addr, mirror string) *gofs.Inode {
 	var d *gofs.Inode
 	if f.opt.Flat {
 		if a.Project != f.opt.FlatProject || a.Env != f.opt.FlatEnv {
@@ -198,6 +213,11 @@ func (f *FS) dirInode(a vault.Addr) *gofs.Inode {
 			return nil
 		}
 		if d = d.GetChild(a.Env); d == nil {
+			return nil
+		}
+	}
+	if mirror != "" {
+		if d = d.GetChild(mirror); d == nil {
 			return nil
 		}
 	}
@@ -267,7 +287,13 @@ func (f *FS) invalidateFile(c *gofs.Inode, a vault.Addr) {
 		c.NotifyContent(0, 0)
 		return
 	}
-	next, _ := f.opt.Vault.Seal(a)
+	form := vault.Served
+	if _, p := c.Parent(); p != nil {
+		if d, ok := p.Operations().(*dirNode); ok {
+			form = d.form()
+		}
+	}
+	next, _ := f.opt.Vault.SealForm(a, form)
 	for i := 0; i < maxDeliveries; i++ {
 		n.coh.begin()
 		c.NotifyContent(0, 0)

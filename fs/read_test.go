@@ -69,13 +69,13 @@ func TestReadSecretsAsFiles(t *testing.T) {
 	if got := m.mustSh("ls webshop/dev"); got != "API_KEY\nDATABASE_URL\nTLS_KEY\napp\n" {
 		t.Errorf("ls = %q", got)
 	}
-	if got := m.mustSh("ls -A webshop/dev | tr '\\n' ' '"); got != ".env .json .yaml API_KEY DATABASE_URL TLS_KEY app " {
+	if got := m.mustSh("ls -A webshop/dev | tr '\\n' ' '"); got != ".env .history .json .raw .yaml API_KEY DATABASE_URL TLS_KEY app " {
 		t.Errorf("ls -A = %q", got)
 	}
 	if got := m.mustSh("ls"); got != "webshop\n" {
 		t.Errorf("ls root = %q", got)
 	}
-	if got := m.mustSh("find webshop -type f ! -name '.*' | sort"); got != "webshop/dev/API_KEY\nwebshop/dev/DATABASE_URL\nwebshop/dev/TLS_KEY\nwebshop/dev/app/PORT\nwebshop/dev/app/deep/NESTED\nwebshop/prod/DATABASE_URL\n" {
+	if got := m.mustSh("find webshop -name '.*' -prune -o -type f -print | sort"); got != "webshop/dev/API_KEY\nwebshop/dev/DATABASE_URL\nwebshop/dev/TLS_KEY\nwebshop/dev/app/PORT\nwebshop/dev/app/deep/NESTED\nwebshop/prod/DATABASE_URL\n" {
 		t.Errorf("find = %q", got)
 	}
 	os.WriteFile(m.t.(*testing.T).TempDir()+"/x", nil, 0o600)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Writes derived from a read are checked against the version the mount
@@ -76,48 +77,61 @@ func tgid(tid uint32) uint32 {
 	return 0
 }
 
-// refuseRetry remembers that an operation on name was refused with
-// ESTALE, so that the kernel's retry of it is refused too.
-func (d *dirNode) refuseRetry(name string, errno syscall.Errno) syscall.Errno {
+// refusalLasts is how long a refusal covers its process's next operations
+// on the name: the kernel's retry comes at once, an editor's recovery
+// within milliseconds; a program retrying on purpose later goes through.
+const refusalLasts = time.Second
+
+// refusal is a name's last ESTALE refusal: the process it refused.
+type refusal struct {
+	tgid  uint32
+	until time.Time
+}
+
+// refuseRetry records an ESTALE refusal of thread tid's operation on name,
+// so that the same process's next destructive operations on it within
+// refusalLasts are refused too: the kernel's retry of a path operation
+// (retry_estale), and an editor's recovery from a refused save (vim
+// unlinks the key, then writes its backup back).
+func (d *dirNode) refuseRetry(name string, errno syscall.Errno, tid uint32) syscall.Errno {
 	if errno == syscall.ESTALE {
-		d.refuseNext(name, 1)
+		d.refuseProcess(name, tgid(tid))
 	}
 	return errno
 }
 
-// refuseNext makes the next n destructive operations on name (unlink,
-// rename, open for writing) fail with ESTALE without reaching Infisical.
-func (d *dirNode) refuseNext(name string, n int) {
+func (d *dirNode) refuseProcess(name string, tg uint32) {
+	if tg == 0 {
+		return
+	}
 	d.mu.Lock()
 	if d.refused == nil {
-		d.refused = map[string]int{}
+		d.refused = map[string]refusal{}
 	}
-	d.refused[name] = n
+	d.refused[name] = refusal{tgid: tg, until: time.Now().Add(refusalLasts)}
 	d.mu.Unlock()
 }
 
-// refusing reports whether this operation on name is one of those, and
-// counts it.
-func (d *dirNode) refusing(name string) bool {
+// refusing reports whether thread tid's destructive operation on name
+// (unlink, rename, create, open for writing) falls under a refusal.
+func (d *dirNode) refusing(name string, tid uint32) bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.refused[name] == 0 {
-		return false
-	}
-	d.refused[name]--
-	if d.refused[name] == 0 {
+	r, ok := d.refused[name]
+	if ok && time.Now().After(r.until) {
 		delete(d.refused, name)
+		ok = false
 	}
-	return true
+	d.mu.Unlock()
+	return ok && tgid(tid) == r.tgid
 }
 
 // checkBase asks the backend whether Infisical still holds version base.
-func (n *fileNode) checkBase(base int) syscall.Errno {
+func (n *fileNode) checkBase(base int, tid uint32) syscall.Errno {
 	d, name, ok := n.where()
 	if !ok {
 		return syscall.ENOENT
 	}
-	return d.refuseRetry(name, toErrno(n.fsys.opt.Backend.CheckBase(d.addr(name), base)))
+	return d.refuseRetry(name, toErrno(n.fsys.opt.Backend.CheckBase(d.addr(name), base)), tid)
 }
 
 // display is the file's mount-relative name for log lines.
@@ -160,4 +174,27 @@ func (n *fileNode) version() int {
 	}
 	m, _ := n.fsys.opt.Vault.Stat(d.addr(name))
 	return m.Version
+}
+
+// alive reports whether process pid still runs.
+func alive(pid uint32) bool {
+	_, err := os.Stat("/proc/" + strconv.FormatUint(uint64(pid), 10))
+	return err == nil
+}
+
+// savedByOther reports whether the file is a created file standing in for
+// a key that a running process other than tid's is saving (vim between
+// creating KEY and pushing it).
+func (n *fileNode) savedByOther(tid uint32) (bool, *dirNode, string) {
+	n.mu.Lock()
+	owner, standsIn := n.owner, n.pending && n.replaced != nil
+	n.mu.Unlock()
+	if !standsIn || owner == 0 {
+		return false, nil, ""
+	}
+	d, name, ok := n.where()
+	if !ok || tgid(tid) == owner || !alive(owner) {
+		return false, nil, ""
+	}
+	return true, d, name
 }

@@ -11,16 +11,20 @@ import (
 	"github.com/infisicalfs/infisicalfs/vault"
 )
 
-// view is a rendered file that directories show besides their secrets.
-// Every view is read-only (writers get EACCES) and its name is reserved in
-// every folder: lookup, readdir, name checks and invalidation all read the
-// views table below, so a new view is one entry and one render function.
+// view is a rendered file, or a directory of another view of the secrets,
+// that directories show besides their secrets. Every rendered file is
+// read-only (writers get EACCES) and every view's name is reserved in every
+// folder of the expanded view (a secret of that name is reachable through
+// .raw/): lookup, readdir, name checks and invalidation all read the views
+// table below, so a new view is one entry and one render function.
 type view struct {
 	name string
 	// shownIn reports whether directory d shows the view.
 	shownIn func(d *dirNode) bool
 	// render returns the view's bytes now; the caller wipes them.
 	render func(d *dirNode) []byte
+	// dir, for a directory view, makes its node; render is then nil.
+	dir func(d *dirNode) gofs.InodeEmbedder
 	// by is the kind of change that invalidates it.
 	by invalidatedBy
 }
@@ -30,6 +34,7 @@ type invalidatedBy int
 const (
 	bySecrets invalidatedBy = iota // a secret of the view's folder was added, changed or removed
 	byStatus                       // the sync status changed
+	byNothing                      // a directory view: its entries are invalidated as themselves
 )
 
 var views = []view{
@@ -37,6 +42,10 @@ var views = []view{
 	{name: ".env", shownIn: isFolder, render: folderView(RenderEnv), by: bySecrets},
 	{name: ".json", shownIn: isFolder, render: folderView(RenderJSON), by: bySecrets},
 	{name: ".yaml", shownIn: isFolder, render: folderView(RenderYAML), by: bySecrets},
+	// The environment's folders again with raw values (raw.go).
+	{name: rawName, shownIn: isEnvRoot, dir: rawRoot, by: byNothing},
+	// Earlier versions of every secret (history.go).
+	{name: historyName, shownIn: isEnvRoot, dir: historyRoot, by: byNothing},
 }
 
 // viewNamed is the view of that name shown in d, or nil.
@@ -50,16 +59,23 @@ func viewNamed(d *dirNode, name string) *view {
 }
 
 // reserved reports whether name is a view's, anywhere.
-func reserved(name string) bool {
+func reserved(name string) bool { return reservedNames[name] }
+
+// reservedNames is the views' names, filled from the table at start (a
+// render function that checks names cannot read the table it is in).
+var reservedNames = map[string]bool{}
+
+func init() {
 	for i := range views {
-		if views[i].name == name {
-			return true
-		}
+		reservedNames[views[i].name] = true
 	}
-	return false
 }
 
-func isFolder(d *dirNode) bool { return d.kind == kindFolder }
+// isFolder: rendered views show in the expanded view's folders (the raw
+// mirror shows secrets only, so a secret named like a view is reachable).
+func isFolder(d *dirNode) bool { return d.kind == kindFolder && !d.raw }
+
+func isEnvRoot(d *dirNode) bool { return isFolder(d) && d.path == "/" }
 
 func renderStatus(d *dirNode) []byte {
 	if d.fsys.opt.Status == nil {
@@ -76,7 +92,18 @@ func folderView(fn func([]vault.Entry) []byte) func(d *dirNode) []byte {
 			d.fsys.log.Warn("rendering a view failed", "path", d.display(""), "err", err)
 			return nil
 		}
-		return fn(es)
+		// A secret the file of which refuses reads (a hidden value,
+		// references that cannot be expanded) is left out, never shown
+		// as the placeholder or the unexpanded text; .status says why.
+		kept := es[:0]
+		for _, e := range es {
+			if e.Meta.Hidden || e.Meta.ExpandErr != "" || (reserved(e.Key) && !d.raw) {
+				e.Value.Wipe()
+				continue
+			}
+			kept = append(kept, e)
+		}
+		return fn(kept)
 	}
 }
 

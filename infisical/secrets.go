@@ -78,9 +78,16 @@ func (c *Client) ListSecrets(ctx context.Context, o ListOptions) (*ListResult, e
 	if err := json.Unmarshal(resp.body, &ans); err != nil {
 		return nil, c.badAnswer(cl, resp, err)
 	}
-	res := &ListResult{ETag: resp.header.Get("ETag"), Secrets: make([]Secret, 0, len(ans.Secrets))}
+	// The body is decoded: let it go now rather than at return, so that
+	// it, the decoded answer and the result are not all held at once (a
+	// 100k-secret listing is 66 MiB of body alone).
+	etag := resp.header.Get("ETag")
+	resp.wipe()
+	resp.body = nil
+	res := &ListResult{ETag: etag, Secrets: make([]Secret, 0, len(ans.Secrets))}
 	for i := range ans.Secrets {
 		res.Secrets = append(res.Secrets, ans.Secrets[i].secret(path))
+		ans.Secrets[i] = wireSecret{} // converted: collectable
 	}
 	for _, im := range ans.Imports {
 		imp := Import{Environment: im.Environment, Path: im.SecretPath, Secrets: make([]Secret, 0, len(im.Secrets))}

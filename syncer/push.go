@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -120,11 +121,18 @@ func (s *Syncer) CheckFolder(name string) error {
 // 0 is the version the value was derived from (an append, an edit, a
 // scratch file renamed onto the key): it is pushed only if Infisical still
 // holds that version (see checkBase). Base 0 is a blind overwrite.
+//
+// A negative base is -version for a write whose version the caller already
+// confirmed with CheckBase (an append at open): no listing now, but the
+// version Infisical returns is checked as for any base.
 func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 	defer s.lockKeys(a)()
 	ctx, cancel := s.ctx()
 	defer cancel()
-	if base > 0 {
+	switch {
+	case base < 0:
+		base = -base
+	case base > 0:
 		if err := s.checkBase(ctx, a, base); err != nil {
 			return s.failed("push", a, err)
 		}
@@ -137,11 +145,25 @@ func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 	if err != nil {
 		return s.failed("push", a, err)
 	}
+	s.log.Debug("pushed", "path", s.name(a), "checked_version", base, "stored_version", sec.Version)
 	if base > 0 && sec.Version != base+1 {
-		// Infisical's PATCH has no precondition: another writer got in
-		// between the check and this write, and this write replaced it.
-		s.log.Warn("another writer changed this secret between the version check and the write; this write replaced it (see its history)",
-			"path", s.name(a), "checked_version", base, "stored_version", sec.Version)
+		// Infisical's PATCH has no precondition: another writer (another
+		// mount, the CLI) got in between the check and this write, which
+		// replaced their change. Put theirs back and refuse this one, as
+		// if the check had seen them: the write that checked first wins.
+		restored, err := s.restore(ctx, a, sec)
+		clear(sec.Value)
+		if err != nil {
+			s.log.Error("another writer changed this secret between the version check and this write, which replaced their change; putting it back failed: restore it from the secret's history",
+				"path", s.name(a), "checked_version", base, "their_version", sec.Version-1, "err", err)
+			return s.failed("push", a, &StaleError{Key: a.Key, From: base, To: sec.Version - 1})
+		}
+		defer clear(restored.Value)
+		if err := s.store(a, restored); err != nil {
+			return s.failed("push", a, err)
+		}
+		s.notify(tree.Changes{Updated: []vault.Addr{a}}, false)
+		return s.failed("push", a, &StaleError{Key: a.Key, From: base, To: sec.Version - 1})
 	}
 	defer clear(sec.Value)
 	if err := s.store(a, sec); err != nil {
@@ -159,20 +181,25 @@ func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 // store puts a pushed secret into the vault and the state file.
 func (s *Syncer) store(a vault.Addr, sec *infisical.Secret) error {
 	s.markWritten(a)
-	m := vault.Meta{ID: sec.ID, Version: sec.Version, UpdatedAt: sec.UpdatedAt}
+	s.keepListedMeta(a, sec)
+	m := metaOf(sec)
 	if m.UpdatedAt.IsZero() {
 		m.UpdatedAt = time.Now()
 	}
-	if err := s.opt.Vault.Set(a, sec.Value, m); err != nil {
+	dependents, err := s.applyExpanded(a.Project, "", []vault.Change{{Addr: a, Value: sec.Value, Meta: m, Notes: notesOf(sec)}}, nil)
+	if err != nil {
 		return err
 	}
+	s.notify(tree.Changes{Updated: dependents}, false)
 	s.setRecord(a, sec.Value, sec.Version)
 	return nil
 }
 
 func (s *Syncer) forget(a vault.Addr) {
 	s.markWritten(a)
-	s.opt.Vault.Delete(a)
+	if dependents, err := s.applyExpanded(a.Project, "", []vault.Change{{Addr: a, Delete: true}}, nil); err == nil {
+		s.notify(tree.Changes{Updated: dependents}, false)
+	}
 	s.dropRecord(a)
 }
 
@@ -195,6 +222,7 @@ func (s *Syncer) Delete(a vault.Addr, base int) error {
 	if err != nil && !errors.Is(err, infisical.ErrNotFound) {
 		return s.failed("delete", a, err)
 	}
+	s.log.Debug("deleted", "path", s.name(a), "checked_version", base)
 	s.forget(a)
 	s.notify(tree.Changes{Removed: []vault.Addr{a}}, false)
 	if err == nil { // already gone: nothing was pushed
@@ -211,6 +239,7 @@ func (s *Syncer) Delete(a vault.Addr, base int) error {
 // base is the version of from the move derives from (0: unchecked).
 func (s *Syncer) Rename(from, to vault.Addr, base int) error {
 	defer s.lockKeys(from, to)()
+	s.log.Debug("rename", "from", s.name(from), "to", s.name(to), "checked_version", base)
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if base > 0 {
@@ -244,7 +273,7 @@ func (s *Syncer) Rename(from, to vault.Addr, base int) error {
 		}
 		toKnown = true // exists on the server though not yet in the vault
 	}
-	val, _, err := s.opt.Vault.Get(from)
+	val, _, err := s.opt.Vault.GetForm(from, vault.Raw) // the raw value: a move keeps references as written
 	if err != nil {
 		return s.failed("rename", from, err)
 	}
@@ -388,4 +417,31 @@ func (s *Syncer) checkBase(ctx context.Context, a vault.Addr, base int) error {
 		return &StaleError{Key: a.Key, From: base, To: m.Version}
 	}
 	return nil
+}
+
+// restore writes back the version just before sec, the other writer's
+// change that sec replaced, and returns what Infisical stored.
+func (s *Syncer) restore(ctx context.Context, a vault.Addr, sec *infisical.Secret) (*infisical.Secret, error) {
+	theirs, err := s.opt.API.GetSecretVersion(ctx, ref(a), sec.Version-1)
+	if err != nil {
+		return nil, fmt.Errorf("read version %d: %w", sec.Version-1, err)
+	}
+	defer clear(theirs.Value)
+	v := theirs.Value
+	if v == nil {
+		v = []byte{} // an empty value, not "unchanged"
+	}
+	back, err := s.opt.API.UpdateSecret(ctx, ref(a), infisical.Update{Value: v})
+	if err != nil {
+		return nil, fmt.Errorf("write version %d back: %w", sec.Version-1, err)
+	}
+	if back.Version != sec.Version+1 {
+		// A third writer got in between this write and putting the second
+		// one's back, and putting it back replaced theirs. With no
+		// precondition on Infisical's writes this window cannot be closed;
+		// it is logged so that no change is lost silently.
+		s.log.Warn("lost update: a third writer changed this secret while another writer's change was being put back, and was replaced; its value is in the secret's history",
+			"path", s.name(a), "replaced_versions_from", sec.Version+1, "to", back.Version-1)
+	}
+	return back, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/internal/tree"
+	"github.com/infisicalfs/infisicalfs/refs"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -125,7 +126,11 @@ func (s *Syncer) loadProjects(ctx context.Context) (changed bool, err error) {
 	}
 	var out []tree.Project
 	seen := map[string]bool{}
+	allEnvs := map[string][]string{}
 	for _, p := range all {
+		for _, e := range p.Environments {
+			allEnvs[p.ID] = append(allEnvs[p.ID], e.Slug)
+		}
 		if len(want) > 0 && !slices.Contains(want, p.Slug) && !slices.Contains(want, p.ID) {
 			continue
 		}
@@ -155,6 +160,7 @@ func (s *Syncer) loadProjects(ctx context.Context) (changed bool, err error) {
 		return a.ID == b.ID && a.Dir == b.Dir && slices.Equal(a.Envs, b.Envs)
 	})
 	s.projects = out
+	s.allEnvs = allEnvs
 	return changed, nil
 }
 
@@ -292,13 +298,18 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 	// Imports show read-only in the environment's root; the folder's own
 	// keys win, and a later import wins over an earlier one.
 	for i := range res.Imports {
-		for j := range res.Imports[i].Secrets {
-			sec := &res.Imports[i].Secrets[j]
+		imp := &res.Imports[i]
+		for j := range imp.Secrets {
+			sec := &imp.Secrets[j]
 			a := vault.Addr{Project: p.ID, Env: env, Path: "/", Key: sec.Key}
 			if w, ok := desired[a]; ok && !w.readOnly {
 				continue
 			}
-			desired[a] = want{sec: sec, readOnly: true}
+			path := imp.Path
+			if path == "" {
+				path = "/"
+			}
+			desired[a] = want{sec: sec, readOnly: true, origin: refs.Addr{Env: imp.Environment, Path: path, Key: sec.Key}}
 		}
 	}
 
@@ -310,21 +321,26 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 	skip := func(a vault.Addr) bool { return s.written[a] > seq }
 	changes := make([]vault.Change, 0, adds)
 	ch := tree.Changes{Added: make([]vault.Addr, 0, adds)}
+	origins := map[vault.Addr]refs.Addr{}
 	for a, w := range desired {
 		if skip(a) {
 			continue
 		}
-		meta := vault.Meta{ID: w.sec.ID, Version: w.sec.Version, UpdatedAt: w.sec.UpdatedAt, ReadOnly: w.readOnly}
+		meta := metaOf(w.sec)
+		meta.ReadOnly = w.readOnly
 		old, ok := s.opt.Vault.Stat(a)
 		switch {
 		case !ok:
 			ch.Added = append(ch.Added, a)
-		case old.ID != meta.ID || old.Version != meta.Version || old.ReadOnly != meta.ReadOnly || !old.UpdatedAt.Equal(meta.UpdatedAt):
+		case old.ID != meta.ID || old.Version != meta.Version || old.ReadOnly != meta.ReadOnly || old.Hidden != meta.Hidden || !old.UpdatedAt.Equal(meta.UpdatedAt):
 			ch.Updated = append(ch.Updated, a)
 		default:
 			continue
 		}
-		changes = append(changes, vault.Change{Addr: a, Value: w.sec.Value, Meta: meta})
+		if w.readOnly {
+			origins[a] = w.origin
+		}
+		changes = append(changes, vault.Change{Addr: a, Value: w.sec.Value, Meta: meta, Notes: notesOf(w.sec)})
 	}
 	for _, a := range existing {
 		if _, ok := desired[a]; ok || skip(a) {
@@ -364,10 +380,12 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 		}
 	}
 	if len(changes) > 0 {
-		if _, err := s.opt.Vault.Apply(changes); err != nil {
+		dependents, err := s.applyExpanded(p.ID, env, changes, origins)
+		if err != nil {
 			s.log.Error("applying a listing to the vault failed", "project", p.Dir, "env", env, "err", err)
 			return tree.Changes{}
 		}
+		ch.Updated = append(ch.Updated, dependents...)
 	}
 	sortAddrs(ch.Added)
 	sortAddrs(ch.Updated)
@@ -380,4 +398,20 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 type want struct {
 	sec      *infisical.Secret
 	readOnly bool
+	origin   refs.Addr // an import's environment and path
+}
+
+// metaOf is what the vault keeps in the clear about a listed secret.
+func metaOf(sec *infisical.Secret) vault.Meta {
+	return vault.Meta{ID: sec.ID, Version: sec.Version, UpdatedAt: sec.UpdatedAt,
+		Hidden: sec.ValueHidden, SkipMultiline: sec.SkipMultilineEncoding, Tags: sec.Tags}
+}
+
+// notesOf is what the vault keeps sealed about it besides the value.
+func notesOf(sec *infisical.Secret) *vault.Notes {
+	n := &vault.Notes{Comment: sec.Comment}
+	for _, m := range sec.Metadata {
+		n.Metadata = append(n.Metadata, vault.Metadatum{Key: m.Key, Value: m.Value})
+	}
+	return n
 }

@@ -14,6 +14,9 @@ type Status struct {
 	Counts     Counts        `json:"counts"`
 	LastError  string        `json:"last_error,omitempty"`
 	Scopes     []ScopeStatus `json:"scopes"`
+	// Unreadable are secrets whose files refuse reads: a value Infisical
+	// hides from the identity, or references that cannot be expanded.
+	Unreadable []Unreadable `json:"unreadable,omitempty"`
 }
 
 // ScopeStatus is one project environment's sync state.
@@ -35,6 +38,7 @@ func timePtr(t time.Time) *time.Time {
 
 // Status reports the syncer's state.
 func (s *Syncer) Status() Status {
+	unreadable := s.unreadableList() // before mu: expandMu comes first
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{
@@ -43,6 +47,7 @@ func (s *Syncer) Status() Status {
 		Stale:      !s.staleSince.IsZero(),
 		Secrets:    s.opt.Vault.Len(),
 		Counts:     s.counts,
+		Unreadable: unreadable,
 	}
 	if s.lastErr != nil {
 		st.LastError = s.lastErr.Error()

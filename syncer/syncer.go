@@ -15,6 +15,7 @@ import (
 
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/internal/tree"
+	"github.com/infisicalfs/infisicalfs/refs"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -28,6 +29,7 @@ type API interface {
 	ListFolderTree(ctx context.Context, projectID, env string) ([]string, error)
 	UpsertSecret(ctx context.Context, r infisical.Ref, value []byte, known bool) (*infisical.Secret, error)
 	UpdateSecret(ctx context.Context, r infisical.Ref, u infisical.Update) (*infisical.Secret, error)
+	GetSecretVersion(ctx context.Context, r infisical.Ref, version int) (*infisical.Secret, error)
 	DeleteSecret(ctx context.Context, r infisical.Ref) error
 	CreateFolder(ctx context.Context, projectID, env, parentPath, name string) (*infisical.Folder, error)
 	DeleteFolder(ctx context.Context, projectID, env, parentPath, name string) error
@@ -65,9 +67,12 @@ type Options struct {
 	Projects       []string // slugs or IDs; empty = every accessible project
 	Envs           []string // environment slugs; empty = all
 	IncludeImports bool
-	Interval       time.Duration // between refresh cycles (default 60s)
-	Jitter         float64       // fraction of Interval added at random (default 0.1)
-	PushTimeout    time.Duration // per push, on a context of our own (default 2m)
+	// ExpandReferences serves values with ${...} references expanded, as
+	// Infisical's clients read them; the raw value stays beside it.
+	ExpandReferences bool
+	Interval         time.Duration // between refresh cycles (default 60s)
+	Jitter           float64       // fraction of Interval added at random (default 0.1)
+	PushTimeout      time.Duration // per push, on a context of our own (default 2m)
 	// StateFlushInterval is how long counters and sync times wait before
 	// they are written without a record change (default 5m); see
 	// FlushState for unmount.
@@ -105,6 +110,12 @@ type Syncer struct {
 	counts     Counts
 
 	keyLocks sync.Map // vault.Addr → *sync.Mutex: pushes to one secret go in order
+
+	// expandMu guards exp and spans every raw change from its expansion
+	// to the vault (see expand.go). Lock order: key locks, expandMu, mu.
+	expandMu sync.Mutex
+	exp      expansion
+	allEnvs  map[string][]string // project ID → every environment slug, filtered or not (under mu)
 
 	trigger chan struct{}
 	cycles  atomic.Uint64
@@ -162,6 +173,8 @@ func New(opt Options) *Syncer {
 		log:     opt.Logger,
 		scopes:  map[scopeKey]*scope{},
 		written: map[vault.Addr]uint64{},
+		exp:     expansion{deps: map[string]*refs.Deps{}, origins: map[vault.Addr]refs.Addr{}, unreadable: map[vault.Addr]string{}},
+		allEnvs: map[string][]string{},
 		trigger: make(chan struct{}, 1),
 	}
 	if opt.Invalidator != nil {

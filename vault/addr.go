@@ -2,6 +2,7 @@ package vault
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -35,6 +36,34 @@ func (a Addr) appendTo(dst []byte) []byte {
 	}
 	dst = append(dst, '/')
 	return append(dst, a.Key...)
+}
+
+// notesForm binds the sealed Notes; like expandedForm it is internal.
+const notesForm Form = 254
+
+// formAD is the associated data of one of the secret's boxes: the raw value
+// keeps the plain String form; the others are prefixed with "/<form>/",
+// which no plain form starts with (a project name is non-empty and has no
+// "/"), so no box can be opened as another's.
+func (a Addr) formAD(f Form) []byte { return a.appendFormAD(nil, f) }
+
+func (a Addr) appendFormAD(dst []byte, f Form) []byte {
+	switch f {
+	case Raw:
+	case expandedForm:
+		dst = append(dst, "/x/"...)
+	case notesForm:
+		dst = append(dst, "/n/"...)
+	default:
+		panic(fmt.Sprintf("vault: no associated data for form %d", f))
+	}
+	return a.appendTo(dst)
+}
+
+// versionAD binds an earlier version n: "/v<n>/" then the String form.
+func (a Addr) versionAD(n int) []byte {
+	dst := append([]byte("/v"), strconv.Itoa(n)...)
+	return a.appendTo(append(dst, '/'))
 }
 
 func (a Addr) validate() error {

@@ -1,8 +1,12 @@
 // Package vault is the in-memory secret store under the mount: every value is
 // sealed with AES-256-GCM under a random per-process key, with the secret's
 // address as associated data, so plaintext exists only while a value is being
-// served or pushed. It also keeps the folder tree (Infisical has empty
-// folders) and a generation counter that changes with every mutation.
+// served or pushed. Besides a secret's raw value it can hold, each sealed
+// under its own associated data, the value with references expanded (what
+// Get, Snapshot and Seal serve), its comment and metadata (Notes), and
+// earlier versions fetched from Infisical's history. It also keeps the
+// folder tree (Infisical has empty folders) and a generation counter that
+// changes with every mutation.
 //
 // Lock order: one RWMutex guards everything; no method calls out while
 // holding it.
@@ -10,7 +14,9 @@ package vault
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -27,17 +33,68 @@ type Meta struct {
 	ID        string
 	Version   int
 	UpdatedAt time.Time
-	Size      int    // plaintext length, so stat never decrypts; set by the vault
+	Size      int    // length of the served value (expanded where it has one), so stat never decrypts; set by the vault
+	RawSize   int    // length of the raw value; set by the vault
 	ReadOnly  bool   // imported secrets
 	Gen       uint64 // set by the vault: the vault-wide generation at which this entry last changed
+
+	// Refs: the raw value holds ${...} references, so the expanded view
+	// of the secret is read-only (an edit there would flatten them).
+	Refs bool
+	// ExpandErr says, without any value, why the references could not
+	// be expanded (a reference the identity may not read, or outside the
+	// mount); the expanded view then refuses reads. Empty when fine.
+	ExpandErr string
+	// Hidden: Infisical lets the identity see the secret but not its
+	// value (secretValueHidden); the vault holds no value for it.
+	Hidden bool
+	// SkipMultiline is Infisical's skipMultilineEncoding flag.
+	SkipMultiline bool
+	// Tags are the secret's tag slugs. Labels, like names: not sealed.
+	Tags []string
 }
+
+// Notes are what Infisical says about a secret besides its value that can
+// still be sensitive: the comment (people write hints, URLs and worse into
+// it) and secretMetadata (Infisical itself has encrypted metadata). They
+// are sealed like values, under their own associated data.
+type Notes struct {
+	Comment  string
+	Metadata []Metadatum
+}
+
+// Metadatum is one secretMetadata entry.
+type Metadatum struct {
+	Key   string `json:"k"`
+	Value string `json:"v"`
+}
+
+// Form picks which of a secret's values a read wants.
+type Form uint8
+
+const (
+	// Served is what the secret's file shows: the expanded value where
+	// the secret has one, else the raw value.
+	Served Form = iota
+	// Raw is the value as stored in Infisical, references unexpanded.
+	Raw
+)
 
 // Change is one element of a refresh applied with Apply.
 type Change struct {
 	Addr   Addr
-	Value  []byte // plaintext; the caller still owns it
+	Value  []byte // raw plaintext; the caller still owns it
 	Meta   Meta
 	Delete bool
+	// Expanded is the value with references expanded when it differs
+	// from Value; nil serves Value. The caller still owns it.
+	Expanded []byte
+	// ExpandOnly replaces only Expanded and the expansion fields of Meta
+	// (Refs, ExpandErr) of an existing secret, keeping its raw value: a
+	// secret whose references changed underneath it. Absent: ignored.
+	ExpandOnly bool
+	// Notes are sealed beside the value; ignored with ExpandOnly.
+	Notes *Notes
 }
 
 // Listing is the direct content of one folder, names only, sorted.
@@ -53,14 +110,38 @@ type Entry struct {
 	Value *Value
 }
 
-// item is one sealed secret: nonce || ciphertext || tag.
+// item is one sealed secret: each box is nonce || ciphertext || tag.
 type item struct {
-	sealed []byte
+	sealed []byte // the raw value
+	exp    []byte // the expanded value; nil when it is the raw one
+	notes  []byte // sealed JSON of Notes; nil when empty
 	meta   Meta
+	// versions are earlier versions fetched from Infisical's history,
+	// by number, sealed; they never change, so they survive updates.
+	versions map[int][]byte
 }
 
-// wipe zeroes the sealed value.
-func (it item) wipe() { clear(it.sealed) }
+// served is the box a Served read opens.
+func (it item) served() ([]byte, Form) {
+	if it.exp != nil {
+		return it.exp, expandedForm
+	}
+	return it.sealed, Raw
+}
+
+// expandedForm marks a Sealed holding the expanded box (Served resolves
+// to it or to Raw).
+const expandedForm Form = 255
+
+// wipe zeroes the sealed values.
+func (it item) wipe() {
+	clear(it.sealed)
+	clear(it.exp)
+	clear(it.notes)
+	for _, b := range it.versions {
+		clear(b)
+	}
+}
 
 // Sealed is one version of a secret, still sealed and bound to its
 // address, kept by a caller that must go on serving that version after
@@ -68,6 +149,7 @@ func (it item) wipe() { clear(it.sealed) }
 // zero Sealed holds nothing.
 type Sealed struct {
 	box  []byte
+	form Form // Raw or expandedForm: which associated data box is bound to
 	Meta Meta
 }
 
@@ -139,10 +221,21 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 		v.mu.RUnlock()
 		return 0, errDestroyed
 	}
-	sealed := make([][]byte, len(changes))
+	sealed := make([]item, len(changes))
 	for i, c := range changes {
-		if !c.Delete {
-			sealed[i] = v.keys.seal(c.Value, c.Addr.ad())
+		if c.Delete {
+			continue
+		}
+		if !c.ExpandOnly {
+			sealed[i].sealed = v.keys.seal(c.Value, c.Addr.ad())
+			if c.Notes != nil && (c.Notes.Comment != "" || len(c.Notes.Metadata) > 0) {
+				js, _ := json.Marshal(c.Notes)
+				sealed[i].notes = v.keys.seal(js, c.Addr.formAD(notesForm))
+				clear(js)
+			}
+		}
+		if c.Expanded != nil {
+			sealed[i].exp = v.keys.seal(c.Expanded, c.Addr.formAD(expandedForm))
 		}
 	}
 	v.mu.RUnlock()
@@ -151,7 +244,7 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 	defer v.mu.Unlock()
 	if v.keys == nil {
 		for _, s := range sealed {
-			clear(s)
+			s.wipe()
 		}
 		return 0, errDestroyed
 	}
@@ -164,12 +257,43 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 			v.deleteLocked(c.Addr)
 			continue
 		}
+		if c.ExpandOnly {
+			d := v.dirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
+			var it item
+			var ok bool
+			if d != nil {
+				it, ok = d.secrets[c.Addr.Key]
+			}
+			if !ok {
+				sealed[i].wipe()
+				continue
+			}
+			clear(it.exp)
+			it.exp = sealed[i].exp
+			it.meta.Refs, it.meta.ExpandErr = c.Meta.Refs, c.Meta.ExpandErr
+			it.meta.Size = it.meta.RawSize
+			if c.Expanded != nil {
+				it.meta.Size = len(c.Expanded)
+			}
+			it.meta.Gen = v.gen
+			d.secrets[c.Addr.Key] = it
+			continue
+		}
 		m := c.Meta
+		m.RawSize = len(c.Value)
 		m.Size = len(c.Value)
+		if c.Expanded != nil {
+			m.Size = len(c.Expanded)
+		}
+		m.Tags = slices.Clone(m.Tags)
 		m.Gen = v.gen
 		d := v.ensureDirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
-		it := item{sealed: sealed[i], meta: m}
+		it := sealed[i]
+		it.meta = m
 		if old, ok := d.secrets[c.Addr.Key]; ok {
+			if old.meta.ID == m.ID {
+				it.versions, old.versions = old.versions, nil
+			}
 			old.wipe()
 		} else {
 			v.n++
@@ -182,9 +306,13 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 	return v.gen, nil
 }
 
-// Get decrypts the current version of the secret at a. The caller wipes the
-// Value when done.
-func (v *Vault) Get(a Addr) (*Value, Meta, error) {
+// Get decrypts the served value (expanded where the secret has one) of the
+// secret at a. The caller wipes the Value when done.
+func (v *Vault) Get(a Addr) (*Value, Meta, error) { return v.GetForm(a, Served) }
+
+// GetForm decrypts the current value of the secret at a in form f. The
+// caller wipes the Value when done.
+func (v *Vault) GetForm(a Addr, f Form) (*Value, Meta, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if v.keys == nil {
@@ -194,23 +322,114 @@ func (v *Vault) Get(a Addr) (*Value, Meta, error) {
 	if !ok {
 		return nil, Meta{}, ErrNotFound
 	}
-	pt, err := v.keys.open(it.sealed, a.ad())
+	box, bf := it.sealed, Raw
+	if f == Served {
+		box, bf = it.served()
+	}
+	pt, err := v.keys.open(box, a.formAD(bf))
 	if err != nil {
 		return nil, Meta{}, err
 	}
 	return &Value{b: pt}, it.meta, nil
 }
 
-// Seal returns a copy of the current version of the secret at a, still
-// sealed, for Open to decrypt later whatever happened to a meanwhile.
-func (v *Vault) Seal(a Addr) (Sealed, bool) {
+// Seal returns a copy of the current served value of the secret at a,
+// still sealed, for Open to decrypt later whatever happened to a meanwhile.
+func (v *Vault) Seal(a Addr) (Sealed, bool) { return v.SealForm(a, Served) }
+
+// SealForm is Seal for form f. The Meta's Size is that form's length.
+func (v *Vault) SealForm(a Addr, f Form) (Sealed, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	it, ok := v.itemLocked(a)
 	if !ok || v.keys == nil {
 		return Sealed{}, false
 	}
-	return Sealed{box: append([]byte(nil), it.sealed...), Meta: it.meta}, true
+	box, bf := it.sealed, Raw
+	m := it.meta
+	if f == Served {
+		box, bf = it.served()
+	} else {
+		m.Size = m.RawSize
+	}
+	return Sealed{box: append([]byte(nil), box...), form: bf, Meta: m}, true
+}
+
+// Notes decrypts the comment and metadata of the secret at a.
+func (v *Vault) Notes(a Addr) (Notes, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.keys == nil {
+		return Notes{}, errDestroyed
+	}
+	it, ok := v.itemLocked(a)
+	if !ok {
+		return Notes{}, ErrNotFound
+	}
+	if it.notes == nil {
+		return Notes{}, nil
+	}
+	pt, err := v.keys.open(it.notes, a.formAD(notesForm))
+	if err != nil {
+		return Notes{}, err
+	}
+	defer clear(pt)
+	var n Notes
+	if err := json.Unmarshal(pt, &n); err != nil {
+		return Notes{}, fmt.Errorf("vault: notes of %s: %w", a, err)
+	}
+	return n, nil
+}
+
+// SetVersion keeps an earlier version of the secret at a (fetched from
+// Infisical's history), sealed, while the secret keeps its ID. It reports
+// false when the secret is gone or is another secret now.
+func (v *Vault) SetVersion(a Addr, id string, n int, plaintext []byte) bool {
+	v.mu.RLock()
+	if v.keys == nil {
+		v.mu.RUnlock()
+		return false
+	}
+	box := v.keys.seal(plaintext, a.versionAD(n))
+	v.mu.RUnlock()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	d := v.dirLocked(a.Project, a.Env, a.Path)
+	if v.keys == nil || d == nil {
+		clear(box)
+		return false
+	}
+	it, ok := d.secrets[a.Key]
+	if !ok || it.meta.ID != id {
+		clear(box)
+		return false
+	}
+	if it.versions == nil {
+		it.versions = map[int][]byte{}
+		d.secrets[a.Key] = it
+	}
+	clear(it.versions[n])
+	it.versions[n] = box
+	return true
+}
+
+// Version decrypts a kept earlier version; ok is false when none is kept.
+// The caller wipes the Value.
+func (v *Vault) Version(a Addr, n int) (val *Value, ok bool, err error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.keys == nil {
+		return nil, false, errDestroyed
+	}
+	it, found := v.itemLocked(a)
+	if !found || it.versions[n] == nil {
+		return nil, false, nil
+	}
+	pt, err := v.keys.open(it.versions[n], a.versionAD(n))
+	if err != nil {
+		return nil, false, err
+	}
+	return &Value{b: pt}, true, nil
 }
 
 // Open decrypts s, which Seal returned for address a. The caller wipes the
@@ -224,7 +443,7 @@ func (v *Vault) Open(a Addr, s Sealed) (*Value, error) {
 	if s.Empty() {
 		return nil, ErrNotFound
 	}
-	pt, err := v.keys.open(s.box, a.ad())
+	pt, err := v.keys.open(s.box, a.formAD(s.form))
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +597,8 @@ func (v *Vault) Snapshot(project, env, path string) ([]Entry, uint64, error) {
 	total := 0
 	for k, it := range d.secrets {
 		names = append(names, k)
-		total += max(len(it.sealed)-sealOverhead, 0)
+		box, _ := it.served()
+		total += max(len(box)-sealOverhead, 0)
 	}
 	slices.Sort(names)
 	out := make([]Entry, len(names))
@@ -388,9 +608,10 @@ func (v *Vault) Snapshot(project, env, path string) ([]Entry, uint64, error) {
 	off := 0
 	for i, k := range names {
 		it := d.secrets[k]
-		n := max(len(it.sealed)-sealOverhead, 0)
-		ad = Addr{Project: project, Env: env, Path: path, Key: k}.appendTo(ad[:0])
-		pt, err := v.keys.openInto(arena[off:off:off+n], it.sealed, ad)
+		box, f := it.served()
+		n := max(len(box)-sealOverhead, 0)
+		ad = Addr{Project: project, Env: env, Path: path, Key: k}.appendFormAD(ad[:0], f)
+		pt, err := v.keys.openInto(arena[off:off:off+n], box, ad)
 		if err != nil {
 			clear(arena)
 			return nil, 0, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -81,11 +82,11 @@ func TestSetGetStat(t *testing.T) {
 	if got != canary {
 		t.Fatalf("Get = %q, want the value set", got)
 	}
-	want := Meta{ID: "id1", Version: 3, UpdatedAt: upd, Size: len(canary), Gen: v.Generation()}
-	if m != want {
+	want := Meta{ID: "id1", Version: 3, UpdatedAt: upd, Size: len(canary), RawSize: len(canary), Gen: v.Generation()}
+	if !reflect.DeepEqual(m, want) {
 		t.Fatalf("Get meta = %+v, want %+v", m, want)
 	}
-	if sm, ok := v.Stat(addr("/a", "DB")); !ok || sm != want {
+	if sm, ok := v.Stat(addr("/a", "DB")); !ok || !reflect.DeepEqual(sm, want) {
 		t.Fatalf("Stat = %+v, %v; want %+v", sm, ok, want)
 	}
 	if _, ok := v.Stat(addr("/a", "OTHER")); ok {

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -94,6 +95,14 @@ holds the secret's value. Writes go back to Infisical; a sync runs every refresh
 		devServerCommand(ctx, stdout, stderr),
 		doctorCommand(ctx, stdout),
 		&cobra.Command{
+			// csi parses its own (stdlib) flags: csi.go's table.
+			Use: "csi --endpoint unix:///csi/csi.sock --node-id NODE --url URL", Short: "Kubernetes CSI node plugin",
+			DisableFlagParsing: true,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return cmdCSI(ctx, args, stdout, stderr)
+			},
+		},
+		&cobra.Command{
 			Use: "version", Short: "Print the version and commit", Args: cobra.NoArgs,
 			Run: func(cmd *cobra.Command, _ []string) { fmt.Fprintln(stdout, "infisicalfs", versionString()) },
 		},
@@ -131,12 +140,27 @@ func exactlyOne(what string) cobra.PositionalArgs {
 	}
 }
 
+// errHelp is a stdlib FlagSet's -h (csi's flags).
+var errHelp = errors.New("help shown")
+
+// parseFlags parses a stdlib FlagSet (csi's): -h is errHelp, an error exit 2.
+func parseFlags(fset *flag.FlagSet, args []string, stderr io.Writer) error {
+	fset.SetOutput(stderr)
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return &exitError{2, err}
+	}
+	return nil
+}
+
 // run is main without the exit: it returns the process's exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(ctx, stdout, stderr)
 	root.SetArgs(args)
 	_, err := root.ExecuteC()
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return 0
 	}
 	fmt.Fprintln(stderr, "infisicalfs:", err)

@@ -889,6 +889,13 @@ func (s *Server) batchDelete(c *call) (any, *apiError) {
 // would), creating missing folders; the value is normalised as on the API.
 // It returns the new version and panics on an unknown project or env.
 func (s *Server) SetSecret(projectID, env, path, key, value string) int {
+	return s.EditSecret(projectID, env, path, key, func(string) string { return value })
+}
+
+// EditSecret replaces a secret's value with edit(its value) atomically, as
+// another user editing it in the UI would ("" for a missing secret, which
+// is created), and returns the new version.
+func (s *Server) EditSecret(projectID, env, path, key string, edit func(old string) string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -898,7 +905,7 @@ func (s *Server) SetSecret(projectID, env, path, key, value string) int {
 		sec = &secret{id: newID(), key: key, createdAt: now}
 		f.secrets[key] = sec
 	}
-	sec.value = normalizeValue(value)
+	sec.value = normalizeValue(edit(sec.value))
 	sec.version++
 	sec.updatedAt = now
 	sec.actorID, sec.actorType, sec.actorName = "00000000-0000-4000-8000-000000000001", "user", "another-user"

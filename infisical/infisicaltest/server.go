@@ -57,14 +57,17 @@ type Server struct {
 	tokenMax   time.Duration
 
 	// faults, guarded by mu
-	latency    time.Duration
-	failNext   int
-	failStatus int
-	retryAfter int
-	failPaths  []*pathFault
-	requests   []Request
-	oldServer  bool     // answer as a server without v2 folders and v1/projects
-	k8sLogins  []string // JWT of every Kubernetes login attempt
+	latency time.Duration
+	// beforeRequest runs before a request is handled (outside mu): a test
+	// makes "another writer" land at an exact moment with it.
+	beforeRequest func(*http.Request)
+	failNext      int
+	failStatus    int
+	retryAfter    int
+	failPaths     []*pathFault
+	requests      []Request
+	oldServer     bool     // answer as a server without v2 folders and v1/projects
+	k8sLogins     []string // JWT of every Kubernetes login attempt
 
 	mux *http.ServeMux
 
@@ -194,6 +197,15 @@ func (s *Server) SetNow(now func() time.Time) {
 	s.now = now
 }
 
+// BeforeRequest sets fn to run before each request is handled, outside
+// the server's lock, so fn may call the server's own helpers (SetSecret);
+// nil removes it.
+func (s *Server) BeforeRequest(fn func(*http.Request)) {
+	s.mu.Lock()
+	s.beforeRequest = fn
+	s.mu.Unlock()
+}
+
 // SetOutage with on=true closes the listener and every live connection, so
 // clients get "connection refused"; on=false listens again on the same port.
 func (s *Server) SetOutage(on bool) {
@@ -234,8 +246,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	latency, old := s.latency, s.oldServer
+	latency, old, before := s.latency, s.oldServer, s.beforeRequest
 	s.mu.Unlock()
+	if before != nil {
+		before(r)
+	}
 	if latency > 0 {
 		t := time.NewTimer(latency)
 		select {

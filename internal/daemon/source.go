@@ -144,7 +144,7 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	}
 	s.sync = syncer.New(syncer.Options{
 		API: client, Vault: v, State: st, Logger: log,
-		Projects: projects, Envs: envs, IncludeImports: cfg.IncludeImports,
+		Projects: projects, Envs: envs, IncludeImports: cfg.IncludeImports, ExpandReferences: cfg.ExpandReferences,
 		Interval:           cfg.RefreshInterval.Duration,
 		StateFlushInterval: cfg.StateFlushInterval.Duration,
 		PushTimeout:        o.PushTimeout,

@@ -205,18 +205,45 @@ var _ fs.Templates = (*tmplState)(nil)
 type vaultSource struct {
 	v    *vault.Vault
 	sync *syncer.Syncer
-	// snapshot reads one folder's values. Today it is the vault's raw
-	// values for expanded and raw reads alike; point expanded at the
-	// reference expander's view when the vault offers one.
+	// raw and expanded read one folder's values: expanded as the mount
+	// serves them (references expanded, as the agent's templates read
+	// them by default), raw as stored.
 	raw, expanded func(project, env, path string) ([]vault.Entry, error)
 }
 
 func newVaultSource(v *vault.Vault) *vaultSource {
-	snap := func(project, env, path string) ([]vault.Entry, error) {
+	// A secret whose references could not be expanded, or whose value the
+	// identity may not see, is left out: the vault holds its raw value or
+	// none, and a template must not render either as if it were the value.
+	expanded := func(project, env, path string) ([]vault.Entry, error) {
 		es, _, err := v.Snapshot(project, env, path)
+		out := es[:0]
+		for _, e := range es {
+			if e.Meta.ExpandErr != "" || e.Meta.Hidden {
+				e.Value.Wipe()
+				continue
+			}
+			out = append(out, e)
+		}
+		return out, err
+	}
+	raw := func(project, env, path string) ([]vault.Entry, error) {
+		es, _, err := v.Snapshot(project, env, path)
+		for i := range es {
+			if !es[i].Meta.Refs {
+				continue // raw and served are the same bytes
+			}
+			a := vault.Addr{Project: project, Env: env, Path: path, Key: es[i].Key}
+			rv, _, rerr := v.GetForm(a, vault.Raw)
+			if rerr != nil {
+				continue
+			}
+			es[i].Value.Wipe()
+			es[i].Value = rv
+		}
 		return es, err
 	}
-	return &vaultSource{v: v, raw: snap, expanded: snap}
+	return &vaultSource{v: v, raw: raw, expanded: expanded}
 }
 
 func (s *vaultSource) synced(project, env string) error {

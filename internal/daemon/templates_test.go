@@ -473,3 +473,29 @@ templates:
 		t.Errorf("Kubernetes logins %q, want one with the file's JWT", got)
 	}
 }
+
+// Templates read values as the agent's do: references expanded by default,
+// raw with expandSecretReferences false, and a change to a referenced
+// secret re-renders the template that shows its dependent.
+func TestTemplateExpandsReferences(t *testing.T) {
+	testutil.RequireFUSE(t)
+	srv, pid := testServer(t)
+	srv.SetSecret(pid, "dev", "/", "HOST", "db1.internal")
+	srv.SetSecret(pid, "dev", "/", "URL", "postgres://${HOST}/shop")
+	tmp := t.TempDir()
+	cfg := testConfig(srv, tmp)
+	cfg.Envs = []string{"dev"}
+	cfg.Templates = []config.Template{{Path: "url", Content: `{{ (getSecretByName "` + pid + `" "dev" "/" "URL").Value }}|` +
+		`{{ range listSecrets "` + pid + `" "dev" "/" "{\"expandSecretReferences\": false}" }}{{ if eq .Key "URL" }}{{ .Value }}{{ end }}{{ end }}`}}
+	mnt := mkMount(t, tmp)
+	d, _ := startLogged(t, cfg, mnt)
+	file := filepath.Join(mnt, "url")
+	if got, want := readFile(t, file), "postgres://db1.internal/shop|postgres://${HOST}/shop"; got != want {
+		t.Fatalf("rendered %q, want %q", got, want)
+	}
+	srv.SetSecret(pid, "dev", "/", "HOST", "db2.internal")
+	syncNow(t, d)
+	if got, want := readFile(t, file), "postgres://db2.internal/shop|postgres://${HOST}/shop"; got != want {
+		t.Errorf("after the referenced secret changed rendered %q, want %q", got, want)
+	}
+}
