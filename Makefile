@@ -33,7 +33,8 @@ build:
 # (mount.infisicalfs for -t infisicalfs, mount.fuse.infisicalfs for
 # -t fuse.infisicalfs), with the binary's absolute path written in, since
 # mount(8) runs helpers with no PATH; the systemd unit; the man pages and
-# bash/zsh/fish completions, generated from the binary's own flag table.
+# bash/zsh/fish completions, generated from the binary's own flag table;
+# a minimal example config (share/doc/infisicalfs/examples/config.toml).
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
 	  $(DESTDIR)$(SHAREDIR)/bash-completion/completions $(DESTDIR)$(SHAREDIR)/zsh/site-functions \
@@ -48,6 +49,8 @@ install: build
 	$(BIN) completion bash > $(DESTDIR)$(SHAREDIR)/bash-completion/completions/infisicalfs
 	$(BIN) completion zsh > $(DESTDIR)$(SHAREDIR)/zsh/site-functions/_infisicalfs
 	$(BIN) completion fish > $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/infisicalfs.fish
+	install -d $(DESTDIR)$(SHAREDIR)/doc/infisicalfs/examples
+	install -m 0644 testdata/config/example.toml $(DESTDIR)$(SHAREDIR)/doc/infisicalfs/examples/config.toml
 
 # csi-sanity, the CSI conformance suite: TestCSISanity (./csi) runs it
 # against the driver, and fails rather than skips when CSI_SANITY is set.

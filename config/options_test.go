@@ -111,3 +111,28 @@ func FuzzParseMountOptions(f *testing.F) {
 		_ = ApplyMountOptions(fs, s)
 	})
 }
+
+// The unknown-key error points where an installed user can look (it named
+// testdata/config/full.toml, which only a source checkout has).
+func TestUnknownKeyPointsToHelpConfig(t *testing.T) {
+	_, _, err := parse([]byte("refresh_intervall = \"30s\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "refresh_intervall") || !strings.Contains(err.Error(), "infisicalfs mount --help-config") || strings.Contains(err.Error(), "testdata") {
+		t.Errorf("unknown key error: %v", err)
+	}
+}
+
+// The shipped starting config loads and validates once a secret is given,
+// and runs no hooks or templates (full.toml's are not for copying).
+func TestExampleConfig(t *testing.T) {
+	c, _, err := Load("../testdata/config/example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ClientSecret = "s"
+	if err := c.Validate(); err != nil {
+		t.Errorf("example.toml does not validate: %v", err)
+	}
+	if len(c.OnChange) > 0 || len(c.Templates) > 0 || !c.ReadOnly {
+		t.Errorf("example.toml: hooks %d, templates %d, read-only %v", len(c.OnChange), len(c.Templates), c.ReadOnly)
+	}
+}

@@ -845,6 +845,7 @@ func TestMakeInstallAndMountWithoutPathOrHome(t *testing.T) {
 		"usr/lib/systemd/system/infisicalfs.service", "usr/share/man/man1/infisicalfs.1",
 		"usr/share/man/man1/infisicalfs-mount.1", "usr/share/bash-completion/completions/infisicalfs",
 		"usr/share/zsh/site-functions/_infisicalfs", "usr/share/fish/vendor_completions.d/infisicalfs.fish",
+		"usr/share/doc/infisicalfs/examples/config.toml",
 	} {
 		if st, err := os.Stat(filepath.Join(stage, p)); err != nil || st.Size() == 0 {
 			t.Errorf("make install: %s missing or empty: %v", p, err)
@@ -1133,5 +1134,33 @@ func TestVersionStamp(t *testing.T) {
 	m, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
 	if err != nil || !strings.Contains(string(m), "main.version=v9.8.7-3-gabcdef0") {
 		t.Errorf("go version -m: %v\n%s", err, m)
+	}
+}
+
+// --project nope and --env nope mounted an empty tree and exited 0; now the
+// start fails, before anything is mounted, naming the filter.
+func TestFiltersThatMatchNothingFailTheStart(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--project", "nope"}, "no project matches --project nope"},
+		{[]string{"--env", "nope"}, "no environment matches --env nope in webshop"},
+	} {
+		out, code := runCmd(t, w.env(), append(append([]string{"mount"}, tc.args...), mnt)...)
+		if code == 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("mount %v: exit %d, want %q in\n%s", tc.args, code, tc.want, out)
+		}
+		if mounted(mnt) {
+			t.Errorf("mount %v left a mount", tc.args)
+		}
+	}
+	// A filter that matches something still mounts.
+	w.mount(mnt, w.env(), "--project", "webshop", "--env", "prod", "--env", "nope")
+	if _, err := os.Stat(filepath.Join(mnt, "webshop/prod")); err != nil {
+		t.Errorf("webshop/prod: %v", err)
 	}
 }
