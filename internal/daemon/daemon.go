@@ -148,6 +148,13 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A mount (not a CSI volume, which checks its one scope itself) whose
+	// filter matched nothing fails here, before anything is mounted.
+	if d.src.tmpl == nil {
+		if err = checkScopes(cfg, d.src.sync.Projects()); err != nil {
+			return nil, err
+		}
+	}
 	view := ViewOf(cfg)
 	view.Version = o.Version
 	if d.mnt, err = d.src.Mount(o.Mountpoint, view); err != nil {

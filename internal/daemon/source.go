@@ -157,12 +157,6 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		s.Close(ctx)
 		return nil, fmt.Errorf("first sync with %s failed: %w", cfg.URL, err)
 	}
-	if tm == nil {
-		if err := checkScopes(cfg, s.sync.Projects()); err != nil {
-			s.Close(ctx)
-			return nil, err
-		}
-	}
 	if len(s.sync.Projects()) == 0 {
 		log.Warn("the identity can read no project: the mount will be empty; grant it a role in Access Control")
 	}
