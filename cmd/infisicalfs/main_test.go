@@ -907,7 +907,7 @@ func TestMakeInstallAndMountWithoutPathOrHome(t *testing.T) {
 func TestHealthzReportsStaleness(t *testing.T) {
 	w := newWorld(t)
 	mnt := filepath.Join(w.dir, "mnt")
-	d := w.mount(mnt, w.env(), "--metrics-addr", "127.0.0.1:0", "-o", "refresh_interval=1s,healthz_max_stale=2s")
+	d := w.mount(mnt, w.env(), "--metrics-addr", "127.0.0.1:0", "-o", "refresh_interval=1s,healthz_max_stale=2s,server_error_delay=10ms")
 	re := regexp.MustCompile(`serving metrics"? addr=(\S+)`)
 	m := re.FindStringSubmatch(d.logs.String())
 	if m == nil {
@@ -940,19 +940,34 @@ func TestHealthzReportsStaleness(t *testing.T) {
 	if out, code := runCmd(t, w.env(), "status", mnt); code != 0 {
 		t.Errorf("status of a fresh mount: exit %d\n%s", code, out)
 	}
-	// Every sync fails fast (the identity's login is refused).
-	w.srv.FailPath("POST", "/api/v1/auth", 401, -1)
+	// Every sync fails fast: Infisical answers 500 to every listing.
+	w.srv.FailPath("GET", "/api/v4/secrets", 500, -1)
 	if body := waitFor(503); !strings.Contains(body, "stale") {
 		t.Errorf("503 body %q does not say stale", body)
 	}
-	// status agrees, for scripts and probes: exit 1 while stale.
-	if out, code := runCmd(t, w.env(), "status", mnt); code != 1 || !strings.Contains(out, "STALE") {
-		t.Errorf("status while stale: exit %d, want 1\n%s", code, out)
+	// status agrees, for scripts and probes: exit 1 while scopes err.
+	if out, code := runCmd(t, w.env(), "status", mnt); code != 1 || !strings.Contains(out, "errors in webshop/dev") {
+		t.Errorf("status while every scope errs: exit %d, want 1\n%s", code, out)
 	}
 	w.srv.ClearFaults()
 	waitFor(200)
 	if out, code := runCmd(t, w.env(), "status", mnt); code != 0 {
 		t.Errorf("status after recovery: exit %d\n%s", code, out)
+	}
+	// A whole cycle that fails (the login is refused) makes the mount
+	// stale: status exits 1 and says so.
+	w.srv.FailPath("POST", "/api/v1/auth", 401, -1)
+	w.srv.RevokeAllTokens()
+	staleDeadline := time.Now().Add(10 * time.Second)
+	for {
+		out, code := runCmd(t, w.env(), "status", mnt)
+		if code == 1 && strings.Contains(out, "STALE since") {
+			break
+		}
+		if time.Now().After(staleDeadline) {
+			t.Fatalf("status never reported STALE with exit 1: exit %d\n%s", code, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if out, code := runCmd(t, w.env(), "status", w.dir); code != 2 {
 		t.Errorf("status of a directory that is no mount: exit %d, want 2\n%s", code, out)
