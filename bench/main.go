@@ -47,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	phases := []phase{
-		{"^Benchmark(CachedRead|ReferencingRead|Getxattr|Readdir|Write|FirstReadAfterChange)$", *benchtime, ""},
+		{"^Benchmark(CachedRead|AccessRead|ReferencingRead|Getxattr|Readdir|Write|FirstReadAfterChange)$", *benchtime, ""},
 		{"^BenchmarkRefresh$", map[bool]string{false: "3x", true: "1x"}[*short], ""},
 		{"^BenchmarkMountReady$", "1x", ""},
 		// The real binary measured from outside (bench/daemon_test.go).

@@ -468,7 +468,7 @@ func tomlKey(f reflect.StructField) string {
 
 func TestDiffCoversEveryField(t *testing.T) {
 	hotKeys := []string{"refresh_interval", "log_level", "client_id", "client_secret", "client_id_file",
-		"client_secret_file", "project", "env", "on_change"}
+		"client_secret_file", "project", "env", "on_change", "access"}
 	old := valid()
 	typ := reflect.TypeOf(old)
 	for i := 0; i < typ.NumField(); i++ {
@@ -555,6 +555,10 @@ func (r *recorder) SetFilter(p, e []string) {
 func (r *recorder) SetHooks(h []Hook) { r.calls = append(r.calls, fmt.Sprintf("hooks %d", len(h))) }
 func (r *recorder) SetTemplates(ts []Template) {
 	r.calls = append(r.calls, fmt.Sprintf("templates %d", len(ts)))
+}
+
+func (r *recorder) SetAccess(rules []access.Spec) {
+	r.calls = append(r.calls, fmt.Sprintf("access %d", len(rules)))
 }
 
 func TestReloadAppliesLiveKeysOnceAndKeepsTheRest(t *testing.T) {

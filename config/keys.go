@@ -3,6 +3,8 @@ package config
 import (
 	"reflect"
 	"time"
+
+	"github.com/infisicalfs/infisicalfs/access"
 )
 
 // Live is what a running mount can change without a remount; the daemon
@@ -14,6 +16,9 @@ type Live interface {
 	SetFilter(projects, envs []string)
 	SetHooks(hooks []Hook)
 	SetTemplates(ts []Template)
+	// SetAccess installs new [[access]] rules; rules it cannot apply
+	// (they need a remount) it logs, keeping the old ones.
+	SetAccess(rules []access.Spec)
 }
 
 // Key is one setting: its TOML name, the Config field holding it, and how a
@@ -89,8 +94,11 @@ var Keys = []Key{
 	// (re)load; naming another file is another mount.
 	{Name: "agent_config", Field: "AgentConfig"},
 	{Name: "agent_config_base64", Field: "AgentConfigBase64"}, // from the environment
-	// Access rules and the audit log are fixed at mount time for now.
-	{Name: "access", Field: "Access"},
+	// Rules reload live: the kernel's attributes they change are
+	// invalidated. A read-only mount answering opens in the kernel keeps
+	// its rules when the new ones need the daemon (SetAccess logs it).
+	{Name: "access", Field: "Access", Apply: func(l Live, c Config) { l.SetAccess(c.Access) }},
+	// The audit log's file and coverage are fixed at mount.
 	{Name: "audit", Field: "Audit"},
 	{Name: "audit_log", Field: "AuditLog"},
 	{Name: "audit_max_size", Field: "AuditMaxSize"},

@@ -555,6 +555,36 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	b.Run("known-key/fs", func(b *testing.B) { run(b, fsDir, true, known) })
 	b.Run("known-key/base", func(b *testing.B) { run(b, tmp, false, known) })
+	// A guarded write (issue 18): sed -i reads the key and renames its
+	// scratch file onto it, so the push is checked against the version it
+	// read: one GET of the secret before the PATCH.
+	sedEdit := func(b *testing.B, dir string, fuse bool) {
+		m.srv.ResetRequests()
+		before := m.fsys.Requests()
+		i := 0
+		for b.Loop() {
+			i++
+			cmd := shIn(dir, `sed -i "s/-[0-9]*$//; s/$/-$1/" DATABASE_URL`, strconv.Itoa(i))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("sed -i: %v: %s", err, out)
+			}
+		}
+		if fuse {
+			b.StopTimer()
+			if got, _ := m.serverValue("dev", "/", "DATABASE_URL"); !strings.HasSuffix(got, "-"+strconv.Itoa(i)) {
+				b.Fatalf("server holds %q after %d edits", got, i)
+			}
+			b.ReportMetric(float64(m.srv.Count("", ""))/float64(b.N), "api-reqs/op")
+			b.ReportMetric(float64(m.srv.Count("GET", "/api/v4/secrets"))/float64(b.N), "check-reqs/op")
+			b.ReportMetric(float64(m.fsys.Requests()-before)/float64(b.N), "fuse-reqs/op")
+		} else {
+			b.ReportMetric(0, "api-reqs/op")
+			b.ReportMetric(0, "check-reqs/op")
+			b.ReportMetric(0, "fuse-reqs/op")
+		}
+	}
+	b.Run("guarded-edit/fs", func(b *testing.B) { sedEdit(b, fsDir, true) })
+	b.Run("guarded-edit/base", func(b *testing.B) { sedEdit(b, tmp, false) })
 	// New names differ per sub-benchmark run: go test calls each several times.
 	var round atomic.Int64
 	b.Run("new-key/fs", func(b *testing.B) { run(b, fsDir, true, fresh(fmt.Sprintf("NEW%d", round.Add(1)))) })

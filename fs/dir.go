@@ -67,6 +67,7 @@ func (d *dirNode) childPath(name string) string {
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	d.fsys.dirAttr(&out.Attr)
+	d.fsys.applyAccess(&out.Attr, inodePath(d.EmbeddedInode()), nil)
 	return 0
 }
 
@@ -80,10 +81,11 @@ func (f *FS) dirAttr(a *fuse.Attr) {
 // Setattr accepts what changes nothing (tools re-apply modes they read) and
 // refuses real changes of mode or owner.
 func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if errno := d.fsys.checkModeOwner(in, d.fsys.dirMode()); errno != 0 {
+	d.fsys.dirAttr(&out.Attr)
+	d.fsys.applyAccess(&out.Attr, inodePath(d.EmbeddedInode()), nil)
+	if errno := d.fsys.checkModeOwner(in, out.Attr.Uid, out.Attr.Gid, out.Attr.Mode); errno != 0 {
 		return errno
 	}
-	d.fsys.dirAttr(&out.Attr)
 	return 0
 }
 
@@ -244,6 +246,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // right kind, else a new one.
 func (d *dirNode) dirChild(ctx context.Context, name string, n *dirNode, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	d.fsys.dirAttr(&out.Attr)
+	d.fsys.applyAccess(&out.Attr, joinPath(inodePath(d.EmbeddedInode()), name), nil)
 	if ch := d.GetChild(name); ch != nil {
 		if old, ok := ch.Operations().(*dirNode); ok && old.project == n.project && old.env == n.env && old.path == n.path && old.raw == n.raw {
 			return ch, 0

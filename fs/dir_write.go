@@ -71,7 +71,11 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.writableHere(name); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	if d.refusing(name, callerPid(ctx)) {
+	p, keys := d.filePaths(name)
+	if _, errno := d.fsys.openHook(ctx, p, createFlags(flags), func() []string { return keys }); errno != 0 {
+		return nil, nil, 0, errno // access.go
+	}
+	if d.refusing(name, callerPid(ctx), opReplace) {
 		return nil, nil, 0, syscall.ESTALE // an editor's recovery after a refused save
 	}
 	d.mu.Lock()
@@ -90,6 +94,11 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		fh, fuseFlags, errno := ch.Operations().(*fileNode).Open(ctx, flags)
 		if errno != 0 {
 			return nil, nil, 0, errno
+		}
+		if h, ok := fh.(*handle); ok {
+			// Written as if new (an editor saving, a stale negative
+			// entry): still an edit of what it opened, even once emptied.
+			h.editOf = h.base
 		}
 		return ch, fh, fuseFlags, 0
 	}
@@ -169,7 +178,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if isHidden || !inVault {
 		return syscall.ENOENT
 	}
-	if d.refusing(name, callerPid(ctx)) {
+	if d.refusing(name, callerPid(ctx), opReplace) {
 		return syscall.ESTALE // the kernel's retry of a refused unlink, or an editor's recovery
 	}
 	// Only the version the mount shows may be deleted.
@@ -296,7 +305,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if flags&renameExchange != 0 {
 		return syscall.EINVAL
 	}
-	if d.refusing(name, callerPid(ctx)) {
+	if d.refusing(name, callerPid(ctx), opWrite) {
 		return syscall.ESTALE // the kernel's retry of a refused rename
 	}
 	if d.fsys.opt.Vault.HasFolder(d.project, d.env, d.childPath(name)) {

@@ -22,6 +22,10 @@
 // reaches Invalidate, which queues it; one goroutine delivers the queue to
 // the kernel in order, never from inside a FUSE request (notify.go).
 //
+// Access rules (access.go): owner, group and mode come from the rules in
+// every Lookup, Getattr and Setattr answer; opens that reach the daemon are
+// decided and audited there; a rule reload is one more kind of queued item.
+//
 // Lock order: dirNode.mu, then fileNode.mu, then handle.mu; coherence.mu is
 // taken alone and held only around a vault read; versionNode.mu is a leaf
 // that guards only which fetch is in flight. None is held across a

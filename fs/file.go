@@ -50,11 +50,9 @@ type fileNode struct {
 	// thread, so they are kept by the caller's thread id (one per open in
 	// flight; concurrent opens of one file come from different threads).
 	truncOpens map[uint32]*handle
-	// served is the version last read of it, and readers the version
-	// each reading thread got, for the version check of writes derived
-	// from a read (served.go).
-	served  int
-	readers map[uint32]int
+	// served is the version last read of it, for the version check of
+	// writes derived from a read (served.go).
+	served int
 }
 
 // where is the node's directory and name now; ok is false once unlinked.
@@ -121,6 +119,8 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		a.Size = uint64(m.Size)
 		n.setTime(a, m.UpdatedAt)
 	}
+	p, keys := d.filePaths(name)
+	n.fsys.applyAccess(a, p, keys) // access.go
 	a.Blocks = (a.Size + 511) / 512
 	return 0
 }
@@ -197,8 +197,12 @@ func (n *fileNode) OnForget() { n.coh.forget() }
 // half of two versions; each read() returns bytes of the one value the
 // open saw. That costs a READ round trip per read (measured in make bench).
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	p, keys := n.mountPaths()
+	if skip, errno := n.fsys.openHook(ctx, p, flags, func() []string { return keys }); skip || errno != 0 {
+		return nil, 0, orENOSYS(skip, errno) // access.go
+	}
 	if n.fsys.opt.ReadOnly {
-		return nil, 0, syscall.ENOSYS
+		return nil, roOpen, 0 // reads go to the node, through coherence
 	}
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	if write {
@@ -206,7 +210,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			return nil, 0, errno
 		}
 	}
-	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx)) {
+	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx), opWrite) {
 		return nil, 0, syscall.ESTALE // the kernel's retry of a refused open
 	}
 	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0}
@@ -234,9 +238,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		// (an append, an edit in place); a later truncation to 0 may
 		// make it blind (see handle.truncate).
 		h.base = version
-		if flags&syscall.O_ACCMODE != syscall.O_WRONLY {
-			n.recordServed(h.pid, version)
-		}
 		if write && flags&syscall.O_APPEND != 0 && version > 0 {
 			// bash ignores close() errors on `>>`: check now, where the
 			// shell reports it; the push then only compares with the
@@ -362,8 +363,15 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			mode = d.secretMode(m)
 		}
 	}
-	if errno := n.fsys.checkModeOwner(in, mode); errno != 0 {
+	p, keys := n.mountPaths()
+	uid, gid, mode := n.fsys.accessMode(p, false, mode, keys) // access.go
+	if errno := n.fsys.checkModeOwner(in, uid, gid, mode); errno != 0 {
 		return errno
+	}
+	if _, sized := in.GetSize(); sized && fh == nil {
+		if errno := n.fsys.checkCall(ctx, p, keys, true); errno != 0 { // access.go
+			return errno
+		}
 	}
 	if sz, ok := in.GetSize(); ok && sz == 0 && fh == nil && n.takeTruncOpen(ctx) != nil {
 		// The O_TRUNC of the caller's own write open: the handle starts
@@ -411,10 +419,10 @@ func (n *fileNode) takeTruncOpen(ctx context.Context) *handle {
 	}
 	delete(n.truncOpens, fc.Caller.Pid)
 	n.mu.Unlock()
-	// The open's O_TRUNC: the value is replaced, not edited, unless this
-	// process read it before (served.go).
-	base := n.readByProcessOf(h.pid)
+	// The open's O_TRUNC: the value is replaced, not edited, unless the
+	// file stands in for a key moved aside (served.go).
 	h.mu.Lock()
+	base := h.editOf
 	clear(h.buf)
 	h.buf = h.buf[:0]
 	h.truncated = true
@@ -514,7 +522,7 @@ func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) boo
 	}
 	d.mu.Unlock()
 	if replaced != nil && errno == syscall.ESTALE {
-		d.refuseProcess(name, owner) // the editor's recovery comes next
+		d.refuseProcess(name, owner, false) // the editor's recovery comes next
 	}
 	d.fsys.Invalidate(tree.Changes{Removed: []vault.Addr{d.addr(name)}})
 	return true
@@ -522,14 +530,14 @@ func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) boo
 
 // checkModeOwner accepts a chmod or chown that changes nothing (sed -i
 // re-applies the mode and owner it read) and refuses real changes.
-func (f *FS) checkModeOwner(in *fuse.SetAttrIn, mode uint32) syscall.Errno {
+func (f *FS) checkModeOwner(in *fuse.SetAttrIn, uid, gid, mode uint32) syscall.Errno {
 	if m, ok := in.GetMode(); ok && m&0o7777 != mode&0o7777 {
 		return syscall.EPERM
 	}
-	if u, ok := in.GetUID(); ok && u != f.opt.UID {
+	if u, ok := in.GetUID(); ok && u != uid {
 		return syscall.EPERM
 	}
-	if g, ok := in.GetGID(); ok && g != f.opt.GID {
+	if g, ok := in.GetGID(); ok && g != gid {
 		return syscall.EPERM
 	}
 	return 0

@@ -12,6 +12,8 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/infisicalfs/infisicalfs/access"
+	"github.com/infisicalfs/infisicalfs/audit"
 	"github.com/infisicalfs/infisicalfs/internal/tree"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -28,7 +30,7 @@ type Backend interface {
 	// already (an append), so only the version Infisical returns is
 	// checked, which catches a writer between the open and the push.
 	Push(a vault.Addr, value []byte, base int) error
-	// CheckBase asks Infisical (one conditional listing) whether it still
+	// CheckBase asks Infisical (one GET of the secret) whether it still
 	// holds version base of a; ESTALE if not. Opens for appending use it,
 	// so that a shell's `>>` sees the refusal at open.
 	CheckBase(a vault.Addr, base int) error
@@ -67,6 +69,15 @@ type Options struct {
 	// Status renders .status; nil shows "{}".
 	Status func() []byte
 
+	// Audit receives a record of every open decided (access.go); nil
+	// records none. AuditOpens decides and records every open that
+	// reaches the daemon, also with no rules (an audit log is set), and
+	// AllOpens sends every open of a read-only mount to the daemon
+	// (audit = "all-opens"). Rules come through SetAccess.
+	Audit      *audit.Log
+	AuditOpens bool
+	AllOpens   bool
+
 	// CacheTimeout is the kernel's entry, attribute and negative-entry
 	// timeout (default one hour): invalidation is explicit.
 	CacheTimeout time.Duration
@@ -81,7 +92,10 @@ type FS struct {
 	queue   *queue
 	reqs    atomic.Uint64 // kernel requests seen (see counting)
 	start   time.Time     // the time shown where Infisical gives none
-	logged  sync.Map      // what was logged once (see once)
+	eng     *access.Engine
+	// opensReach: OPEN reaches the daemon (not ENOSYS); fixed at Mount.
+	opensReach bool
+	logged     sync.Map // what was logged once (see once)
 }
 
 // New returns a filesystem; Mount serves it.
@@ -104,6 +118,11 @@ func New(opt Options) *FS {
 	} else {
 		f.root = f.newDir(kindRoot, "", "", "")
 	}
+	none, err := access.Compile(nil, f.AccessDefaults())
+	if err != nil {
+		panic(err) // no rules cannot fail to compile
+	}
+	f.eng = access.NewEngine(none)
 	return f
 }
 
@@ -156,6 +175,12 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	if f.opt.DebugFUSE {
 		mo.Logger = log.New(os.Stderr, "fuse: ", 0)
 	}
+	// Answering one OPEN with ENOSYS stops them all, for good: decide now
+	// whether this mount ever needs to see them (access.go).
+	f.opensReach = !f.opt.ReadOnly || f.opt.AllOpens || f.eng.Rules().AnyDaemon()
+	if f.opt.ReadOnly && f.opensReach {
+		f.log.Info("opens reach the daemon on this read-only mount (executable, hash or cgroup rules, or audit = all-opens): one round trip per open")
+	}
 	raw := gofs.NewNodeFS(f.root, &gofs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &t,
@@ -163,11 +188,11 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		NegativeTimeout: &t,
 		UID:             f.opt.UID,
 		GID:             f.opt.GID,
-		// Mode 0000 means it (a value Infisical hides): go-fuse would
-		// otherwise fill in 0644.
+		// Mode 0000 means it (a value Infisical hides, or a rule leaving a
+		// file to root): go-fuse would otherwise fill in 0644.
 		NullPermissions: true,
 	})
-	srv, err := fuse.NewServer(counting{raw, &f.reqs}, mountpoint, &mo)
+	srv, err := fuse.NewServer(counting{openGuard{raw, f}, &f.reqs}, mountpoint, &mo)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}

@@ -29,6 +29,8 @@ type handle struct {
 	// checked: base was confirmed with Infisical at open (an append), so a
 	// push compares it with the vault only.
 	checked bool
+	// readFrom: a READ was answered from this open (served.go).
+	readFrom bool
 	// appending: opened with O_APPEND. The kernel computes an append's
 	// offset from its cached size, which can be a version behind the
 	// snapshot; every write goes to the end of buf instead.
@@ -53,10 +55,20 @@ type handle struct {
 
 func (h *handle) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	k := 0
 	if off < int64(len(h.buf)) {
 		k = copy(dest, h.buf[off:])
+	}
+	first := !h.readFrom
+	h.readFrom = true
+	version := h.base
+	h.mu.Unlock()
+	if first && h.n != nil {
+		// What was read is what a later edit derives from: an open that
+		// reads nothing (vim re-opening the key just before saving its
+		// older buffer) serves nothing. fileNode.mu after handle.mu's
+		// release: the lock order.
+		h.n.recordServed(version)
 	}
 	return fuse.ReadResultData(dest[:k]), 0
 }
@@ -99,17 +111,12 @@ func (h *handle) truncate(sz uint64) syscall.Errno {
 	if sz > maxValue {
 		return syscall.EFBIG
 	}
-	readBefore := 0
-	if sz == 0 && h.n != nil {
-		readBefore = h.n.readByProcessOf(h.pid) // takes fileNode.mu: before handle.mu
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if sz == 0 && h.n != nil {
-		// Emptied through the handle: a rewrite, an edit only if this
-		// process read the key before, or the file stands in for a key
-		// that was read (served.go).
-		h.base = max(h.editOf, readBefore)
+	if sz == 0 {
+		// Emptied through the handle: a rewrite, not an edit, unless the
+		// file stands in for a key moved aside (served.go).
+		h.base = h.editOf
 	}
 	if int(sz) <= len(h.buf) {
 		clear(h.buf[sz:])
@@ -151,6 +158,13 @@ func (h *handle) commit() syscall.Errno {
 		push = -base // checked at open: verify what Infisical returns only
 	}
 	if errno := h.n.store(b, push); errno != 0 {
+		if errno == syscall.ESTALE {
+			// An editor's recovery (unlink the key, create it again from
+			// a backup) must not delete or replace what it was refused.
+			if d, name, ok := h.n.where(); ok {
+				d.refuseProcess(name, tgid(h.pid), false)
+			}
+		}
 		return errno
 	}
 	pushed := h.n.version()

@@ -47,8 +47,9 @@ type mountConfig struct {
 	tokenPolicy infisical.TokenPolicy
 	seed        func(srv *infisicaltest.Server, webshop string)
 	envs        []string
-	httpClient  *http.Client // nil: the client's own
-	rawValues   bool         // expand_references = false
+	httpClient  *http.Client         // nil: the client's own
+	rawValues   bool                 // expand_references = false
+	configure   func(*config.Config) // last word on the config (access_test.go)
 }
 
 // mountForTest starts a test server with a project "webshop" (envs dev and
@@ -102,6 +103,9 @@ func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountCo
 		if len(mc.envs) == 1 {
 			cfg.Envs = mc.envs
 		}
+	}
+	if mc.configure != nil {
+		mc.configure(&cfg)
 	}
 	retry := testRetry
 	d, err := daemon.Start(context.Background(), daemon.Options{

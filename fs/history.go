@@ -55,6 +55,10 @@ func (h *histDir) childPath(name string) string {
 func (h *histDir) attr(a *fuse.Attr) {
 	h.fsys.dirAttr(a)
 	a.Mode &^= 0o222
+	// Directory modes follow the rules as a whole, not the path (access
+	// opens directories up when any rule allows anything): a child not
+	// yet in the tree ("" here) gets the same.
+	h.fsys.applyAccess(a, inodePath(h.EmbeddedInode()), nil) // access.go
 }
 
 func (h *histDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -111,7 +115,7 @@ func (h *histDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			vn, _ = ch.Operations().(*versionNode)
 		}
 		if vn == nil {
-			vn = &versionNode{fsys: h.fsys, a: h.addr(), n: n}
+			vn = &versionNode{fsys: h.fsys, a: h.addr(), n: n, mpath: joinPath(inodePath(h.EmbeddedInode()), name)}
 		}
 		// No fetch here: the kernel looks up every entry of a listing
 		// (READDIRPLUS), and listing must cost nothing. Until the version
@@ -153,6 +157,9 @@ type versionNode struct {
 	fsys *FS
 	a    vault.Addr
 	n    int
+	// mpath is its mount path, for the access rules (known before the
+	// kernel has the inode).
+	mpath string
 
 	// mu guards inflight, the fetch in progress (never held across it).
 	mu       sync.Mutex
@@ -236,6 +243,8 @@ func (v *versionNode) setAttr(a *fuse.Attr, size int) {
 	a.Nlink = 1
 	a.SetTimes(&v.fsys.start, &v.fsys.start, &v.fsys.start)
 	v.fsys.setAttrCommon(a)
+	p, keys := v.paths()
+	v.fsys.applyAccess(a, p, keys) // access.go
 }
 
 func (v *versionNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -243,11 +252,15 @@ func (v *versionNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse
 }
 
 func (v *versionNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if v.fsys.opt.ReadOnly {
-		return nil, 0, syscall.ENOSYS
-	}
-	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY && !v.fsys.opt.ReadOnly {
 		return nil, 0, syscall.EACCES
+	}
+	p, keys := v.paths()
+	if skip, errno := v.fsys.openHook(ctx, p, flags, func() []string { return keys }); skip || errno != 0 {
+		return nil, 0, orENOSYS(skip, errno) // access.go
+	}
+	if v.fsys.opt.ReadOnly {
+		return nil, roOpen, 0
 	}
 	b, errno := v.value()
 	if errno != 0 {
@@ -258,33 +271,15 @@ func (v *versionNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 }
 
 func (v *versionNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if h, ok := fh.(*handle); ok {
-		return h.read(dest, off)
-	}
-	b, errno := v.value()
-	if errno != 0 {
-		return nil, errno
-	}
-	defer clear(b)
-	k := 0
-	if off < int64(len(b)) {
-		k = copy(dest, b[off:])
-	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return readComputed(fh, dest, off, v.value)
 }
 
 func (v *versionNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if v.fsys.opt.ReadOnly {
-		return syscall.ENOSYS
-	}
-	return 0
+	return v.fsys.flushComputed()
 }
 
 func (v *versionNode) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if h, ok := fh.(*handle); ok {
-		h.wipe()
-	}
-	return 0
+	return releaseComputed(fh)
 }
 
 func (v *versionNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -294,10 +289,10 @@ func (v *versionNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.
 	if _, ok := in.GetSize(); ok {
 		return syscall.EACCES
 	}
-	if errno := v.fsys.checkModeOwner(in, v.fsys.opt.FileMode&^0o222); errno != 0 {
+	if errno := v.getattr(&out.Attr); errno != 0 {
 		return errno
 	}
-	return v.getattr(&out.Attr)
+	return v.fsys.checkModeOwner(in, out.Attr.Uid, out.Attr.Gid, out.Attr.Mode)
 }
 
 // invalidateHistory drops what the kernel remembers of a secret's history

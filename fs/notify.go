@@ -7,6 +7,8 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
+	"github.com/infisicalfs/infisicalfs/access"
+
 	"github.com/infisicalfs/infisicalfs/internal/tree"
 	"github.com/infisicalfs/infisicalfs/vault"
 )
@@ -36,6 +38,8 @@ type queued struct {
 	// whether the set of template paths changed.
 	tmpl     []string
 	tmplTree bool
+	// access: the rules changed; drop the attributes they moved.
+	access *access.Change
 }
 
 func newQueue() *queue {
@@ -117,6 +121,9 @@ func (f *FS) Flush() {
 func (f *FS) deliverQueued(it queued) {
 	if len(it.tmpl) > 0 || it.tmplTree {
 		f.deliverTemplates(it.tmpl, it.tmplTree)
+	}
+	if it.access != nil {
+		f.deliverAccess(*it.access)
 	}
 	f.deliver(it.ch)
 }

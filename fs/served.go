@@ -18,47 +18,14 @@ import (
 // KEY, cp, tee, or emptying an open file) is blind: base 0, last writer
 // wins, as with files.
 
-// maxReaders bounds the reader threads a file remembers.
-const maxReaders = 32
-
-// recordServed notes that thread tid was given version v.
-func (n *fileNode) recordServed(tid uint32, v int) {
+// recordServed notes that version v was given out of the secret.
+func (n *fileNode) recordServed(v int) {
 	if v <= 0 {
 		return
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.served = v
-	if n.readers == nil || len(n.readers) >= maxReaders {
-		n.readers = map[uint32]int{}
-	}
-	n.readers[tid] = v
-}
-
-// readByProcessOf is the version that the process of thread tid was last
-// served, 0 if it read nothing through the mount. Threads are mapped to
-// their process only here, on a truncating write, so reads pay nothing.
-func (n *fileNode) readByProcessOf(tid uint32) int {
-	n.mu.Lock()
-	readers := make(map[uint32]int, len(n.readers))
-	for t, v := range n.readers {
-		readers[t] = v
-	}
 	n.mu.Unlock()
-	if v, ok := readers[tid]; ok {
-		return v
-	}
-	tg := tgid(tid)
-	if tg == 0 {
-		return 0
-	}
-	best := 0
-	for t, v := range readers {
-		if tgid(t) == tg && v > best {
-			best = v
-		}
-	}
-	return best
 }
 
 // tgid is the process of thread tid (FUSE names callers by thread), 0 if
@@ -82,11 +49,22 @@ func tgid(tid uint32) uint32 {
 // within milliseconds; a program retrying on purpose later goes through.
 const refusalLasts = time.Second
 
-// refusal is a name's last ESTALE refusal: the process it refused.
+// refusal is a name's last ESTALE refusal: the process it refused, and
+// whether its later writes are refused too (a path operation's, for the
+// kernel's retry) or only its unlinks and creates (a close's or fsync's:
+// an editor's recovery deletes and recreates the key, while a program
+// re-opening to retry its edit must go through).
 type refusal struct {
-	tgid  uint32
-	until time.Time
+	tgid   uint32
+	until  time.Time
+	writes bool
 }
+
+// Operations a refusal may cover.
+const (
+	opWrite   = iota // open for writing, rename
+	opReplace        // unlink, create
+)
 
 // refuseRetry records an ESTALE refusal of thread tid's operation on name,
 // so that the same process's next destructive operations on it within
@@ -95,12 +73,12 @@ type refusal struct {
 // unlinks the key, then writes its backup back).
 func (d *dirNode) refuseRetry(name string, errno syscall.Errno, tid uint32) syscall.Errno {
 	if errno == syscall.ESTALE {
-		d.refuseProcess(name, tgid(tid))
+		d.refuseProcess(name, tgid(tid), true)
 	}
 	return errno
 }
 
-func (d *dirNode) refuseProcess(name string, tg uint32) {
+func (d *dirNode) refuseProcess(name string, tg uint32, writes bool) {
 	if tg == 0 {
 		return
 	}
@@ -108,13 +86,13 @@ func (d *dirNode) refuseProcess(name string, tg uint32) {
 	if d.refused == nil {
 		d.refused = map[string]refusal{}
 	}
-	d.refused[name] = refusal{tgid: tg, until: time.Now().Add(refusalLasts)}
+	d.refused[name] = refusal{tgid: tg, until: time.Now().Add(refusalLasts), writes: writes}
 	d.mu.Unlock()
 }
 
-// refusing reports whether thread tid's destructive operation on name
-// (unlink, rename, create, open for writing) falls under a refusal.
-func (d *dirNode) refusing(name string, tid uint32) bool {
+// refusing reports whether thread tid's operation op on name falls under
+// a refusal.
+func (d *dirNode) refusing(name string, tid uint32, op int) bool {
 	d.mu.Lock()
 	r, ok := d.refused[name]
 	if ok && time.Now().After(r.until) {
@@ -122,7 +100,7 @@ func (d *dirNode) refusing(name string, tid uint32) bool {
 		ok = false
 	}
 	d.mu.Unlock()
-	return ok && tgid(tid) == r.tgid
+	return ok && (r.writes || op == opReplace) && tgid(tid) == r.tgid
 }
 
 // checkBase asks the backend whether Infisical still holds version base.

@@ -196,11 +196,14 @@ func (n *tmplFile) content() ([]byte, syscall.Errno) {
 // them). Direct I/O there: a rendering's size can change between stat and
 // read.
 func (n *tmplFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if n.fsys.opt.ReadOnly {
-		return nil, 0, syscall.ENOSYS
-	}
-	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY && !n.fsys.opt.ReadOnly {
 		return nil, 0, syscall.EACCES
+	}
+	if skip, errno := n.fsys.openHook(ctx, n.path, flags, nil); skip || errno != 0 {
+		return nil, 0, orENOSYS(skip, errno) // access.go
+	}
+	if n.fsys.opt.ReadOnly {
+		return nil, roOpen, 0
 	}
 	b, errno := n.content()
 	if errno != 0 {
@@ -210,33 +213,15 @@ func (n *tmplFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 }
 
 func (n *tmplFile) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if h, ok := fh.(*handle); ok {
-		return h.read(dest, off)
-	}
-	b, errno := n.content()
-	if errno != 0 {
-		return nil, errno
-	}
-	defer clear(b)
-	k := 0
-	if off < int64(len(b)) {
-		k = copy(dest, b[off:])
-	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return readComputed(fh, dest, off, n.content)
 }
 
 func (n *tmplFile) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if n.fsys.opt.ReadOnly {
-		return syscall.ENOSYS
-	}
-	return 0
+	return n.fsys.flushComputed()
 }
 
 func (n *tmplFile) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if h, ok := fh.(*handle); ok {
-		h.wipe()
-	}
-	return 0
+	return releaseComputed(fh)
 }
 
 func (n *tmplFile) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -248,7 +233,7 @@ func (n *tmplFile) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		return syscall.EACCES
 	}
 	_, m, _, _ := f.opt.Templates.Stat(n.path)
-	if errno := f.checkModeOwner(in, n.mode(m)); errno != 0 {
+	if errno := f.checkModeOwner(in, f.opt.UID, f.opt.GID, n.mode(m)); errno != 0 {
 		return errno
 	}
 	n.getattr(&out.Attr)

@@ -147,6 +147,7 @@ func (n *viewNode) getattr(a *fuse.Attr) {
 	now := time.Now()
 	a.SetTimes(&now, &now, &now)
 	f.setAttrCommon(a)
+	n.viewAccess(a) // access.go
 }
 
 func (n *viewNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -157,40 +158,28 @@ func (n *viewNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 // Open snapshots the rendering (read-write mounts; read-only mounts have no
 // opens). Direct I/O: a rendering's size can change between stat and read.
 func (n *viewNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if n.dir.fsys.opt.ReadOnly {
-		return nil, 0, syscall.ENOSYS
-	}
-	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY && !n.dir.fsys.opt.ReadOnly {
 		return nil, 0, syscall.EACCES
+	}
+	if skip, errno := n.dir.fsys.openHook(ctx, n.path(), flags, n.keys); skip || errno != 0 {
+		return nil, 0, orENOSYS(skip, errno) // access.go
+	}
+	if n.dir.fsys.opt.ReadOnly {
+		return nil, roOpen, 0
 	}
 	return &handle{buf: n.render()}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
 }
 
 func (n *viewNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if h, ok := fh.(*handle); ok {
-		return h.read(dest, off)
-	}
-	b := n.render()
-	defer clear(b)
-	k := 0
-	if off < int64(len(b)) {
-		k = copy(dest, b[off:])
-	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return readComputed(fh, dest, off, func() ([]byte, syscall.Errno) { return n.render(), 0 })
 }
 
 func (n *viewNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if n.dir.fsys.opt.ReadOnly {
-		return syscall.ENOSYS
-	}
-	return 0
+	return n.dir.fsys.flushComputed()
 }
 
 func (n *viewNode) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if h, ok := fh.(*handle); ok {
-		h.wipe()
-	}
-	return 0
+	return releaseComputed(fh)
 }
 
 func (n *viewNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -201,9 +190,9 @@ func (n *viewNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	if _, ok := in.GetSize(); ok {
 		return syscall.EACCES
 	}
-	if errno := f.checkModeOwner(in, f.opt.FileMode&^0o222); errno != 0 {
+	n.getattr(&out.Attr)
+	if errno := f.checkModeOwner(in, out.Attr.Uid, out.Attr.Gid, out.Attr.Mode); errno != 0 {
 		return errno
 	}
-	n.getattr(&out.Attr)
 	return 0
 }

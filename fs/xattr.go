@@ -120,6 +120,11 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if !ok {
 		return 0, syscall.ENODATA
 	}
+	if name == "raw" { // a value: the rules decide it like a read
+		if errno := n.checkValue(ctx, false); errno != 0 { // access.go
+			return 0, errno
+		}
+	}
 	d, a, m, ok := n.secretAt()
 	if !ok {
 		return 0, syscall.ENODATA
@@ -186,6 +191,9 @@ func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags
 	if name != "comment" {
 		return syscall.EPERM
 	}
+	if errno := n.checkValue(ctx, true); errno != 0 { // access.go
+		return errno
+	}
 	return n.setComment(string(data))
 }
 
@@ -197,6 +205,9 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	}
 	if name != "comment" {
 		return syscall.EPERM
+	}
+	if errno := n.checkValue(ctx, true); errno != 0 { // access.go
+		return errno
 	}
 	return n.setComment("")
 }

@@ -12,6 +12,7 @@ package infisical
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -270,6 +271,10 @@ type call struct {
 	sensitive   [][]byte // bytes sent that must never come back in an error
 	noProbe     bool     // do not probe /api/status when unreachable
 	noRetry     bool     // one attempt only (the status probe)
+	// decode, when set, reads a 2xx body as it arrives instead of
+	// buffering it (a 100k-secret listing is 66 MiB): it may run again on
+	// a retry, so it starts from scratch each time.
+	decode func(r io.Reader) error
 }
 
 // response is one HTTP answer, body fully read (none for a 304).
@@ -278,6 +283,9 @@ type response struct {
 	header http.Header
 	body   []byte
 	perr   parsedError // for status >= 400
+	// decodeErr: call.decode found the 2xx body malformed (not a
+	// transport failure, so not retried).
+	decodeErr error
 }
 
 // wipe zeroes the body, which may have held values.
@@ -432,7 +440,22 @@ func (c *Client) send(ctx context.Context, cl *call, tok string) (*response, err
 		return nil, err
 	}
 	resp := &response{status: hr.StatusCode, header: hr.Header}
-	if hr.StatusCode != http.StatusNotModified {
+	switch {
+	case hr.StatusCode == http.StatusNotModified:
+	case cl.decode != nil && hr.StatusCode >= 200 && hr.StatusCode < 300:
+		lr := &io.LimitedReader{R: hr.Body, N: maxResponse + 1}
+		if derr := cl.decode(lr); derr != nil {
+			var se *json.SyntaxError
+			var te *json.UnmarshalTypeError
+			if lr.N <= 0 {
+				err = fmt.Errorf("response larger than %d bytes", maxResponse)
+			} else if errors.As(derr, &se) || errors.As(derr, &te) {
+				resp.decodeErr = derr
+			} else {
+				err = derr // the connection, mid-body
+			}
+		}
+	default:
 		resp.body, err = io.ReadAll(io.LimitReader(hr.Body, maxResponse+1))
 		if err == nil && len(resp.body) > maxResponse {
 			err = fmt.Errorf("response larger than %d bytes", maxResponse)

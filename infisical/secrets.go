@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -57,46 +58,152 @@ func (c *Client) ListSecrets(ctx context.Context, o ListOptions) (*ListResult, e
 		"include_imports":          {boolStr(o.IncludeImports)},
 		"includePersonalOverrides": {"false"},
 	}
+	var res *ListResult
 	cl := &call{op: op, method: http.MethodGet, route: routeSecrets, path: routeSecrets, query: q,
-		ifNoneMatch: o.IfNoneMatch, auth: true, scope: scope{o.ProjectID, o.Environment, path}}
+		ifNoneMatch: o.IfNoneMatch, auth: true, scope: scope{o.ProjectID, o.Environment, path},
+		decode: func(r io.Reader) error {
+			if res != nil {
+				res.wipe() // a retry: start over
+			}
+			res = &ListResult{}
+			return decodeListing(r, path, res)
+		}}
 	resp, err := c.do(ctx, cl)
 	if err != nil {
+		if res != nil {
+			res.wipe()
+		}
 		return nil, err
 	}
 	if resp.status == http.StatusNotModified {
 		return &ListResult{NotModified: true, ETag: o.IfNoneMatch}, nil
 	}
-	defer resp.wipe()
-	var ans struct {
-		Secrets []wireSecret `json:"secrets"`
-		Imports []struct {
-			SecretPath  string       `json:"secretPath"`
-			Environment string       `json:"environment"`
-			Secrets     []wireSecret `json:"secrets"`
-		} `json:"imports"`
-	}
-	if err := json.Unmarshal(resp.body, &ans); err != nil {
-		return nil, c.badAnswer(cl, resp, err)
-	}
-	// The body is decoded: let it go now rather than at return, so that
-	// it, the decoded answer and the result are not all held at once (a
-	// 100k-secret listing is 66 MiB of body alone).
-	etag := resp.header.Get("ETag")
-	resp.wipe()
-	resp.body = nil
-	res := &ListResult{ETag: etag, Secrets: make([]Secret, 0, len(ans.Secrets))}
-	for i := range ans.Secrets {
-		res.Secrets = append(res.Secrets, ans.Secrets[i].secret(path))
-		ans.Secrets[i] = wireSecret{} // converted: collectable
-	}
-	for _, im := range ans.Imports {
-		imp := Import{Environment: im.Environment, Path: im.SecretPath, Secrets: make([]Secret, 0, len(im.Secrets))}
-		for i := range im.Secrets {
-			imp.Secrets = append(imp.Secrets, im.Secrets[i].secret(im.SecretPath))
+	if resp.decodeErr != nil || res == nil {
+		if res != nil {
+			res.wipe()
 		}
-		res.Imports = append(res.Imports, imp)
+		return nil, c.badAnswer(cl, resp, resp.decodeErr)
 	}
+	res.ETag = resp.header.Get("ETag")
 	return res, nil
+}
+
+// decodeListing reads a list answer as it arrives, one secret at a time,
+// so that neither the body nor all of its decoded form is ever held whole
+// beside the result. (The decoder's read buffer, a few KiB of the body at
+// a time, is left to the collector unwiped, as the HTTP transport's own
+// buffer always was.) The answer: {"secrets":[...], "imports":[{"secretPath", "environment",
+// "secrets":[...]}...]}; other keys are skipped.
+func decodeListing(r io.Reader, path string, res *ListResult) error {
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return err
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch key {
+		case "secrets":
+			if err := decodeSecrets(dec, path, &res.Secrets); err != nil {
+				return err
+			}
+		case "imports":
+			if err := expectDelim(dec, '['); err != nil {
+				return err
+			}
+			for dec.More() {
+				var im Import
+				if err := decodeImport(dec, &im); err != nil {
+					return err
+				}
+				res.Imports = append(res.Imports, im)
+			}
+			if _, err := dec.Token(); err != nil { // ]
+				return err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := dec.Token() // }
+	return err
+}
+
+func decodeImport(dec *json.Decoder, im *Import) error {
+	if err := expectDelim(dec, '{'); err != nil {
+		return err
+	}
+	var secrets []wireSecret
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch key {
+		case "secretPath":
+			err = dec.Decode(&im.Path)
+		case "environment":
+			err = dec.Decode(&im.Environment)
+		case "secrets":
+			// The path may come after the secrets: keep them wire-shaped.
+			err = dec.Decode(&secrets)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i := range secrets {
+		im.Secrets = append(im.Secrets, secrets[i].secret(im.Path))
+	}
+	_, err := dec.Token() // }
+	return err
+}
+
+// decodeSecrets decodes an array of secrets element by element.
+func decodeSecrets(dec *json.Decoder, path string, out *[]Secret) error {
+	if err := expectDelim(dec, '['); err != nil {
+		return err
+	}
+	for dec.More() {
+		var w wireSecret
+		if err := dec.Decode(&w); err != nil {
+			return err
+		}
+		*out = append(*out, w.secret(path))
+	}
+	_, err := dec.Token() // ]
+	return err
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := t.(json.Delim); !ok || d != want {
+		return &json.SyntaxError{Offset: dec.InputOffset()}
+	}
+	return nil
+}
+
+// wipe zeroes the values of a listing that will not be returned.
+func (r *ListResult) wipe() {
+	for i := range r.Secrets {
+		clear(r.Secrets[i].Value)
+	}
+	for i := range r.Imports {
+		for j := range r.Imports[i].Secrets {
+			clear(r.Imports[i].Secrets[j].Value)
+		}
+	}
 }
 
 // badAnswer is the error of a 2xx answer the client cannot read.

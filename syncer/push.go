@@ -129,6 +129,11 @@ func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 	defer s.lockKeys(a)()
 	ctx, cancel := s.ctx()
 	defer cancel()
+	// Imports first: they live in another folder, where the version
+	// check would not find them.
+	if meta, ok := s.opt.Vault.Stat(a); ok && meta.ReadOnly {
+		return s.failed("push", a, ErrReadOnlyImport)
+	}
 	switch {
 	case base < 0:
 		base = -base
@@ -137,10 +142,7 @@ func (s *Syncer) Push(a vault.Addr, value []byte, base int) error {
 			return s.failed("push", a, err)
 		}
 	}
-	meta, known := s.opt.Vault.Stat(a)
-	if known && meta.ReadOnly {
-		return s.failed("push", a, ErrReadOnlyImport)
-	}
+	_, known := s.opt.Vault.Stat(a)
 	sec, err := s.opt.API.UpsertSecret(ctx, ref(a), value, known)
 	if err != nil {
 		return s.failed("push", a, err)
@@ -210,13 +212,13 @@ func (s *Syncer) Delete(a vault.Addr, base int) error {
 	defer s.lockKeys(a)()
 	ctx, cancel := s.ctx()
 	defer cancel()
+	if meta, ok := s.opt.Vault.Stat(a); ok && meta.ReadOnly {
+		return s.failed("delete", a, ErrReadOnlyImport)
+	}
 	if base > 0 {
 		if err := s.checkBase(ctx, a, base); err != nil {
 			return s.failed("delete", a, err)
 		}
-	}
-	if meta, ok := s.opt.Vault.Stat(a); ok && meta.ReadOnly {
-		return s.failed("delete", a, ErrReadOnlyImport)
 	}
 	err := s.opt.API.DeleteSecret(ctx, ref(a))
 	if err != nil && !errors.Is(err, infisical.ErrNotFound) {
@@ -242,6 +244,9 @@ func (s *Syncer) Rename(from, to vault.Addr, base int) error {
 	s.log.Debug("rename", "from", s.name(from), "to", s.name(to), "checked_version", base)
 	ctx, cancel := s.ctx()
 	defer cancel()
+	if fm, ok := s.opt.Vault.Stat(from); ok && fm.ReadOnly {
+		return s.failed("rename", from, ErrReadOnlyImport)
+	}
 	if base > 0 {
 		if err := s.checkBase(ctx, from, base); err != nil {
 			return s.failed("rename", from, err)
@@ -401,22 +406,43 @@ func (s *Syncer) CheckBase(a vault.Addr, base int) error {
 	return nil
 }
 
-// checkBase confirms, with one conditional listing of a's environment (a 304
-// when nothing changed), that Infisical still holds version base of a. If
-// it moved on, the vault and the kernel take the newer value at once and
-// the change is refused with a StaleError, leaving Infisical untouched.
+// checkBase confirms that Infisical still holds version base of a, with
+// one request for that secret alone: small whatever the environment's
+// size, where a conditional listing would be a 304 only until this mount's
+// own next write, and a whole environment after it. If Infisical moved on,
+// the vault and the kernel take the newer value at once and the change is
+// refused with a StaleError, leaving Infisical untouched.
 func (s *Syncer) checkBase(ctx context.Context, a vault.Addr, base int) error {
-	if err := s.refreshScope(ctx, a.Project, a.Env); err != nil {
+	sec, err := s.opt.API.GetSecret(ctx, ref(a))
+	switch {
+	case errors.Is(err, infisical.ErrNotFound):
+		s.reached()
+		s.forget(a)
+		s.notify(tree.Changes{Removed: []vault.Addr{a}}, false)
+		return &StaleError{Key: a.Key, From: base, Deleted: true}
+	case err != nil:
+		if errors.Is(err, infisical.ErrUnreachable) {
+			s.contactFailed(err)
+		}
 		return err
 	}
-	m, ok := s.opt.Vault.Stat(a)
-	switch {
-	case !ok:
-		return &StaleError{Key: a.Key, From: base, Deleted: true}
-	case m.Version != base:
-		return &StaleError{Key: a.Key, From: base, To: m.Version}
+	s.reached()
+	defer clear(sec.Value)
+	if sec.Version == base {
+		return nil
 	}
-	return nil
+	if err := s.store(a, sec); err != nil {
+		return err
+	}
+	s.notify(tree.Changes{Updated: []vault.Addr{a}}, false)
+	return &StaleError{Key: a.Key, From: base, To: sec.Version}
+}
+
+// reached records a request that succeeded.
+func (s *Syncer) reached() {
+	s.mu.Lock()
+	s.reachedLocked()
+	s.mu.Unlock()
 }
 
 // restore writes back the version just before sec, the other writer's

@@ -30,6 +30,7 @@ type API interface {
 	UpsertSecret(ctx context.Context, r infisical.Ref, value []byte, known bool) (*infisical.Secret, error)
 	UpdateSecret(ctx context.Context, r infisical.Ref, u infisical.Update) (*infisical.Secret, error)
 	GetSecretVersion(ctx context.Context, r infisical.Ref, version int) (*infisical.Secret, error)
+	GetSecret(ctx context.Context, r infisical.Ref) (*infisical.Secret, error)
 	DeleteSecret(ctx context.Context, r infisical.Ref) error
 	CreateFolder(ctx context.Context, projectID, env, parentPath, name string) (*infisical.Folder, error)
 	DeleteFolder(ctx context.Context, projectID, env, parentPath, name string) error

@@ -104,11 +104,6 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	// Rules that the mount would not enforce must not look as if they
-	// were: until fs applies the access engine, refuse them.
-	if len(cfg.Access) > 0 || cfg.AuditLog != "" {
-		return nil, errors.New("[[access]] rules and audit_log are parsed and checked, but this build of the mount does not enforce them yet; remove them to mount")
-	}
 	// The mountpoint is checked before Infisical is contacted: a typo
 	// should not cost a login and a full pull to find out.
 	if err := CheckMountpoint(o.Mountpoint, cfg.AllowNonEmpty, notice); err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/infisicalfs/infisicalfs/access"
+	"github.com/infisicalfs/infisicalfs/audit"
 	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/syncer"
@@ -30,6 +32,13 @@ type View struct {
 	AllowOther  bool
 	DebugFUSE   bool
 	Version     string // shown in .status
+
+	// Access rules and the audit log (issue 17; see fs/access.go).
+	Access       []access.Spec
+	AuditLog     string // "" none, "-" stderr
+	AuditMaxSize int64
+	AuditKeep    int
+	AllOpens     bool // audit = "all-opens"
 }
 
 // ViewOf is the view a config asks for, owned by the mounting user unless
@@ -40,6 +49,8 @@ func ViewOf(cfg config.Config) View {
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		FileMode: cfg.FileMode, TrimNewline: cfg.TrimNewline,
 		AllowOther: cfg.AllowOther, DebugFUSE: cfg.DebugFUSE,
+		Access: cfg.Access, AuditLog: cfg.AuditLog, AuditMaxSize: cfg.AuditMaxSize.Bytes,
+		AuditKeep: cfg.AuditKeep, AllOpens: cfg.Audit == config.AuditAllOpens,
 	}
 	if cfg.UID >= 0 {
 		v.UID = uint32(cfg.UID)
@@ -62,6 +73,15 @@ type StatusDoc struct {
 	ReadOnly   bool   `json:"read_only"`
 	syncer.Status
 	Templates []templates.Status `json:"templates,omitempty"`
+	Access    *AccessStatus      `json:"access,omitempty"`
+}
+
+// AccessStatus is .status's account of the access rules: denials per rule
+// (then those where no rule matched) and the audit log's counts.
+type AccessStatus struct {
+	Rules   int                  `json:"rules"`
+	Denials []access.RuleDenials `json:"denials"`
+	Audit   audit.Stats          `json:"audit"`
 }
 
 // Mount is one view of a Source served at a mount point.
@@ -69,6 +89,7 @@ type Mount struct {
 	src  *Source
 	fsys *fs.FS
 	srv  *fuse.Server
+	alog *audit.Log
 	dir  string
 	done chan struct{} // closed when the kernel let go of the mount
 
@@ -92,6 +113,15 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 		}
 		fo.Flat, fo.FlatProject, fo.FlatEnv = true, id, env
 	}
+	// The audit log opens first: a bad path fails the mount at start.
+	alog, err := audit.Open(audit.Options{Path: v.AuditLog, MaxSize: v.AuditMaxSize, Keep: v.AuditKeep, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("audit_log: %w", err)
+	}
+	fo.Audit, fo.AuditOpens, fo.AllOpens = alog, v.AuditLog != "", v.AllOpens
+	var fsysMu sync.Mutex
+	var fsysV *fs.FS
+	fsysOf := func() *fs.FS { fsysMu.Lock(); defer fsysMu.Unlock(); return fsysV }
 	var statusMu sync.Mutex
 	fo.Status = func() []byte {
 		statusMu.Lock()
@@ -100,23 +130,43 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 		if s.tmpl != nil {
 			doc.Templates = s.tmpl.Status()
 		}
+		if fsys := fsysOf(); fsys != nil {
+			eng := fsys.Access()
+			doc.Access = &AccessStatus{Rules: eng.Rules().Len(), Denials: eng.Denials(), Audit: alog.Stats()}
+		}
 		b, _ := json.MarshalIndent(doc, "", "  ")
 		return append(b, '\n')
 	}
 	if s.tmpl != nil {
 		if err := s.templateCollisions(s.rootNames(fo)); err != nil {
+			alog.Close()
 			return nil, err
 		}
 		fo.Templates = s.tmpl
 	}
 	fsys := fs.New(fo)
+	rules, err := access.Compile(v.Access, fsys.AccessDefaults())
+	if err == nil {
+		err = fsys.SetAccess(rules) // before Mount: it decides whether opens reach the daemon
+	}
+	if err != nil {
+		alog.Close()
+		return nil, err
+	}
+	// Records carry the caller's executable and cgroup where there is a
+	// file to write them to.
+	fsys.Access().IdentifyAlways(v.AuditLog != "")
+	fsysMu.Lock()
+	fsysV = fsys
+	fsysMu.Unlock()
 	s.addView(fsys)
 	srv, err := fsys.Mount(mountpoint)
 	if err != nil {
 		s.removeView(fsys)
+		alog.Close()
 		return nil, err
 	}
-	m := &Mount{src: s, fsys: fsys, srv: srv, dir: mountpoint, done: make(chan struct{})}
+	m := &Mount{src: s, fsys: fsys, srv: srv, alog: alog, dir: mountpoint, done: make(chan struct{})}
 	go func() { srv.Wait(); close(m.done) }()
 	return m, nil
 }
@@ -187,6 +237,7 @@ func (m *Mount) Unmount() error {
 		<-m.done
 		m.src.removeView(m.fsys)
 		m.fsys.Close()
+		m.alog.Close()
 	})
 	return m.unmountErr
 }

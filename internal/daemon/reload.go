@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/infisicalfs/infisicalfs/access"
 	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/templates"
 )
@@ -32,7 +33,8 @@ func (l live) SetTemplates(ts []config.Template) {
 		l.src.tmpl.reload(ts)
 	}
 }
-func (l live) SetHooks(hooks []config.Hook) { l.src.hooks.Update(hooks) }
+func (l live) SetAccess(specs []access.Spec) { l.src.setAccess(specs) }
+func (l live) SetHooks(hooks []config.Hook)  { l.src.hooks.Update(hooks) }
 func (l live) SetLogLevel(level string) {
 	if l.level != nil {
 		_ = l.level.UnmarshalText([]byte(level))

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/infisicalfs/infisicalfs/access"
 	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/hooks"
@@ -200,6 +201,26 @@ func (s *Source) Invalidate(ch tree.Changes) {
 	s.mu.Unlock()
 	for _, f := range views {
 		f.Invalidate(ch)
+	}
+}
+
+// setAccess installs reloaded [[access]] rules in every mounted view; a
+// view that cannot take them (they do not compile for its owner and
+// modes, or they need a remount) keeps its rules, and the log says so.
+func (s *Source) setAccess(specs []access.Spec) {
+	s.mu.Lock()
+	views := append([]*fs.FS(nil), s.views...)
+	s.mu.Unlock()
+	for _, f := range views {
+		rules, err := access.Compile(specs, f.AccessDefaults())
+		if err == nil {
+			err = f.SetAccess(rules)
+		}
+		if err != nil {
+			s.log.Error("access rules not applied, the old ones stay", "err", err)
+			continue
+		}
+		s.log.Info("access rules applied", "rules", rules.Len())
 	}
 }
 
