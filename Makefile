@@ -5,12 +5,52 @@ PKGS      := ./...
 FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build test lint vet fmt bench bench-short fuzz demo reliability clean
+# The version and commit stamped into the binary (`infisicalfs version`,
+# `go version -m bin/infisicalfs` shows the -ldflags).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging]. mount(8) looks for
+# helpers only in /sbin (and /sbin/fs.d, /sbin/fs), so SBINDIR stays
+# /sbin whatever the prefix.
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+SBINDIR   ?= /sbin
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+MANDIR    ?= $(PREFIX)/share/man
+SHAREDIR  ?= $(PREFIX)/share
+
+.PHONY: all build install test lint vet fmt bench bench-short fuzz demo reliability clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/infisicalfs
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/infisicalfs
+
+# The binary; the mount helper under both names mount(8) may look for
+# (mount.infisicalfs for -t infisicalfs, mount.fuse.infisicalfs for
+# -t fuse.infisicalfs), with the binary's absolute path written in, since
+# mount(8) runs helpers with no PATH; the systemd unit; the man pages and
+# bash/zsh/fish completions, generated from the binary's own flag table;
+# a minimal example config (share/doc/infisicalfs/examples/config.toml).
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(SHAREDIR)/bash-completion/completions $(DESTDIR)$(SHAREDIR)/zsh/site-functions \
+	  $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/infisicalfs
+	sed 's|@BINARY@|$(BINDIR)/infisicalfs|' deploy/mount.infisicalfs > $(DESTDIR)$(SBINDIR)/mount.infisicalfs
+	chmod 0755 $(DESTDIR)$(SBINDIR)/mount.infisicalfs
+	ln -sf mount.infisicalfs $(DESTDIR)$(SBINDIR)/mount.fuse.infisicalfs
+	sed 's|/usr/local/bin/infisicalfs|$(BINDIR)/infisicalfs|g' deploy/infisicalfs.service > $(DESTDIR)$(UNITDIR)/infisicalfs.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/infisicalfs.service
+	$(BIN) gen-man $(DESTDIR)$(MANDIR)/man1
+	$(BIN) completion bash > $(DESTDIR)$(SHAREDIR)/bash-completion/completions/infisicalfs
+	$(BIN) completion zsh > $(DESTDIR)$(SHAREDIR)/zsh/site-functions/_infisicalfs
+	$(BIN) completion fish > $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/infisicalfs.fish
+	install -d $(DESTDIR)$(SHAREDIR)/doc/infisicalfs/examples
+	install -m 0644 testdata/config/example.toml $(DESTDIR)$(SHAREDIR)/doc/infisicalfs/examples/config.toml
 
 # csi-sanity, the CSI conformance suite: TestCSISanity (./csi) runs it
 # against the driver, and fails rather than skips when CSI_SANITY is set.

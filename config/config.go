@@ -27,6 +27,17 @@ const (
 	StateHashSHA256 = "sha256"      // the original design's plain hash, for tools that expect it
 )
 
+// MaxStale is the age of the last successful sync past which /healthz
+// reports the mount unhealthy: healthz_max_stale, or by default five
+// refresh intervals and at least five minutes, so that one or two failed
+// cycles do not make a probe restart a mount that still serves good values.
+func (c Config) MaxStale() time.Duration {
+	if c.HealthzMaxStale.Duration > 0 {
+		return c.HealthzMaxStale.Duration
+	}
+	return max(5*c.RefreshInterval.Duration, 5*time.Minute)
+}
+
 // DefaultStateFlushInterval is state_flush_interval's default.
 const DefaultStateFlushInterval = 5 * time.Minute
 
@@ -37,7 +48,7 @@ const (
 )
 
 // Config is one mount's complete settings. TOML keys are the snake_case of
-// the flag names; see testdata/config/full.toml for every key.
+// the flag names; 'infisicalfs mount --help-config' lists every key.
 type Config struct {
 	URL              string `toml:"url"`
 	AuthMethod       string `toml:"auth_method"`
@@ -61,25 +72,28 @@ type Config struct {
 	StateFile       string   `toml:"state_file"` // "" = state.DefaultPath(mountpoint)
 	// StateFlushInterval: counters and sync times wait this long before the
 	// state file is rewritten for them alone (records rewrite it at once).
-	StateFlushInterval Duration   `toml:"state_flush_interval"`
-	StateHash          string     `toml:"state_hash"`      // StateHashHMAC or StateHashSHA256
-	UID                int        `toml:"uid"`             // -1 = the mounting user
-	GID                int        `toml:"gid"`             // -1 = the mounting user
-	FileMode           uint32     `toml:"-"`               // decoded through fileConfig as an octal string
-	AllowOther         bool       `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
-	AllowNonEmpty      bool       `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
-	TrimNewline        bool       `toml:"trim_newline"`
-	IncludeImports     bool       `toml:"include_imports"`
-	ExpandReferences   bool       `toml:"expand_references"` // false: files show raw values, as before
-	TokenPolicy        string     `toml:"token_policy"`
-	LogLevel           string     `toml:"log_level"`
-	LogFormat          string     `toml:"log_format"`
-	MetricsAddr        string     `toml:"metrics_addr"`
-	DebugFUSE          bool       `toml:"debug_fuse"`
-	ServerErrorDelay   Duration   `toml:"server_error_delay"`
-	RateLimitDelay     Duration   `toml:"rate_limit_delay"`
-	OnChange           []Hook     `toml:"on_change"`
-	Templates          []Template `toml:"template"`
+	StateFlushInterval Duration `toml:"state_flush_interval"`
+	StateHash          string   `toml:"state_hash"`      // StateHashHMAC or StateHashSHA256
+	UID                int      `toml:"uid"`             // -1 = the mounting user
+	GID                int      `toml:"gid"`             // -1 = the mounting user
+	FileMode           uint32   `toml:"-"`               // decoded through fileConfig as an octal string
+	AllowOther         bool     `toml:"allow_other"`     // needs user_allow_other in /etc/fuse.conf unless root
+	AllowNonEmpty      bool     `toml:"allow_non_empty"` // mount over a directory that holds files, hiding them
+	TrimNewline        bool     `toml:"trim_newline"`
+	IncludeImports     bool     `toml:"include_imports"`
+	ExpandReferences   bool     `toml:"expand_references"` // false: files show raw values, as before
+	TokenPolicy        string   `toml:"token_policy"`
+	LogLevel           string   `toml:"log_level"`
+	LogFormat          string   `toml:"log_format"`
+	MetricsAddr        string   `toml:"metrics_addr"`
+	// HealthzMaxStale: /healthz answers 503 once the last successful sync
+	// is older than this; 0 means 5 refresh intervals, at least 5m.
+	HealthzMaxStale  Duration   `toml:"healthz_max_stale"`
+	DebugFUSE        bool       `toml:"debug_fuse"`
+	ServerErrorDelay Duration   `toml:"server_error_delay"`
+	RateLimitDelay   Duration   `toml:"rate_limit_delay"`
+	OnChange         []Hook     `toml:"on_change"`
+	Templates        []Template `toml:"template"`
 	// AgentConfig is the official Infisical agent's YAML config
 	// (--agent-config): its address, auth, templates, polling interval
 	// and sinks take the place of the same settings here (package
@@ -162,6 +176,9 @@ func (b ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatIn
 
 // Set implements flag.Value.
 func (b *ByteSize) Set(s string) error { return b.UnmarshalText([]byte(s)) }
+
+// Type names the value in --help (pflag.Value).
+func (*ByteSize) Type() string { return "size" }
 
 // String implements flag.Value.
 func (b *ByteSize) String() string {

@@ -2,13 +2,14 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // Environment variables read by Resolve.
@@ -36,6 +37,7 @@ type Flags struct {
 	ConfigPath string
 	v          Config
 	fileMode   string
+	optionsErr error // the first bad -o, reported by Resolve
 }
 
 // stringList is a repeatable flag.
@@ -53,6 +55,8 @@ func (s stringList) Set(v string) error {
 	return nil
 }
 
+func (stringList) Type() string { return "string" }
+
 // durationFlag parses "30s" without the TOML error prefix.
 type durationFlag struct{ d *Duration }
 
@@ -60,7 +64,21 @@ func (f durationFlag) String() string {
 	if f.d == nil {
 		return ""
 	}
-	return f.d.Duration.String()
+	return shortDuration(f.d.Duration)
+}
+
+func (durationFlag) Type() string { return "duration" }
+
+// shortDuration writes 60s as "1m", not Go's "1m0s", for --help.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (f durationFlag) Set(s string) error {
@@ -74,8 +92,13 @@ func (f durationFlag) Set(s string) error {
 
 // NewFlagSet registers every mount flag. There is deliberately no
 // --client-secret: command lines are visible to every user in ps.
-func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+//
+// The set is pflag's (GNU style: flags anywhere among the arguments,
+// --name=value, -o); cmd/infisicalfs hands it to cobra, which builds
+// --help, the completions and the man page from these same definitions.
+func NewFlagSet(name string) (*pflag.FlagSet, *Flags) {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
 	f := &Flags{v: Default()}
 	v := &f.v
 	fs.StringVar(&f.ConfigPath, "config", "", "TOML config `file` (also $"+EnvConfig+"); flags beat environment beats file")
@@ -91,7 +114,7 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	fs.Var(stringList{&v.Envs}, "env", "environment `slug` to mount; repeat for more (default: all)")
 	fs.BoolVar(&v.Flat, "flat", v.Flat, "mount one project's one environment at the mount point itself (needs exactly one --project and --env)")
 	fs.BoolVar(&v.ReadOnly, "read-only", v.ReadOnly, "refuse writes; reads are served from the kernel cache")
-	fs.Var(durationFlag{&v.RefreshInterval}, "refresh-interval", "how often to sync from Infisical (default 60s; at least 1s)")
+	fs.Var(durationFlag{&v.RefreshInterval}, "refresh-interval", "how often to sync from Infisical (at least 1s)")
 	fs.StringVar(&v.StateFile, "state-file", "", "sync state `file` (default $XDG_STATE_HOME/infisicalfs/<mount point>/infisical_sync_state.json, or /var/lib/infisicalfs/... without a home)")
 	fs.Var(durationFlag{&v.StateFlushInterval}, "state-flush-interval", "longest wait before counters and sync times alone are written to the state file; changed secrets are written at once")
 	fs.StringVar(&v.StateHash, "state-hash", v.StateHash, "state file hashes: hmac-sha256 (keyed per mount) or sha256 (the original plain hash)")
@@ -107,14 +130,16 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 	fs.StringVar(&v.LogLevel, "log-level", v.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&v.LogFormat, "log-format", v.LogFormat, "log `format`: text or json")
 	fs.StringVar(&v.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this `address`, e.g. 127.0.0.1:9464")
+	fs.Var(durationFlag{&v.HealthzMaxStale}, "healthz-max-stale", "/healthz answers 503 once the last successful sync is older than this (0: 5 refresh intervals, at least 5m)")
 	fs.BoolVar(&v.DebugFUSE, "debug-fuse", v.DebugFUSE, "trace FUSE requests; WARNING: prints secret values")
-	fs.Var(durationFlag{&v.ServerErrorDelay}, "server-error-delay", "wait before retrying a 5xx answer (default 30s)")
+	fs.Var(durationFlag{&v.ServerErrorDelay}, "server-error-delay", "wait before retrying a 5xx answer")
 	fs.StringVar(&v.AgentConfig, "agent-config", "", "the official Infisical agent's YAML config `file`: its address, auth, templates, polling interval and sinks (also $"+EnvAgentConfigBase64+", base64)")
-	fs.Var(durationFlag{&v.RateLimitDelay}, "rate-limit-delay", "wait after a 429 without Retry-After (default 60s)")
+	fs.Var(durationFlag{&v.RateLimitDelay}, "rate-limit-delay", "wait after a 429 without Retry-After")
 	fs.StringVar(&v.AuditLog, "audit-log", "", "audit log `file` of decided opens (JSON lines, 0600; - for stderr/the journal)")
 	fs.Var(&v.AuditMaxSize, "audit-max-size", "rotate the audit log at this `size`, e.g. 100MiB (0: never)")
 	fs.IntVar(&v.AuditKeep, "audit-keep", v.AuditKeep, "rotated audit files to keep")
 	fs.StringVar(&v.Audit, "audit", v.Audit, "which opens are audited: daemon-opens or all-opens (every open reaches the daemon)")
+	fs.VarP(&mountOptions{fs: fs, err: &f.optionsErr}, "options", "o", "mount options as mount(8) writes them: the config file's keys, comma-separated, e.g. -o ro,refresh_interval=30s,env=dev (ro, nonempty and the generic fstab options are understood)")
 	return fs, f
 }
 
@@ -122,9 +147,19 @@ func NewFlagSet(name string) (*flag.FlagSet, *Flags) {
 // line, the environment (through getenv), the config file (--config or
 // $INFISICALFS_CONFIG), defaults. It then reads the credential files.
 // Call it again to reload: it rereads the file and the credential files.
-func Resolve(fs *flag.FlagSet, f *Flags, getenv func(string) string) (Config, error) {
+//
+// A flag counts as given when pflag marks it Changed, so fs may be the
+// set NewFlagSet returned or any set its flags were added to (cobra's).
+func Resolve(fs *pflag.FlagSet, f *Flags, getenv func(string) string) (Config, error) {
+	if f.optionsErr != nil {
+		return Config{}, f.optionsErr
+	}
 	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed {
+			set[fl.Name] = true
+		}
+	})
 
 	c := Default()
 	path := f.ConfigPath
@@ -251,6 +286,7 @@ func applyFlags(c *Config, f *Flags, set map[string]bool) error {
 		"server-error-delay":   {&c.ServerErrorDelay, &v.ServerErrorDelay},
 		"rate-limit-delay":     {&c.RateLimitDelay, &v.RateLimitDelay},
 		"state-flush-interval": {&c.StateFlushInterval, &v.StateFlushInterval},
+		"healthz-max-stale":    {&c.HealthzMaxStale, &v.HealthzMaxStale},
 	}
 	for name, p := range durs {
 		if set[name] {

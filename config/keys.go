@@ -77,6 +77,7 @@ var Keys = []Key{
 	{Name: "state_hash", Field: "StateHash"}, // the hasher is fixed when the file opens
 	{Name: "state_flush_interval", Field: "StateFlushInterval"},
 	{Name: "metrics_addr", Field: "MetricsAddr"},
+	{Name: "healthz_max_stale", Field: "HealthzMaxStale"},
 	{Name: "trim_newline", Field: "TrimNewline"},
 	{Name: "include_imports", Field: "IncludeImports"},
 	// Expanded values are computed as listings are applied.

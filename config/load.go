@@ -151,7 +151,7 @@ func undecoded(md toml.MetaData) error {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return fmt.Errorf("unknown keys: %s (see testdata/config/full.toml for every key)", strings.Join(unknown, ", "))
+		return fmt.Errorf("unknown keys: %s (every key: 'infisicalfs mount --help-config', or the README's Configuration section)", strings.Join(unknown, ", "))
 	}
 	return nil
 }

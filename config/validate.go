@@ -66,6 +66,9 @@ func (c Config) Validate() error {
 	if c.RefreshInterval.Duration < time.Second {
 		bad("refresh_interval %s: must be at least 1s", c.RefreshInterval.Duration)
 	}
+	if c.HealthzMaxStale.Duration < 0 {
+		bad("healthz_max_stale %s: must not be negative", c.HealthzMaxStale.Duration)
+	}
 	if c.StateFlushInterval.Duration < time.Second {
 		bad("state_flush_interval %s: must be at least 1s", c.StateFlushInterval.Duration)
 	}

@@ -234,7 +234,8 @@ func TestServiceUnitKeepsMountVisible(t *testing.T) {
 
 func TestContainerFiles(t *testing.T) {
 	df := readDeploy(t, "Dockerfile")
-	for _, want := range []string{`ENTRYPOINT ["infisicalfs", "mount"]`, `CMD ["/secrets"]`, "fuse3", "AS build"} {
+	for _, want := range []string{`ENTRYPOINT ["tini", "--", "infisicalfs", "mount"]`, `CMD ["/secrets"]`, "fuse3", "tini", "AS build",
+		"ENV INFISICALFS_MOUNTPOINT=/secrets", `infisicalfs status \"$INFISICALFS_MOUNTPOINT\"`, "apparmor=unconfined"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %s", want)
 		}
@@ -254,10 +255,28 @@ func TestContainerFiles(t *testing.T) {
 		}
 	}
 	compose := readDeploy(t, "docker-compose.yml")
-	for _, want := range []string{"dev-server", "propagation: rshared", "propagation: rslave", "/dev/fuse"} {
+	for _, want := range []string{"dev-server", "propagation: rshared", "propagation: rslave", "/dev/fuse", "init: true", "apparmor=unconfined"} {
 		if !strings.Contains(compose, want) {
 			t.Errorf("docker-compose.yml lacks %s", want)
 		}
+	}
+	if strings.Contains(df+compose+readDeploy(t, "README.md"), "apparmor:unconfined") {
+		t.Error("the deprecated apparmor:unconfined spelling is back; docker wants apparmor=unconfined")
+	}
+	// The build context leaves out what a running demo or compose puts in
+	// the tree: a live mount's files must never be copied into an image.
+	ignore, err := os.ReadFile("../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mnt/", "deploy/secrets", "bin/", ".git"} {
+		if !strings.Contains(string(ignore), want) {
+			t.Errorf(".dockerignore lacks %s", want)
+		}
+	}
+	gitignore, _ := os.ReadFile("../.gitignore")
+	if !strings.Contains(string(gitignore), "deploy/secrets") {
+		t.Error(".gitignore lacks deploy/secrets (compose's mount point)")
 	}
 	if strings.Contains(k8s+compose, "\t") {
 		t.Error("YAML must not contain tabs")

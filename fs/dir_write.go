@@ -153,7 +153,17 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 }
 
 // Unlink deletes a secret in Infisical, or drops a local file.
+//
+// Unlinking a view succeeds and changes nothing: `rm -r DIR`, and mv's
+// copy-then-delete after EXDEV, unlink every entry of a folder and stop
+// at the first refusal, but a view is only a rendering of the folder's
+// secrets, which those same tools delete one by one. The view shows again
+// at the next lookup, rendered from what is left.
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if !d.fsys.opt.ReadOnly && viewNamed(d, name) != nil {
+		d.fsys.log.Debug("unlink of a view: nothing to delete", "path", d.display(name))
+		return 0
+	}
 	if errno := d.writableHere(name); errno != 0 {
 		return errno
 	}
@@ -251,6 +261,18 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return 0
 }
 
+// Setxattr answers ENOTSUP on folders too: mv and cp -a preserve a
+// folder's ACL with setxattr and fall back to chmod on ENOTSUP, while
+// go-fuse's default ENODATA fails them ("preserving permissions ... No
+// data available").
+func (d *dirNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+func (d *dirNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
 const (
 	renameNoReplace = 1 // RENAME_NOREPLACE
 	renameExchange  = 2 // RENAME_EXCHANGE
@@ -261,6 +283,15 @@ const (
 // sed -i and vim save), or keeps a secret moved onto a scratch name as a
 // local copy (vim's backup) without deleting it yet.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if nd, ok := newParent.(*dirNode); ok && !d.fsys.opt.ReadOnly && name == newName &&
+		viewNamed(d, name) != nil && viewNamed(nd, newName) != nil && flags&renameExchange == 0 {
+		// mv moving a folder's entries one by one (after EXDEV for the
+		// folder): the destination's own view renders the secrets moved
+		// with it, so moving the view is done by doing nothing. The view
+		// node renders whichever folder it ends up in (viewNode.folder).
+		d.fsys.log.Debug("rename of a view onto the same view: nothing to move", "from", d.display(name), "to", nd.display(newName))
+		return 0
+	}
 	if errno := d.writableHere(name); errno != 0 {
 		return errno
 	}

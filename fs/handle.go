@@ -87,6 +87,9 @@ func (h *handle) writeAt(data []byte, off int64) (uint32, syscall.Errno) {
 	if end > maxValue {
 		// Infisical takes at most 1 MiB in a request: refuse the write
 		// itself so the caller learns it here, not at close.
+		if !h.failed {
+			h.n.fsys.log.Warn("refused: a secret's value is at most 1 MiB (Infisical's request limit)", "path", h.n.display(), "errno", syscall.EFBIG.Error(), "limit_bytes", maxValue, "write_end", end)
+		}
 		h.failed = true
 		return 0, syscall.EFBIG
 	}
@@ -198,6 +201,14 @@ func (h *handle) release() {
 	}
 	if h.write {
 		h.n.forgetTruncOpen(h)
+	}
+	if h.write && h.failed {
+		// A created file whose only write was refused was never pushed:
+		// drop it, or a 0-byte name that is in neither Infisical nor
+		// .env would stay in the listing until rm.
+		if d, name, ok := h.n.where(); ok {
+			h.n.dropPending(d, name, syscall.EFBIG)
+		}
 	}
 }
 

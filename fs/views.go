@@ -114,7 +114,28 @@ type viewNode struct {
 	dir *dirNode
 }
 
-func (n *viewNode) render() []byte { return n.v.render(n.dir) }
+// folder is the directory the view is in now: a rename (mv moving a
+// folder's entries) moves the node, and it then renders its new folder.
+func (n *viewNode) folder() *dirNode {
+	if _, p := n.Parent(); p != nil {
+		if d, ok := p.Operations().(*dirNode); ok {
+			return d
+		}
+	}
+	return n.dir
+}
+
+func (n *viewNode) render() []byte { return n.v.render(n.folder()) }
+
+// Setxattr and Removexattr answer ENOTSUP, as on secrets: cp and mv then
+// fall back to chmod instead of failing on go-fuse's default ENODATA.
+func (n *viewNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+func (n *viewNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.ENOTSUP
+}
 
 func (n *viewNode) getattr(a *fuse.Attr) {
 	f := n.dir.fsys

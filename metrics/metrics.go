@@ -35,6 +35,12 @@ type Metrics struct {
 	readyGauge      prometheus.Gauge
 
 	ready atomic.Bool
+	// lastOK is the time of the last successful sync (UnixNano; 0: none
+	// since the start); maxStale the age past which /healthz says 503 (0:
+	// never).
+	lastOK   atomic.Int64
+	maxStale atomic.Int64
+	now      func() time.Time // time.Now; tests move it
 }
 
 // New creates the collectors in a fresh registry, with the Go runtime and
@@ -118,7 +124,45 @@ func (m *Metrics) SyncDone(d time.Duration, err error) {
 	m.syncs.WithLabelValues(result(err)).Inc()
 	if err == nil {
 		m.lastSyncOK.SetToCurrentTime()
+		m.lastOK.Store(m.clock().UnixNano())
 	}
+}
+
+// SetMaxStale makes /healthz answer 503 once the last successful sync is
+// older than d (0: never), so that a probe can act on a mount that serves
+// ever older values.
+func (m *Metrics) SetMaxStale(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.maxStale.Store(int64(d))
+}
+
+// SyncedAt records a successful sync at t without a cycle's other metrics:
+// the first sync, done before the metrics exist.
+func (m *Metrics) SyncedAt(t time.Time) {
+	if m == nil {
+		return
+	}
+	m.lastOK.Store(t.UnixNano())
+}
+
+func (m *Metrics) clock() time.Time {
+	if m.now != nil {
+		return m.now()
+	}
+	return time.Now()
+}
+
+// staleFor is how long past the allowed age the values are, or 0.
+func (m *Metrics) staleFor() (age time.Duration, stale bool) {
+	max := time.Duration(m.maxStale.Load())
+	last := m.lastOK.Load()
+	if max <= 0 || last == 0 {
+		return 0, false
+	}
+	age = m.clock().Sub(time.Unix(0, last))
+	return age, age > max
 }
 
 // SetSecrets sets the number of secrets in the mount.
@@ -168,6 +212,11 @@ func (m *Metrics) Handler() http.Handler {
 		if !m.ready.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "not ready")
+			return
+		}
+		if age, stale := m.staleFor(); stale {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "stale: last successful sync %s ago (healthz_max_stale %s)\n", age.Round(time.Second), time.Duration(m.maxStale.Load()))
 			return
 		}
 		fmt.Fprintln(w, "ok")

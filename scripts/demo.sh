@@ -8,9 +8,16 @@ mnt=${DEMO_MOUNT:-./mnt}
 mkdir -p "$mnt"
 "$bin" unmount "$mnt" 2>/dev/null || true   # a stale mount from an earlier run
 
-"$bin" dev-server --addr "$addr" >/dev/null &
+# The server runs in its own session, so that Ctrl-C reaches the mount
+# alone: it unmounts and revokes its token while the server still answers
+# (a server stopped at the same moment made the revoke time out, 5 s), and
+# the trap stops the server once the mount has exited.
+setsid=
+command -v setsid >/dev/null 2>&1 && setsid=setsid
+$setsid "$bin" dev-server --addr "$addr" >/dev/null &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT INT TERM
+trap 'kill $server 2>/dev/null || true' EXIT
+trap ':' INT TERM # the mount handles them; the script then ends and the EXIT trap runs
 # Wait until the server answers.
 i=0
 until (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; do

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,26 +16,10 @@ import (
 
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 	"github.com/infisicalfs/infisicalfs/internal/daemon"
+	"github.com/spf13/cobra"
 )
 
-func oneMountpoint(name string, args []string, stderr io.Writer) (string, error) {
-	fset := flag.NewFlagSet(name, flag.ContinueOnError)
-	fset.Usage = func() { fmt.Fprintf(fset.Output(), "Usage: infisicalfs %s MOUNTPOINT\n", name) }
-	if err := parseFlags(fset, args, stderr); err != nil {
-		return "", err
-	}
-	if fset.NArg() != 1 {
-		fset.Usage()
-		return "", &exitError{2, fmt.Errorf("%s needs exactly one MOUNTPOINT", name)}
-	}
-	return filepath.Abs(fset.Arg(0))
-}
-
-func cmdUnmount(args []string, stdout, stderr io.Writer) error {
-	mnt, err := oneMountpoint("unmount", args, stderr)
-	if err != nil {
-		return err
-	}
+func cmdUnmount(mnt string, stderr io.Writer) error {
 	mounted, err := daemon.IsMounted(mnt)
 	if err != nil {
 		return err
@@ -64,11 +48,7 @@ func readStatus(mnt string) (*statusDoc, error) {
 
 // cmdRefresh asks the mount's process for a sync now (SIGHUP) and waits
 // until .status shows a newer sync, so that the command returns after it.
-func cmdRefresh(args []string, stdout, stderr io.Writer) error {
-	mnt, err := oneMountpoint("refresh", args, stderr)
-	if err != nil {
-		return err
-	}
+func cmdRefresh(mnt string, stdout io.Writer) error {
 	st, err := readStatus(mnt)
 	if err != nil {
 		return err
@@ -98,14 +78,13 @@ func cmdRefresh(args []string, stdout, stderr io.Writer) error {
 	return errors.New("no sync finished within 30s; see the mount's log")
 }
 
-func cmdStatus(args []string, stdout, stderr io.Writer) error {
-	mnt, err := oneMountpoint("status", args, stderr)
-	if err != nil {
-		return err
-	}
+// cmdStatus prints the summary; it fails (exit 1) when the mount is stale
+// or a scope has an error, and with exit 2 when MOUNTPOINT is no live
+// mount, so that scripts and probes can act on it.
+func cmdStatus(mnt string, stdout io.Writer) error {
 	st, err := readStatus(mnt)
 	if err != nil {
-		return err
+		return &exitError{2, err}
 	}
 	mode := "read-write"
 	if st.ReadOnly {
@@ -130,35 +109,71 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, line)
 	}
+	if st.Stale {
+		return fmt.Errorf("%s is stale: %s", mnt, st.LastError)
+	}
+	var failing []string
+	for _, sc := range st.Scopes {
+		if sc.LastError != "" {
+			failing = append(failing, sc.Project+"/"+sc.Env)
+		}
+	}
+	if len(failing) > 0 {
+		return fmt.Errorf("%s: errors in %s", mnt, strings.Join(failing, ", "))
+	}
 	return nil
 }
 
-func cmdDevServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := flag.NewFlagSet("dev-server", flag.ContinueOnError)
-	addr := fset.String("addr", "127.0.0.1:8222", "address to listen on (loopback only)")
-	// Hidden (left out of the usage): bench/ seeds a project "bench" (env
-	// dev) with this many secrets in folders of 1000, to measure the daemon
-	// against a server in another process.
-	seed := fset.Int("seed-secrets", 0, "")
-	fset.Usage = func() {
-		fmt.Fprintf(fset.Output(), "Usage: infisicalfs dev-server [--addr 127.0.0.1:8222]\n\nAn in-memory Infisical-compatible server with sample data, for trying infisicalfs.\n\n")
-		fset.VisitAll(func(f *flag.Flag) {
-			if f.Name != "seed-secrets" {
-				fmt.Fprintf(fset.Output(), "  --%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+func devServerCommand(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
+	var addr string
+	var seed int
+	cmd := &cobra.Command{
+		Use:   "dev-server [--addr 127.0.0.1:8222]",
+		Short: "Embedded Infisical-compatible server with sample data, on loopback only",
+		Long: `An in-memory Infisical-compatible server with sample data, for trying infisicalfs.
+It listens on loopback only: its credentials are printed and not secret, so an
+address on another interface is refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loopbackOnly(addr); err != nil {
+				return usageError(err)
 			}
-		})
+			return cmdDevServer(ctx, addr, seed, stdout)
+		},
 	}
-	if err := parseFlags(fset, args, stderr); err != nil {
-		return err
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8222", "loopback `address` to listen on (127.0.0.1:PORT, [::1]:PORT or localhost:PORT)")
+	// Hidden: bench/ seeds a project "bench" (env dev) with this many
+	// secrets in folders of 1000, to measure the daemon against a server in
+	// another process.
+	cmd.Flags().IntVar(&seed, "seed-secrets", 0, "")
+	_ = cmd.Flags().MarkHidden("seed-secrets")
+	return cmd
+}
+
+// loopbackOnly refuses an address that would listen beyond this machine.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", addr, err)
 	}
-	srv, err := infisicaltest.Start(*addr)
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--addr %s is not a loopback address: the dev server's credentials are printed and not secret, so it listens on 127.0.0.1, [::1] or localhost only", addr)
+}
+
+func cmdDevServer(ctx context.Context, addr string, seed int, stdout io.Writer) error {
+	srv, err := infisicaltest.Start(addr)
 	if err != nil {
 		return fmt.Errorf("dev-server: %w", err)
 	}
 	defer srv.Close()
 	id, secret := srv.LoadSample()
-	if *seed > 0 {
-		seedBench(srv, id, *seed)
+	if seed > 0 {
+		seedBench(srv, id, seed)
 	}
 	fmt.Fprintf(stdout, "infisicalfs dev-server listening on %s\n\n", srv.URL())
 	fmt.Fprintf(stdout, "export INFISICAL_URL=%s\nexport INFISICAL_CLIENT_ID=%s\nexport INFISICAL_CLIENT_SECRET=%s\n\n", srv.URL(), id, secret)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,12 +85,19 @@ type proc struct {
 // mount starts `infisicalfs mount ARGS MNT` and waits until .status reads.
 func (w *world) mount(mnt string, env []string, args ...string) *proc {
 	w.t.Helper()
+	return w.mountArgv(mnt, env, append(args, mnt)...)
+}
+
+// mountArgv starts `infisicalfs mount ARGV` (ARGV names MNT somewhere) and
+// waits until MNT/.status reads.
+func (w *world) mountArgv(mnt string, env []string, argv ...string) *proc {
+	w.t.Helper()
 	testutil.RequireFUSE(w.t)
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		w.t.Fatal(err)
 	}
 	d := &proc{mnt: mnt, logs: &testutil.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(binary, append(append([]string{"mount"}, args...), mnt)...)
+	d.cmd = exec.Command(binary, append([]string{"mount"}, argv...)...)
 	d.cmd.Env = env
 	d.cmd.Stderr = d.logs
 	d.cmd.Stdout = d.logs
@@ -153,7 +161,7 @@ func TestUsageAndVersion(t *testing.T) {
 	}
 	for _, c := range []string{"mount", "unmount", "refresh", "status", "dev-server"} {
 		out, code := runCmd(t, nil, c, "--help")
-		if code != 0 || !strings.Contains(out, "Usage: infisicalfs "+c) {
+		if code != 0 || !strings.Contains(out, "Usage:\n  infisicalfs "+c) {
 			t.Errorf("%s --help: %d %q", c, code, out)
 		}
 	}
@@ -400,6 +408,27 @@ func TestMetricsAndHardening(t *testing.T) {
 	st, _ := os.Stat(mnt)
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("mount root mode %v, want 0700", st.Mode())
+	}
+}
+
+// Flags after the mount point and -o options, as mount(8) and rclone
+// take them (this printed the whole usage and exited 2).
+func TestFlagsAfterMountpointAndOptions(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	w.mountArgv(mnt, w.env(), mnt, "--flat", "-o", "ro,project=webshop,env=dev,refresh_interval=30s,_netdev")
+	if b, err := os.ReadFile(filepath.Join(mnt, "DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+		t.Errorf("flat read: %q %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "DATABASE_URL"), []byte("x"), 0o600); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("write with -o ro: %v, want EROFS", err)
+	}
+	if v, _, _ := w.srv.Secret(w.project, "dev", "/", "DATABASE_URL"); v != "postgres://dev" {
+		t.Errorf("server value %q after a refused write", v)
+	}
+	out, code := runCmd(t, w.env(), "mount", filepath.Join(w.dir, "other"), "-o", "frobnicate")
+	if code == 0 || !strings.Contains(out, `unknown mount option "frobnicate"`) || !strings.Contains(out, "--help-config") {
+		t.Errorf("unknown -o: exit %d, %q", code, out)
 	}
 }
 
@@ -701,5 +730,464 @@ templates:
 			t.Fatalf("after rewriting the template: %q %v\n%s", b, err, p.logs)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSIGINTAfterStderrReaderExits: `make demo 2>&1 | tee log`, then Ctrl-C.
+// tee is gone before the daemon's SIGINT handler logs, and a write to a
+// pipe without a reader raised SIGPIPE, killing the daemon before it
+// unmounted: a dead mount ("Transport endpoint is not connected").
+func TestSIGINTAfterStderrReaderExits(t *testing.T) {
+	testutil.RequireFUSE(t)
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "mount", "--log-level", "debug", mnt)
+	cmd.Env = w.env()
+	cmd.Stdout, cmd.Stderr = wr, wr // an *os.File: the child's fd 2 is the pipe itself
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wr.Close() // the child holds the only write end now
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		exec.Command(binary, "unmount", mnt).Run()
+	})
+	// The reader drains the log, as tee would, until the mount is ready.
+	var logs testutil.Buffer
+	readerDone := make(chan struct{})
+	stopReading := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		buf := make([]byte, 4096)
+		for {
+			n, err := r.Read(buf)
+			logs.Write(buf[:n])
+			if err != nil {
+				return
+			}
+			select {
+			case <-stopReading:
+				return
+			default:
+			}
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.ReadFile(filepath.Join(mnt, ".status")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not mounted in 20s\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The reader exits: close the only read end.
+	close(stopReading)
+	r.Close()
+	<-readerDone
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws := ee.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {
+				t.Errorf("the daemon died of %v after its stderr reader exited", ws.Signal())
+			}
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit 15 s after SIGINT")
+	}
+	if mounted(mnt) {
+		t.Errorf("%s is still mounted after SIGINT", mnt)
+	}
+	if _, err := os.ReadDir(mnt); err != nil {
+		t.Errorf("the mount point is not clean: %v", err)
+	}
+}
+
+// TestMakeInstallAndMountWithoutPathOrHome: `make install DESTDIR=...`
+// lays out everything, and the installed helper mounts through
+// `mount -t fuse.infisicalfs` run with no PATH and no HOME, as mount(8)
+// and fstab run it. A failing start prints the daemon's first error line.
+func TestMakeInstallAndMountWithoutPathOrHome(t *testing.T) {
+	testutil.RequireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mount(8) with a helper needs root")
+	}
+	mountBin, err := exec.LookPath("mount")
+	if err != nil {
+		t.Skip("no mount(8)")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	helper := "/sbin/mount.fuse.infisicalfs"
+	if _, err := os.Lstat(helper); err == nil {
+		t.Skip(helper + " exists already; not replacing it")
+	}
+	w := newWorld(t)
+	repo, _ := filepath.Abs("../..")
+	make := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("make", append([]string{"-C", repo, "--no-print-directory", "install", "BIN=" + filepath.Join(w.dir, "build", "infisicalfs")}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make install %v: %v\n%s", args, err, out)
+		}
+	}
+	// A staged install: every file in place under DESTDIR.
+	stage := filepath.Join(w.dir, "stage")
+	make("DESTDIR="+stage, "PREFIX=/usr")
+	for _, p := range []string{
+		"usr/bin/infisicalfs", "sbin/mount.infisicalfs", "sbin/mount.fuse.infisicalfs",
+		"usr/lib/systemd/system/infisicalfs.service", "usr/share/man/man1/infisicalfs.1",
+		"usr/share/man/man1/infisicalfs-mount.1", "usr/share/bash-completion/completions/infisicalfs",
+		"usr/share/zsh/site-functions/_infisicalfs", "usr/share/fish/vendor_completions.d/infisicalfs.fish",
+		"usr/share/doc/infisicalfs/examples/config.toml",
+	} {
+		if st, err := os.Stat(filepath.Join(stage, p)); err != nil || st.Size() == 0 {
+			t.Errorf("make install: %s missing or empty: %v", p, err)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(stage, "sbin/mount.infisicalfs"))
+	if !strings.Contains(string(b), "installed='/usr/bin/infisicalfs'") {
+		t.Error("the installed helper does not name the binary by its absolute path")
+	}
+	unit, _ := os.ReadFile(filepath.Join(stage, "usr/lib/systemd/system/infisicalfs.service"))
+	if !strings.Contains(string(unit), "ExecStart=/usr/bin/infisicalfs mount") || !strings.Contains(string(unit), "StateDirectory=infisicalfs") {
+		t.Errorf("installed unit:\n%s", unit)
+	}
+	man, _ := os.ReadFile(filepath.Join(stage, "usr/share/man/man1/infisicalfs-mount.1"))
+	bash, _ := os.ReadFile(filepath.Join(stage, "usr/share/bash-completion/completions/infisicalfs"))
+	if !strings.Contains(string(man), "refresh-interval") || !strings.Contains(string(bash), "infisicalfs") {
+		t.Errorf("man page or completion lacks the flags")
+	}
+
+	// A live install under a private prefix, the helper linked where
+	// mount(8) looks for it.
+	prefix := filepath.Join(w.dir, "prefix")
+	make("PREFIX="+prefix, "SBINDIR="+prefix+"/sbin")
+	if err := os.Symlink(prefix+"/sbin/mount.fuse.infisicalfs", helper); err != nil {
+		t.Skip("cannot install the helper:", err)
+	}
+	t.Cleanup(func() { os.Remove(helper) })
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	stateDir := filepath.Join("/var/lib/infisicalfs", strings.ReplaceAll(strings.TrimPrefix(mnt, "/"), "/", "-"))
+	t.Cleanup(func() { stopHelperMount(t, mnt); os.RemoveAll(stateDir) })
+	noPathNoHome := []string{"INFISICAL_URL=" + w.srv.URL(), "INFISICAL_CLIENT_ID=" + testID, "INFISICAL_CLIENT_SECRET=" + testSecret, "INFISICALFS_MOUNT_TIMEOUT=20"}
+	cmd := exec.Command(mountBin, "-t", "fuse.infisicalfs", "infisicalfs", mnt, "-o", "ro,env=dev")
+	cmd.Env = noPathNoHome
+	cmd.WaitDelay = 5 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mount -t fuse.infisicalfs without PATH and HOME: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+		t.Errorf("read through the installed helper's mount: %q %v", b, err)
+	}
+	stopHelperMount(t, mnt)
+
+	// A start that fails says why, not only "mount again with -o log=FILE".
+	cmd = exec.Command(mountBin, "-t", "fuse.infisicalfs", "infisicalfs", mnt, "-o", "refresh_interval=soon")
+	cmd.Env = noPathNoHome
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refresh-interval") {
+		t.Errorf("bad option through the helper: %v, want the daemon's error line\n%s", err, out)
+	}
+	if strings.Contains(string(out), testSecret) {
+		t.Error("the helper printed the client secret")
+	}
+}
+
+// /healthz stayed 200 once mounted; now it answers 503 once the last good
+// sync is older than healthz_max_stale, and 200 again after a good sync.
+func TestHealthzReportsStaleness(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	d := w.mount(mnt, w.env(), "--metrics-addr", "127.0.0.1:0", "-o", "refresh_interval=1s,healthz_max_stale=2s,server_error_delay=10ms")
+	re := regexp.MustCompile(`serving metrics"? addr=(\S+)`)
+	m := re.FindStringSubmatch(d.logs.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", d.logs.String())
+	}
+	healthz := func() (int, string) {
+		resp, err := http.Get("http://" + m[1] + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor := func(want int) string {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, body := healthz()
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/healthz stayed %d %q, want %d\n%s", code, body, want, d.logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor(200)
+	if out, code := runCmd(t, w.env(), "status", mnt); code != 0 {
+		t.Errorf("status of a fresh mount: exit %d\n%s", code, out)
+	}
+	// Every sync fails fast: Infisical answers 500 to every listing.
+	w.srv.FailPath("GET", "/api/v4/secrets", 500, -1)
+	if body := waitFor(503); !strings.Contains(body, "stale") {
+		t.Errorf("503 body %q does not say stale", body)
+	}
+	// status agrees, for scripts and probes: exit 1 while scopes err.
+	if out, code := runCmd(t, w.env(), "status", mnt); code != 1 || !strings.Contains(out, "errors in webshop/dev") {
+		t.Errorf("status while every scope errs: exit %d, want 1\n%s", code, out)
+	}
+	w.srv.ClearFaults()
+	waitFor(200)
+	if out, code := runCmd(t, w.env(), "status", mnt); code != 0 {
+		t.Errorf("status after recovery: exit %d\n%s", code, out)
+	}
+	// A whole cycle that fails (the login is refused) makes the mount
+	// stale: status exits 1 and says so.
+	w.srv.FailPath("POST", "/api/v1/auth", 401, -1)
+	w.srv.RevokeAllTokens()
+	staleDeadline := time.Now().Add(10 * time.Second)
+	for {
+		out, code := runCmd(t, w.env(), "status", mnt)
+		if code == 1 && strings.Contains(out, "STALE since") {
+			break
+		}
+		if time.Now().After(staleDeadline) {
+			t.Fatalf("status never reported STALE with exit 1: exit %d\n%s", code, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, code := runCmd(t, w.env(), "status", w.dir); code != 2 {
+		t.Errorf("status of a directory that is no mount: exit %d, want 2\n%s", code, out)
+	}
+}
+
+// doctor checks against a real server: every check passes for a good
+// setup; a read-only grant shows as "write: denied", a non-empty mount
+// point and a wrong secret fail with what to fix, and nothing changes in
+// Infisical.
+func TestDoctor(t *testing.T) {
+	w := newWorld(t)
+	ro := w.srv.AddProject("audit", "Audit", "prod")
+	w.srv.Grant(testID, ro, infisicaltest.PermRead)
+	w.srv.SetSecret(ro, "prod", "/", "LOG_KEY", "audit-canary-77f1")
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	before := len(w.srv.Secrets(w.project, "dev"))
+	out, code := runCmd(t, w.env(), "doctor", mnt)
+	for _, want := range []string{"ok    url", "ok    login", "ok    clock", "ok    mount point", "webshop/dev            read: 1 secrets at /; write: allowed", "audit/prod             read: 1 secrets at /; write: denied"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("doctor on a good setup: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "audit-canary-77f1") || strings.Contains(out, testSecret) {
+		t.Error("doctor printed a secret")
+	}
+	if n := len(w.srv.Secrets(w.project, "dev")); n != before {
+		t.Errorf("doctor changed Infisical: %d secrets, had %d", n, before)
+	}
+	os.WriteFile(filepath.Join(mnt, "file"), nil, 0o600)
+	out, code = runCmd(t, w.env("INFISICAL_CLIENT_SECRET=wrong"), "doctor", mnt)
+	if code != 1 || !strings.Contains(out, "FAIL  mount point") || !strings.Contains(out, "--allow-non-empty") || !strings.Contains(out, "FAIL  login") {
+		t.Errorf("doctor on a bad setup: exit %d\n%s", code, out)
+	}
+	out, code = runCmd(t, w.env(), "doctor", "--env", "nope")
+	if code != 1 || !strings.Contains(out, "FAIL  scopes") {
+		t.Errorf("doctor --env nope: exit %d\n%s", code, out)
+	}
+}
+
+// mount --daemon returns once the mount is ready, leaves a pid file, logs
+// to --log-file, and stops cleanly on SIGTERM (removing the pid file); a
+// start that fails prints why and exits non-zero in the foreground.
+func TestDaemonFlag(t *testing.T) {
+	testutil.RequireFUSE(t)
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	pidFile, logFile := filepath.Join(w.dir, "pid"), filepath.Join(w.dir, "log")
+	cmd := exec.Command(binary, "mount", mnt, "--daemon", "--pid-file", pidFile, "--log-file", logFile)
+	cmd.Env = w.env()
+	cmd.WaitDelay = 5 * time.Second // the child must not keep our output open
+	out, err := cmd.CombinedOutput()
+	t.Cleanup(func() { stopHelperMount(t, mnt) })
+	if err != nil {
+		t.Fatalf("mount --daemon: %v\n%s", err, out)
+	}
+	// Ready when the command returned: no polling.
+	if b, err := os.ReadFile(filepath.Join(mnt, "webshop/dev/DATABASE_URL")); err != nil || string(b) != "postgres://dev" {
+		t.Fatalf("read right after mount --daemon returned: %q %v", b, err)
+	}
+	b, err := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("pid file: %q %v", b, err)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("pid %d", pid)) {
+		t.Errorf("output does not name pid %d: %s", pid, out)
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if mounted(mnt) {
+		t.Error("still mounted after SIGTERM to the background process")
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left after exit: %v", err)
+	}
+	if lb, _ := os.ReadFile(logFile); !strings.Contains(string(lb), "signal: unmounting") || strings.Contains(string(lb), testSecret) {
+		t.Errorf("log file:\n%s", lb)
+	}
+	// A start that fails: the foreground command says why.
+	out2, code := runCmd(t, w.env("INFISICAL_CLIENT_SECRET=wrong"), "mount", "--daemon", mnt)
+	if code == 0 || !strings.Contains(out2, "authentication failed") {
+		t.Errorf("failed background start: exit %d\n%s", code, out2)
+	}
+	if mounted(mnt) {
+		t.Error("a failed background start left a mount")
+	}
+}
+
+// An on_change hook does not run for what the first sync found (it ran
+// with changed=13 at every start); it runs once a refresh changes something.
+func TestHooksSkipTheFirstSync(t *testing.T) {
+	w := newWorld(t)
+	runs := filepath.Join(w.dir, "runs")
+	cfg := filepath.Join(w.dir, "c.toml")
+	os.WriteFile(cfg, []byte(`[[on_change]]
+path = "webshop/dev"
+command = ["/bin/sh", "-c", "echo run >> `+runs+`"]
+debounce = "10ms"
+`), 0o600)
+	mnt := filepath.Join(w.dir, "mnt")
+	w.mount(mnt, w.env(), "--config", cfg, "--refresh-interval", "1s")
+	time.Sleep(1500 * time.Millisecond) // the start and one unchanged refresh
+	if b, err := os.ReadFile(runs); err == nil {
+		t.Fatalf("the hook ran at start: %q", b)
+	}
+	w.srv.SetSecret(w.project, "dev", "/", "NEW_KEY", "v")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, _ := os.ReadFile(runs); strings.Count(string(b), "run") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(runs)
+			t.Fatalf("hook after a change: %q, want one run", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The completions and the man pages come from the same flag table as
+// --help: a mount flag shows in all three, with the same text.
+func TestCompletionAndManFromTheFlags(t *testing.T) {
+	help, _ := runCmd(t, nil, "mount", "--help")
+	comp, code := runCmd(t, nil, "__complete", "mount", "--refr")
+	if code != 0 || !strings.Contains(comp, "--refresh-interval\thow often to sync from Infisical") {
+		t.Errorf("completion of --refr: %d %q", code, comp)
+	}
+	if !strings.Contains(help, "--refresh-interval duration") || !strings.Contains(help, "how often to sync from Infisical") {
+		t.Errorf("--help lacks the flag:\n%s", help)
+	}
+	levels, _ := runCmd(t, nil, "__complete", "mount", "--log-level", "")
+	if !strings.Contains(levels, "debug\ninfo\nwarn\nerror") {
+		t.Errorf("--log-level values: %q", levels)
+	}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		if out, code := runCmd(t, nil, "completion", sh); code != 0 || !strings.Contains(out, "__complete") {
+			t.Errorf("completion %s: exit %d, %d bytes", sh, code, len(out))
+		}
+	}
+	dir := t.TempDir()
+	if out, code := runCmd(t, nil, "gen-man", dir); code != 0 {
+		t.Fatalf("gen-man: %d %s", code, out)
+	}
+	man, err := os.ReadFile(filepath.Join(dir, "infisicalfs-mount.1"))
+	if err != nil || !strings.Contains(string(man), `\fB--refresh-interval\fP`) || !strings.Contains(string(man), "how often to sync from Infisical") {
+		t.Errorf("infisicalfs-mount.1: %v\n%.600s", err, man)
+	}
+	for _, page := range []string{"infisicalfs.1", "infisicalfs-status.1", "infisicalfs-doctor.1"} {
+		if _, err := os.Stat(filepath.Join(dir, page)); err != nil {
+			t.Errorf("man page %s: %v", page, err)
+		}
+	}
+}
+
+// The Makefile's -ldflags stamp reaches `version`, and `go version -m`
+// shows it (it printed "dev").
+func TestVersionStamp(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "infisicalfs")
+	ld := "-X main.version=v9.8.7-3-gabcdef0 -X main.commit=abcdef0123456789abcdef0123456789abcdef01"
+	if out, err := exec.Command("go", "build", "-ldflags", ld, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "infisicalfs v9.8.7-3-gabcdef0 (commit abcdef012345)" {
+		t.Errorf("version: %q %v", out, err)
+	}
+	if out, _ := exec.Command(bin, "--version").CombinedOutput(); !strings.Contains(string(out), "v9.8.7-3-gabcdef0") {
+		t.Errorf("--version: %q", out)
+	}
+	m, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
+	if err != nil || !strings.Contains(string(m), "main.version=v9.8.7-3-gabcdef0") {
+		t.Errorf("go version -m: %v\n%s", err, m)
+	}
+}
+
+// --project nope and --env nope mounted an empty tree and exited 0; now the
+// start fails, before anything is mounted, naming the filter.
+func TestFiltersThatMatchNothingFailTheStart(t *testing.T) {
+	w := newWorld(t)
+	mnt := filepath.Join(w.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--project", "nope"}, "no project matches --project nope"},
+		{[]string{"--env", "nope"}, "no environment matches --env nope in webshop"},
+	} {
+		out, code := runCmd(t, w.env(), append(append([]string{"mount"}, tc.args...), mnt)...)
+		if code == 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("mount %v: exit %d, want %q in\n%s", tc.args, code, tc.want, out)
+		}
+		if mounted(mnt) {
+			t.Errorf("mount %v left a mount", tc.args)
+		}
+	}
+	// A filter that matches something still mounts.
+	w.mount(mnt, w.env(), "--project", "webshop", "--env", "prod", "--env", "nope")
+	if _, err := os.Stat(filepath.Join(mnt, "webshop/prod")); err != nil {
+		t.Errorf("webshop/prod: %v", err)
 	}
 }

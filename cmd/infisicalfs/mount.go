@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,9 +14,8 @@ import (
 	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/internal/daemon"
 	"github.com/infisicalfs/infisicalfs/internal/harden"
+	"github.com/spf13/cobra"
 )
-
-var errHelp = errors.New("help shown")
 
 // exitError carries a specific exit code.
 type exitError struct {
@@ -29,17 +26,6 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 func (e *exitError) ExitCode() int { return e.code }
-
-func parseFlags(fset *flag.FlagSet, args []string, stderr io.Writer) error {
-	fset.SetOutput(stderr)
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return &exitError{2, err}
-	}
-	return nil
-}
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar) {
 	lv := new(slog.LevelVar)
@@ -54,26 +40,87 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar)
 // statusDoc is what MOUNT/.status holds.
 type statusDoc = daemon.StatusDoc
 
-// cmdMount is flag handling around daemon.Start, then signals until the
-// mount ends.
-func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// mountCommand is `infisicalfs mount`: the flags of config.NewFlagSet,
+// which cobra parses GNU style (flags before or after MOUNTPOINT, -o).
+func mountCommand(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	fset, flags := config.NewFlagSet("mount")
-	fset.Usage = func() {
-		fmt.Fprintf(fset.Output(), "Usage: infisicalfs mount [--config FILE] [flags] MOUNTPOINT\n\nFlags:\n")
-		fset.PrintDefaults()
+	var helpConfig bool
+	var bg background
+	cmd := &cobra.Command{
+		Use:   "mount [flags] MOUNTPOINT",
+		Short: "Mount in the foreground; SIGINT/SIGTERM unmount cleanly, SIGHUP syncs now",
+		Long: `Mount Infisical at MOUNTPOINT and serve it in the foreground until SIGINT or
+SIGTERM (or an unmount from outside). Settings come from flags, then the
+environment (INFISICAL_URL, INFISICAL_CLIENT_ID, INFISICAL_CLIENT_SECRET or the
+*_FILE variants), then the config file (--config), then defaults.
+
+MOUNTPOINT must be an empty directory that is not mounted (--allow-non-empty
+lifts the first). Flags may come before or after it; -o takes the config
+file's keys as mount(8) writes them: -o ro,refresh_interval=30s,env=dev.`,
+		Example: `  infisicalfs mount ~/secrets
+  infisicalfs mount /run/secrets --read-only --project webshop --env prod
+  infisicalfs mount /run/secrets -o ro,allow_other,refresh_interval=30s --config /etc/infisicalfs/config.toml`,
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if helpConfig {
+				config.WriteKeyHelp(stdout)
+				return nil
+			}
+			if err := exactlyOne("MOUNTPOINT")(cmd, args); err != nil {
+				return err
+			}
+			mnt, err := absPath(args[0])
+			if err != nil {
+				return err
+			}
+			pf := cmd.Flags()
+			resolve := func() (config.Config, error) { return config.Resolve(pf, flags, os.Getenv) }
+			if bg.on && !bg.child() {
+				// The settings are checked here too, so that a typo fails
+				// in the foreground before a child is started.
+				if _, err := resolve(); err != nil {
+					return err
+				}
+				return bg.start(os.Args[1:], stdout, stderr)
+			}
+			if !bg.child() {
+				bg = background{}
+			}
+			return cmdMount(ctx, mnt, resolve, stderr, bg)
+		},
 	}
-	if err := parseFlags(fset, args, stderr); err != nil {
-		return err
+	cmd.Flags().SortFlags = false
+	cmd.Flags().AddFlagSet(fset)
+	cmd.Flags().BoolVar(&bg.on, "daemon", false, "run in the background once the mount is ready (for use without systemd or mount(8)); stop it with SIGTERM or 'infisicalfs unmount'")
+	cmd.Flags().StringVar(&bg.pidFile, "pid-file", "", "with --daemon: write the background process's pid to this `file` (removed at exit)")
+	cmd.Flags().StringVar(&bg.logFile, "log-file", "", "with --daemon: append the log to this `file` once mounted (default: discarded)")
+	cmd.Flags().BoolVar(&helpConfig, "help-config", false, "list every config file key (and -o option) with its flag, default and meaning, then exit")
+	for name, values := range map[string][]string{
+		"auth-method":  {"universal", "kubernetes", "token"},
+		"token-policy": {"per-cycle", "renew"},
+		"log-level":    {"debug", "info", "warn", "error"},
+		"log-format":   {"text", "json"},
+		"state-hash":   {"hmac-sha256", "sha256"},
+		"audit":        {"daemon-opens", "all-opens"},
+	} {
+		_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
 	}
-	if fset.NArg() != 1 {
-		fset.Usage()
-		return &exitError{2, errors.New("mount needs exactly one MOUNTPOINT")}
-	}
-	mnt, err := filepath.Abs(fset.Arg(0))
+	_ = cmd.MarkFlagFilename("config", "toml")
+	return cmd
+}
+
+func absPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
 	if err != nil {
-		return err
+		return "", fmt.Errorf("mount point %s: %w", p, err)
 	}
-	resolve := func() (config.Config, error) { return config.Resolve(fset, flags, os.Getenv) }
+	return abs, nil
+}
+
+// cmdMount runs daemon.Start, then takes signals until the mount ends.
+func cmdMount(ctx context.Context, mnt string, resolve func() (config.Config, error), stderr io.Writer, bg background) error {
 	cfg, err := resolve()
 	if err != nil {
 		return err
@@ -144,6 +191,14 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 	}
 	notifySystemd("READY=1")
+	if bg.child() {
+		defer bg.done()
+		if err := bg.ready(); err != nil {
+			log.Error("--daemon: could not report ready; unmounting", "err", err)
+			_ = stop(d, log, mnt)
+			return err
+		}
+	}
 
 	for {
 		select {
@@ -151,6 +206,14 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Info("unmounted from outside", "mountpoint", mnt)
 			return d.Stop(context.Background())
 		case <-ctx.Done():
+			return stop(d, log, mnt)
+		case sg := <-stopRequested:
+			// The start-up forwarder took a signal in the instant
+			// between the start's end and the check above (it raced
+			// startDone): without this case that SIGTERM was lost and
+			// the process ran on.
+			log.Info("signal: unmounting", "signal", sg.String())
+			notifySystemd("STOPPING=1")
 			return stop(d, log, mnt)
 		case sg := <-sig:
 			if sg == syscall.SIGHUP {

@@ -143,6 +143,13 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A mount (not a CSI volume, which checks its one scope itself) whose
+	// filter matched nothing fails here, before anything is mounted.
+	if d.src.tmpl == nil {
+		if err = checkScopes(cfg, d.src.sync.Projects()); err != nil {
+			return nil, err
+		}
+	}
 	// Watch before mounting: a file changed as soon as the mount answers
 	// must not be missed. Reloads wait until the start is done.
 	started := make(chan struct{})
@@ -161,6 +168,8 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	}
 	log.Info("mounted", "mountpoint", o.Mountpoint, "projects", len(d.src.sync.Projects()), "secrets", d.src.vault.Len(), "read_only", cfg.ReadOnly)
 	if m != nil {
+		m.SetMaxStale(cfg.MaxStale())
+		m.SyncedAt(time.Now()) // Mount ran the first sync
 		m.SetReady(true)
 	}
 	d.src.Run(runCtx)
