@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
@@ -62,23 +60,8 @@ allow = "read"
 			t.Fatal(err)
 		}
 	}
-	resolve := func() (config.Config, error) {
-		c, _, err := config.Load(path)
-		c.ClientSecret = clientSecret
-		return c, err
-	}
 	writeConfig("uids = [1001]")
-	cfg, err := resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mnt := mkMount(t, tmp)
-	logs := &testutil.Buffer{}
-	d, err := Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry, Resolve: resolve, Logger: newTextLogger(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	_, logs, mnt := startFromFile(t, path, tmp)
 	file := filepath.Join(mnt, "webshop/dev/DATABASE_URL")
 	if got, ok := catAs("1001", "1001", file); !ok || got != "postgres://dev" {
 		t.Fatalf("uid 1001 under its rule: %q", got)

@@ -298,24 +298,9 @@ on_change = ["/bin/sh", "-c", "echo run >> ` + string(hl) + `"]
 			t.Fatal(err)
 		}
 	}
-	resolve := func() (config.Config, error) {
-		c, _, err := config.Load(path)
-		c.ClientSecret = clientSecret
-		return c, err
-	}
 	get := `{{ (getSecretByName "` + pid + `" "dev" "/" "DATABASE_URL").Value }}`
 	writeConfig("out/db", "db="+get)
-	cfg, err := resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mnt := mkMount(t, tmp)
-	logs := &testutil.Buffer{}
-	d, err := Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry, Resolve: resolve, Logger: newTextLogger(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	_, logs, mnt := startFromFile(t, path, tmp)
 	file := filepath.Join(mnt, "out/db")
 	if got := readFile(t, file); got != "db=postgres://dev" {
 		t.Fatalf("read %q", got)
@@ -498,4 +483,27 @@ func TestTemplateExpandsReferences(t *testing.T) {
 	if got, want := readFile(t, file), "postgres://db2.internal/shop|postgres://${HOST}/shop"; got != want {
 		t.Errorf("after the referenced secret changed rendered %q, want %q", got, want)
 	}
+}
+
+// startFromFile starts a daemon whose settings are the config file at path,
+// re-read at every reload, as `infisicalfs mount --config` does.
+func startFromFile(t *testing.T, path, tmp string) (*Daemon, *testutil.Buffer, string) {
+	t.Helper()
+	resolve := func() (config.Config, error) {
+		c, _, err := config.Load(path)
+		c.ClientSecret = clientSecret
+		return c, err
+	}
+	cfg, err := resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := mkMount(t, tmp)
+	logs := &testutil.Buffer{}
+	d, err := Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry, Resolve: resolve, Logger: newTextLogger(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	return d, logs, mnt
 }
