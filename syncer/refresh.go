@@ -34,7 +34,16 @@ func (s *Syncer) Sync(ctx context.Context, full bool) error {
 		s.opt.OnSync(d, err)
 	}
 	if err != nil {
-		s.log.Warn("sync cycle failed; serving the last values", "err", err, "duration", d)
+		s.mu.Lock()
+		never := s.lastOK.IsZero() && len(s.projects) == 0
+		s.mu.Unlock()
+		if never {
+			// Nothing was ever reached: there are no last values, and the
+			// caller (the start) reports the error itself.
+			s.log.Debug("first sync failed", "err", err, "duration", d)
+		} else {
+			s.log.Warn("sync cycle failed; serving the last values", "err", err, "duration", d)
+		}
 	} else {
 		s.log.Debug("sync cycle done", "duration", d)
 	}

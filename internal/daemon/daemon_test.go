@@ -173,3 +173,35 @@ func TestTwoViewsShareOneSource(t *testing.T) {
 		}
 	}
 }
+
+// An unreachable server fails the start at once, naming the URL, instead
+// of after the login's retry wait; nothing is mounted.
+func TestUnreachableServerFailsAtOnce(t *testing.T) {
+	srv, _ := testServer(t)
+	url := srv.URL()
+	srv.Close()
+	tmp := t.TempDir()
+	mnt := filepath.Join(tmp, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(srv, tmp)
+	cfg.URL = url
+	slow := infisical.RetryPolicy{ServerErrorWait: time.Minute, RateLimitWait: time.Minute}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &slow})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "does not answer") || !strings.Contains(err.Error(), url) {
+			t.Errorf("start against a closed port: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the start waited out the retry policy (a minute) instead of failing at once")
+	}
+	if mountedAt(t, mnt) {
+		t.Error("left mounted")
+	}
+}

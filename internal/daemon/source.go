@@ -154,6 +154,15 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		OnSync:             syncObserver(o.Metrics, v),
 		OnPush:             pushObserver(o.Metrics),
 	})
+	// A server that does not answer at all is a typo or a down server:
+	// say so at once, not after the login's retry wait (30 s by default).
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	_, perr := client.Status(pctx)
+	pcancel()
+	if errors.Is(perr, infisical.ErrUnreachable) {
+		s.Close(ctx)
+		return nil, fmt.Errorf("Infisical at %s does not answer: %w", cfg.URL, perr)
+	}
 	if err := s.sync.Sync(ctx, true); err != nil && len(s.sync.Projects()) == 0 {
 		s.Close(ctx)
 		return nil, fmt.Errorf("first sync with %s failed: %w", cfg.URL, err)
