@@ -3,6 +3,8 @@ package access
 import (
 	"fmt"
 	"testing"
+
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
 // BenchmarkDecide measures one decision per rule kind against a real
@@ -12,7 +14,7 @@ func BenchmarkDecide(b *testing.B) {
 	requireRoot(b)
 	bins := binCopies(b, nil, "app/sleep")
 	app := bins["app/sleep"]
-	sum := fileSHA(b, app)
+	sum := testutil.FileSHA256(b, app)
 	p := startAs(b, 1, 1, nil, app)
 	cases := []struct {
 		name string

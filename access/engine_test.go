@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
 var testDefaults = Defaults{UID: 0, GID: 0, FileMode: 0o600, DirMode: 0o700}
@@ -47,8 +49,8 @@ func TestDecideRuleKinds(t *testing.T) {
 	requireRoot(t)
 	bins := binCopies(t, map[string]string{"other/sleep": "x"}, "app/sleep", "same/sleep", "other/sleep")
 	// same/sleep has app/sleep's content at another path; other/sleep differs.
-	appHash := fileSHA(t, bins["app/sleep"])
-	if appHash == fileSHA(t, bins["other/sleep"]) {
+	appHash := testutil.FileSHA256(t, bins["app/sleep"])
+	if appHash == testutil.FileSHA256(t, bins["other/sleep"]) {
 		t.Fatal("the copies should differ in hash")
 	}
 	cg := testCgroup(t)
@@ -320,7 +322,7 @@ func TestHashCacheSeesNewVersion(t *testing.T) {
 	requireRoot(t)
 	bins := binCopies(t, nil, "app/sleep")
 	app := bins["app/sleep"]
-	e := mustEngine(t, []Spec{{Path: "**", SHA256: []string{fileSHA(t, app)}, Allow: "read"}, {Path: "**", Allow: "none"}})
+	e := mustEngine(t, []Spec{{Path: "**", SHA256: []string{testutil.FileSHA256(t, app)}, Allow: "read"}, {Path: "**", Allow: "none"}})
 	p := startAs(t, 1, 1, nil, app)
 	if d := e.Decide("K", p.c, false); !d.Allowed {
 		t.Fatalf("before: %+v", d)

@@ -2,8 +2,6 @@ package access
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -57,16 +55,6 @@ func binCopies(t testing.TB, extra map[string]string, names ...string) map[strin
 		out[n] = p
 	}
 	return out
-}
-
-func fileSHA(t testing.TB, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
 }
 
 // proc is a real process started through setpriv as another user.

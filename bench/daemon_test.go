@@ -59,16 +59,15 @@ const (
 
 // procFigures is one run's measurements of one process.
 type procFigures struct {
-	ready                  time.Duration
-	cpuReady               time.Duration // utime+stime until ready: the process's own share of ready
-	load                   float64       // 1-minute load average at ready: wall times mean little under load
-	rssReady, hwmReady     int64         // bytes
-	rssWalk, hwmWalk       int64
-	rssIdle2, rssIdle10    int64
-	hwmIdle10              int64
-	cpuPerCycle            time.Duration
-	writePerCycle          float64 // bytes
-	secretsSeen, bytesRead int64
+	ready               time.Duration
+	cpuReady            time.Duration // utime+stime until ready: the process's own share of ready
+	load                float64       // 1-minute load average at ready: wall times mean little under load
+	rssReady, hwmReady  int64         // bytes
+	rssWalk, hwmWalk    int64
+	rssIdle2, rssIdle10 int64
+	hwmIdle10           int64
+	cpuPerCycle         time.Duration
+	writePerCycle       float64 // bytes
 }
 
 func report(b *testing.B, measure func() (procFigures, error)) {

@@ -8,8 +8,6 @@ package fs_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -25,6 +23,7 @@ import (
 	"github.com/infisicalfs/infisicalfs/fs"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 	"github.com/infisicalfs/infisicalfs/internal/daemon"
+	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
 // Canary values: no audit line or log line may ever hold one.
@@ -131,16 +130,6 @@ func catCopies(t *testing.T) (app, appCopy, other string) {
 		}
 	}
 	return app, appCopy, other
-}
-
-func sha256Hex(t testing.TB, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
 }
 
 // auditLine is one line of the audit file as written.
@@ -346,9 +335,9 @@ func TestAccessWrites(t *testing.T) {
 func TestAccessExecutableRules(t *testing.T) {
 	app, appCopy, other := catCopies(t)
 	m, auditPath := accessMount(t, true, []access.Spec{
-		{Path: "webshop/prod/DATABASE_URL", Executables: []string{app}, Allow: "read"},     // 0
-		{Path: "webshop/prod/API_KEY", SHA256: []string{sha256Hex(t, app)}, Allow: "read"}, // 1
-		{Path: "webshop/prod/**", Allow: "none"},                                           // 2
+		{Path: "webshop/prod/DATABASE_URL", Executables: []string{app}, Allow: "read"},               // 0
+		{Path: "webshop/prod/API_KEY", SHA256: []string{testutil.FileSHA256(t, app)}, Allow: "read"}, // 1
+		{Path: "webshop/prod/**", Allow: "none"},                                                     // 2
 	}, func(c *config.Config) { c.FileMode = 0o444 })
 	db, api := m.path("webshop/prod/DATABASE_URL"), m.path("webshop/prod/API_KEY")
 	cases := []struct {

@@ -252,22 +252,8 @@ func (v *versionNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse
 }
 
 func (v *versionNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if flags&syscall.O_ACCMODE != syscall.O_RDONLY && !v.fsys.opt.ReadOnly {
-		return nil, 0, syscall.EACCES
-	}
 	p, keys := v.paths()
-	if skip, errno := v.fsys.openHook(ctx, p, flags, func() []string { return keys }); skip || errno != 0 {
-		return nil, 0, orENOSYS(skip, errno) // access.go
-	}
-	if v.fsys.opt.ReadOnly {
-		return nil, roOpen, 0
-	}
-	b, errno := v.value()
-	if errno != 0 {
-		return nil, 0, errno
-	}
-	// Direct I/O: the kernel may have taken the size before the fetch.
-	return &handle{buf: b}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+	return v.fsys.openComputed(ctx, flags, p, func() []string { return keys }, v.value)
 }
 
 func (v *versionNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -11,6 +12,28 @@ import (
 // history versions) share these: a read comes from the open's snapshot,
 // or, on a read-only mount where opens never reach the daemon, from the
 // bytes computed now.
+
+// openComputed opens a computed file: read-only (EACCES for writers on a
+// read-write mount; the kernel refuses them on a read-only one), decided
+// by the access rules for path and the keys it holds (keys may be nil),
+// and on a read-write mount a snapshot of content() with direct I/O, since
+// the size the kernel took may be stale by the time it reads.
+func (f *FS) openComputed(ctx context.Context, flags uint32, path string, keys func() []string, content func() ([]byte, syscall.Errno)) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY && !f.opt.ReadOnly {
+		return nil, 0, syscall.EACCES
+	}
+	if skip, errno := f.openHook(ctx, path, flags, keys); skip || errno != 0 {
+		return nil, 0, orENOSYS(skip, errno) // access.go
+	}
+	if f.opt.ReadOnly {
+		return nil, roOpen, 0
+	}
+	b, errno := content()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return &handle{buf: b}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+}
 
 // readComputed serves a READ from fh's snapshot, else from content().
 func readComputed(fh gofs.FileHandle, dest []byte, off int64, content func() ([]byte, syscall.Errno)) (fuse.ReadResult, syscall.Errno) {

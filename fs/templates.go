@@ -196,20 +196,7 @@ func (n *tmplFile) content() ([]byte, syscall.Errno) {
 // them). Direct I/O there: a rendering's size can change between stat and
 // read.
 func (n *tmplFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if flags&syscall.O_ACCMODE != syscall.O_RDONLY && !n.fsys.opt.ReadOnly {
-		return nil, 0, syscall.EACCES
-	}
-	if skip, errno := n.fsys.openHook(ctx, n.path, flags, nil); skip || errno != 0 {
-		return nil, 0, orENOSYS(skip, errno) // access.go
-	}
-	if n.fsys.opt.ReadOnly {
-		return nil, roOpen, 0
-	}
-	b, errno := n.content()
-	if errno != 0 {
-		return nil, 0, errno
-	}
-	return &handle{buf: b}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+	return n.fsys.openComputed(ctx, flags, n.path, nil, n.content)
 }
 
 func (n *tmplFile) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {

@@ -158,16 +158,7 @@ func (n *viewNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 // Open snapshots the rendering (read-write mounts; read-only mounts have no
 // opens). Direct I/O: a rendering's size can change between stat and read.
 func (n *viewNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if flags&syscall.O_ACCMODE != syscall.O_RDONLY && !n.dir.fsys.opt.ReadOnly {
-		return nil, 0, syscall.EACCES
-	}
-	if skip, errno := n.dir.fsys.openHook(ctx, n.path(), flags, n.keys); skip || errno != 0 {
-		return nil, 0, orENOSYS(skip, errno) // access.go
-	}
-	if n.dir.fsys.opt.ReadOnly {
-		return nil, roOpen, 0
-	}
-	return &handle{buf: n.render()}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+	return n.dir.fsys.openComputed(ctx, flags, n.path(), n.keys, func() ([]byte, syscall.Errno) { return n.render(), 0 })
 }
 
 func (n *viewNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {

@@ -130,7 +130,7 @@ func (k *keyModel) outcome(v string, acked bool) {
 type counters struct {
 	reads, readFails, torn, tornWriter, straddled, emptyReads, phantomReads atomic.Int64
 	writes, writesAcked, writesFailed, writesUnknown                        atomic.Int64
-	oobEdits, cycles                                                        atomic.Int64
+	oobEdits                                                                atomic.Int64
 	faults                                                                  sync.Map // kind → *atomic.Int64
 	failMu                                                                  sync.Mutex
 	failKinds                                                               map[string]int

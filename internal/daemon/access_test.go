@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
@@ -69,25 +68,15 @@ allow = "read"
 	if got, ok := catAs("1002", "1002", file); ok {
 		t.Fatalf("uid 1002 read %q before the reload", got)
 	}
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 10s\n%s", what, logs)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	writeConfig("uids = [1002]")
 	// The refused user first: the kernel would admit it on its cached
 	// attributes for an hour unless the reload invalidated them.
-	waitFor("uid 1001 refused after the reload", func() bool { _, ok := catAs("1001", "1001", file); return !ok })
+	waitFor(t, logs, "uid 1001 refused after the reload", func() bool { _, ok := catAs("1001", "1001", file); return !ok })
 	if got, ok := catAs("1002", "1002", file); !ok || got != "postgres://dev" {
 		t.Errorf("uid 1002 after the reload: %q", got)
 	}
 	writeConfig(`executables = ["/usr/bin/cat"]`)
-	waitFor("the remount is logged", func() bool { return strings.Contains(logs.String(), "remount to apply them") })
+	waitFor(t, logs, "the remount is logged", func() bool { return strings.Contains(logs.String(), "remount to apply them") })
 	if got, ok := catAs("1002", "1002", file); !ok || got != "postgres://dev" {
 		t.Errorf("after a refused reload the running rule no longer applies: %q", got)
 	}

@@ -305,30 +305,20 @@ on_change = ["/bin/sh", "-c", "echo run >> ` + string(hl) + `"]
 	if got := readFile(t, file); got != "db=postgres://dev" {
 		t.Fatalf("read %q", got)
 	}
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 10s\n%s", what, logs)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	writeConfig("out/db", "url="+get)
-	waitFor("changed template re-rendered", func() bool { b, _ := os.ReadFile(file); return string(b) == "url=postgres://dev" })
+	waitFor(t, logs, "changed template re-rendered", func() bool { b, _ := os.ReadFile(file); return string(b) == "url=postgres://dev" })
 	hl.waitRuns(t, 1)
 
 	writeConfig("out/renamed", "url="+get)
 	moved := filepath.Join(mnt, "out/renamed")
-	waitFor("renamed template appears", func() bool { b, _ := os.ReadFile(moved); return string(b) == "url=postgres://dev" })
+	waitFor(t, logs, "renamed template appears", func() bool { b, _ := os.ReadFile(moved); return string(b) == "url=postgres://dev" })
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Errorf("the old template path still answers: %v", err)
 	}
 	hl.waitRuns(t, 1) // a new path is a first render, same bytes: no hook
 
 	writeConfig("out/renamed", "{{ broken")
-	waitFor("the reload failure is logged", func() bool { return strings.Contains(logs.String(), "templates reload failed") })
+	waitFor(t, logs, "the reload failure is logged", func() bool { return strings.Contains(logs.String(), "templates reload failed") })
 	if got := readFile(t, moved); got != "url=postgres://dev" {
 		t.Errorf("after a broken reload the template shows %q", got)
 	}
@@ -506,4 +496,16 @@ func startFromFile(t *testing.T, path, tmp string) (*Daemon, *testutil.Buffer, s
 	}
 	t.Cleanup(func() { _ = d.Stop(context.Background()) })
 	return d, logs, mnt
+}
+
+// waitFor polls ok for up to 10 s, failing with the daemon's log.
+func waitFor(t *testing.T, logs *testutil.Buffer, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s\n%s", what, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -5,6 +5,8 @@ package testutil
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"sync"
@@ -52,4 +54,16 @@ func RequireFUSE(t testing.TB) {
 		t.Fatalf("REQUIRE_FUSE=1 but %s", why)
 	}
 	t.Skip(why)
+}
+
+// FileSHA256 is the hex SHA-256 of the file at p (an executable's hash,
+// as access rules name it).
+func FileSHA256(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
