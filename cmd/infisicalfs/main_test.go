@@ -250,10 +250,26 @@ func TestMountRefreshStatusUnmount(t *testing.T) {
 	}
 }
 
+// waitStarted waits for the daemon's "mounted" line: the mount answers
+// (.status) a little before go-fuse's start has closed the probe file it
+// opens in the mount, and a kill -9 inside that window leaves the process
+// unkillable until `infisicalfs unmount` aborts the connection
+// (docs/behaviour.md). Tests that kill at once wait for this.
+func (d *proc) waitStarted(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(d.logs.String(), "msg=mounted"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"mounted\" line in 20s\n%s", d.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestKill9ThenRemount(t *testing.T) {
 	w := newWorld(t)
 	mnt := filepath.Join(w.dir, "mnt")
 	d := w.mount(mnt, w.env())
+	d.waitStarted(t)
 	d.cmd.Process.Kill()
 	<-d.done
 	if !mounted(mnt) {
@@ -279,6 +295,7 @@ func TestKill9ThenRemount(t *testing.T) {
 		t.Errorf("state file invalid or holds a value: %s", b)
 	}
 	// unmount clears a stale mount too.
+	d2.waitStarted(t)
 	d2.cmd.Process.Kill()
 	<-d2.done
 	if out, code := runCmd(t, w.env(), "unmount", mnt); code != 0 || mounted(mnt) {

@@ -48,8 +48,9 @@ func IsMounted(path string) (bool, error) {
 }
 
 // abortConnection aborts the FUSE connection mounted at path through
-// fusectl (mounting fusectl if it is not), best effort: the unmount that
-// follows is what the caller checks.
+// fusectl, best effort: the unmount that follows is what the caller checks.
+// If fusectl is not mounted it is mounted for the write and unmounted after,
+// so recovering a stale mount leaves no mount of its own behind.
 func abortConnection(path string) {
 	dev, ok := mountDevice(path)
 	if !ok {
@@ -57,7 +58,9 @@ func abortConnection(path string) {
 	}
 	const ctl = "/sys/fs/fuse/connections"
 	if _, err := os.Stat(ctl + "/" + dev); errors.Is(err, os.ErrNotExist) {
-		_ = unix.Mount("fusectl", ctl, "fusectl", 0, "")
+		if unix.Mount("fusectl", ctl, "fusectl", 0, "") == nil {
+			defer unix.Unmount(ctl, 0)
+		}
 	}
 	_ = os.WriteFile(ctl+"/"+dev+"/abort", []byte("1"), 0)
 }
