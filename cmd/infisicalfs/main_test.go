@@ -265,6 +265,40 @@ func (d *proc) waitStarted(t *testing.T) {
 	}
 }
 
+// `infisicalfs unmount` of a live mount: the daemon sees a plain umount
+// and exits 0; with a file held open by a shell the mount is busy, and the
+// command still succeeds (abort, then detach) with the daemon gone.
+func TestUnmountLiveMount(t *testing.T) {
+	w := newWorld(t)
+	for _, busy := range []bool{false, true} {
+		mnt := filepath.Join(w.dir, fmt.Sprintf("mnt-busy-%v", busy))
+		d := w.mount(mnt, w.env())
+		d.waitStarted(t)
+		if busy {
+			holder := exec.Command("sh", "-c", "exec 9<"+filepath.Join(mnt, "webshop/dev/DATABASE_URL")+"; sleep 30")
+			if err := holder.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer holder.Process.Kill()
+			time.Sleep(200 * time.Millisecond) // the shell has opened the file
+		}
+		if out, code := runCmd(t, w.env(), "unmount", mnt); code != 0 {
+			t.Errorf("busy=%v: unmount of a live mount: %d %q", busy, code, out)
+		}
+		select {
+		case err := <-d.done:
+			if !busy && err != nil {
+				t.Errorf("exit after a plain unmount: %v\n%s", err, d.logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("busy=%v: daemon still running after unmount", busy)
+		}
+		if mounted(mnt) {
+			t.Errorf("busy=%v: still mounted after unmount", busy)
+		}
+	}
+}
+
 func TestKill9ThenRemount(t *testing.T) {
 	w := newWorld(t)
 	mnt := filepath.Join(w.dir, "mnt")

@@ -108,18 +108,27 @@ func Stale(path string) bool {
 }
 
 // ForceUnmount detaches a FUSE mount, live or dead: the umount syscall as root,
-// else fusermount3 (lazily, so a dead mount goes too). As root it first
-// aborts the mount's FUSE connection, which fails every request still
-// waiting on it: a daemon killed while one of its own threads waited on
-// its mount can then finish exiting instead of hanging forever.
+// else fusermount3 (lazily, so a dead mount goes too). As root a plain
+// umount comes first: a live daemon sees it and exits cleanly, and the
+// kernel fails whatever still waits on a dead connection. Only if the mount
+// is busy (a file of it still open, perhaps by a daemon killed while it
+// held one, which then can never exit) is the connection aborted and the
+// mount detached.
 func ForceUnmount(path string, stderr io.Writer) error {
 	if os.Geteuid() == 0 {
+		if unix.Unmount(path, 0) == nil {
+			return nil
+		}
 		abortConnection(path)
 		err := unix.Unmount(path, 0)
 		if err == nil {
 			return nil
 		}
-		if err2 := unix.Unmount(path, unix.MNT_DETACH); err2 == nil {
+		if unix.Unmount(path, unix.MNT_DETACH) == nil {
+			return nil
+		}
+		// An aborted live daemon unmounts by itself, which can win the race.
+		if m, merr := IsMounted(path); merr == nil && !m {
 			return nil
 		}
 		return fmt.Errorf("unmount %s: %w", path, err)
