@@ -32,6 +32,11 @@ func newRuleset(r *Rules) *ruleset {
 }
 
 func (s *ruleset) attr(path string, dir bool) Attr {
+	if len(s.rules.rules) == 0 {
+		// Nothing to match: the answer is the defaults, and caching it
+		// per path would cost ~130 B for every name the kernel looks up.
+		return s.rules.attr(path, dir)
+	}
 	k := attrKey{path, dir}
 	if a, ok := s.attrs.Load(k); ok {
 		return a.(Attr)

@@ -150,46 +150,92 @@ const (
 	viewVersion             // get-one ?version=N: full, but a version row has no tags or metadata
 )
 
-func secretJSON(p *project, env, path string, sec *secret, value string, hidden bool, v view) map[string]any {
-	m := map[string]any{
-		"id": sec.id, "_id": sec.id, "workspace": p.id, "environment": env, "version": sec.version,
-		"type": "shared", "secretKey": sec.key, "secretValue": value, "secretComment": sec.comment,
-		"skipMultilineEncoding": sec.skipMultiline, "secretReminderNote": nil,
-		"secretReminderRepeatDays": nil, "isRotatedSecret": false, "rotationId": nil,
-		"actor": map[string]any{"actorId": sec.actorID, "actorType": sec.actorType, "name": sec.actorName},
+// secretOut is a secret object as the API answers it. A struct, not a map:
+// encoding/json sorts map keys, which made a 100k-secret listing take the
+// server over a second to render (and again for every 304, whose ETag needs
+// the body). Pointer fields marked omitempty are the ones a view leaves out.
+type secretOut struct {
+	ID                       string     `json:"id"`
+	LegacyID                 string     `json:"_id"`
+	Workspace                string     `json:"workspace"`
+	Environment              string     `json:"environment"`
+	Version                  int        `json:"version"`
+	Type                     string     `json:"type"`
+	SecretKey                string     `json:"secretKey"`
+	SecretValue              string     `json:"secretValue"`
+	SecretComment            string     `json:"secretComment"`
+	SkipMultilineEncoding    bool       `json:"skipMultilineEncoding"`
+	SecretReminderNote       *string    `json:"secretReminderNote"`
+	SecretReminderRepeatDays *int       `json:"secretReminderRepeatDays"`
+	IsRotatedSecret          bool       `json:"isRotatedSecret"`
+	RotationID               *string    `json:"rotationId"`
+	Actor                    actorOut   `json:"actor"`
+	CreatedAt                *string    `json:"createdAt,omitempty"`
+	UpdatedAt                *string    `json:"updatedAt,omitempty"`
+	SecretValueHidden        *bool      `json:"secretValueHidden,omitempty"`
+	SecretPath               *string    `json:"secretPath,omitempty"`
+	SecretMetadata           *[]metaOut `json:"secretMetadata,omitempty"`
+	Tags                     *[]tagOut  `json:"tags,omitempty"`
+}
+
+type actorOut struct {
+	ActorID   string `json:"actorId"`
+	ActorType string `json:"actorType"`
+	Name      string `json:"name"`
+}
+
+type tagOut struct {
+	ID    string  `json:"id"`
+	Slug  string  `json:"slug"`
+	Name  string  `json:"name"`
+	Color *string `json:"color"`
+}
+
+type metaOut struct {
+	Key         string `json:"key"`
+	Value       string `json:"value"`
+	IsEncrypted bool   `json:"isEncrypted"`
+}
+
+func secretJSON(p *project, env, path string, sec *secret, value string, hidden bool, v view) *secretOut {
+	m := &secretOut{
+		ID: sec.id, LegacyID: sec.id, Workspace: p.id, Environment: env, Version: sec.version,
+		Type: "shared", SecretKey: sec.key, SecretValue: value, SecretComment: sec.comment,
+		SkipMultilineEncoding: sec.skipMultiline,
+		Actor:                 actorOut{ActorID: sec.actorID, ActorType: sec.actorType, Name: sec.actorName},
 	}
 	if v != viewImport {
-		m["createdAt"], m["updatedAt"] = iso(sec.createdAt), iso(sec.updatedAt)
+		c, u := iso(sec.createdAt), iso(sec.updatedAt)
+		m.CreatedAt, m.UpdatedAt = &c, &u
 	}
 	if v != viewBase {
-		m["secretValueHidden"] = hidden
+		m.SecretValueHidden = &hidden
 	}
 	switch v {
 	case viewFull, viewImport:
-		m["secretPath"] = path
-		m["secretMetadata"] = metadataJSON(sec)
-		m["tags"] = tagsJSON(sec)
+		md, tags := metadataJSON(sec), tagsJSON(sec)
+		m.SecretPath, m.SecretMetadata, m.Tags = &path, &md, &tags
 	case viewVersion:
 		// The backend parses a version row with tags defaulting to [] and
 		// no secretMetadata, which the response schema then omits.
-		m["secretPath"] = path
-		m["tags"] = []any{}
+		tags := []tagOut{}
+		m.SecretPath, m.Tags = &path, &tags
 	}
 	return m
 }
 
-func tagsJSON(sec *secret) []any {
-	out := []any{}
+func tagsJSON(sec *secret) []tagOut {
+	out := make([]tagOut, 0, len(sec.tags))
 	for _, t := range sec.tags {
-		out = append(out, map[string]any{"id": t.id, "slug": t.slug, "name": t.name, "color": nil})
+		out = append(out, tagOut{ID: t.id, Slug: t.slug, Name: t.name})
 	}
 	return out
 }
 
-func metadataJSON(sec *secret) []any {
-	out := []any{}
+func metadataJSON(sec *secret) []metaOut {
+	out := make([]metaOut, 0, len(sec.metadata))
 	for _, m := range sec.metadata {
-		out = append(out, map[string]any{"key": m.key, "value": m.value, "isEncrypted": false})
+		out = append(out, metaOut{Key: m.key, Value: m.value})
 	}
 	return out
 }
@@ -376,7 +422,7 @@ func (c *call) importJSON(x *expander, im importRef, o readOpts) (map[string]any
 	if src == nil {
 		return nil, nil
 	}
-	list := []any{}
+	list := []*secretOut{}
 	for _, sec := range src.sortedSecrets() {
 		v, hidden, d := c.render(x, im.env, im.path, sec, o)
 		if d != nil {
