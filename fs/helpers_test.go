@@ -47,9 +47,10 @@ type mountConfig struct {
 	tokenPolicy infisical.TokenPolicy
 	seed        func(srv *infisicaltest.Server, webshop string)
 	envs        []string
-	httpClient  *http.Client         // nil: the client's own
-	rawValues   bool                 // expand_references = false
-	configure   func(*config.Config) // last word on the config (access_test.go)
+	httpClient  *http.Client           // nil: the client's own
+	rawValues   bool                   // expand_references = false
+	configure   func(*config.Config)   // last word on the config (access_test.go)
+	retry       *infisical.RetryPolicy // nil: testRetry
 }
 
 // mountForTest starts a test server with a project "webshop" (envs dev and
@@ -108,6 +109,9 @@ func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountCo
 		mc.configure(&cfg)
 	}
 	retry := testRetry
+	if mc.retry != nil {
+		retry = *mc.retry
+	}
 	d, err := daemon.Start(context.Background(), daemon.Options{
 		Config: cfg, Mountpoint: m.dir, Logger: log,
 		HTTPClient: mc.httpClient, Retry: &retry, PushTimeout: 10 * time.Second,

@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -155,6 +157,63 @@ func TestOutageServesLastValues(t *testing.T) {
 	}
 	if st.Stale {
 		t.Errorf(".status after recovery still stale: %+v", st)
+	}
+}
+
+// An outage shows in .status, and at open for writing, as soon as one
+// request goes unanswered, not when the cycle's retry gives up (here after
+// an hour's wait). Writes land as soon as Infisical answers; the mount
+// stays stale until a cycle succeeds (TestWritesLandRightAfterRecovery).
+func TestOutageShowsAtTheFirstUnansweredRequest(t *testing.T) {
+	slow := testRetry
+	slow.ServerErrorWait = time.Hour
+	// With a token kept across cycles the cycle's first request is the
+	// listing, a GET, which the client retries after any failure.
+	m := mountForTest(t, withSeed(seedBasic), func(mc *mountConfig) {
+		mc.retry, mc.tokenPolicy = &slow, infisical.TokenRenew
+	})
+	type status struct {
+		Stale      bool    `json:"stale"`
+		StaleSince *string `json:"stale_since"`
+		LastError  string  `json:"last_error"`
+	}
+	readStatus := func() status {
+		var st status
+		if err := json.Unmarshal([]byte(m.readFile(".status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	m.srv.SetOutage(true)
+	cycle := make(chan error, 1)
+	go func() { cycle <- m.sync.Sync(t.Context(), false) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st := readStatus()
+		if st.Stale && st.StaleSince != nil && strings.Contains(st.LastError, "unreachable") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf(".status 10 s into an outage = %+v, want stale with a since and the error", st)
+		}
+	}
+	select {
+	case err := <-cycle:
+		t.Fatalf("the cycle ended (%v); its retry should still be waiting", err)
+	default:
+	}
+	if got := m.readFile("webshop/dev/API_KEY"); got != "k-123" {
+		t.Errorf("read during the outage = %q", got)
+	}
+	err := os.WriteFile(m.path("webshop/dev/API_KEY"), []byte("k-during"), 0o644)
+	if !errors.Is(err, syscall.EIO) {
+		t.Errorf("write during the outage: %v, want EIO at open", err)
+	}
+	m.srv.SetOutage(false)
+	if err := os.WriteFile(m.path("webshop/dev/API_KEY"), []byte("k-after"), 0o644); err != nil {
+		t.Fatalf("write once Infisical answers: %v", err)
+	}
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "API_KEY"); v != "k-after" {
+		t.Errorf("server has %q after the write, want k-after", v)
 	}
 }
 

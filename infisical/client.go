@@ -76,6 +76,11 @@ type Config struct {
 	// relogin or renewal), outside the client's locks, so the agent's
 	// token sinks can follow it. It must not call back into the client.
 	OnToken func(token []byte)
+	// OnNoAnswer, if set, is called when an attempt got no answer and the
+	// client is about to wait and retry it, with the ErrUnreachable error
+	// the call would return: a caller need not wait out the retry to know
+	// that Infisical is down. Called outside the client's locks.
+	OnNoAnswer func(err error)
 }
 
 // RetryPolicy holds the waits of the retry policy. Sleep is injectable so
@@ -161,15 +166,16 @@ func defaultHTTPClient() *http.Client {
 
 // Client talks to one Infisical site. It is safe for concurrent use.
 type Client struct {
-	site   string // scheme://host[/prefix], without /api
-	hc     *http.Client
-	log    *slog.Logger
-	ua     string
-	policy TokenPolicy
-	retry  RetryPolicy
-	obs    func(method, route string, status int, d time.Duration)
-	onTok  func(token []byte)
-	now    func() time.Time // replaced by tests
+	site       string // scheme://host[/prefix], without /api
+	hc         *http.Client
+	log        *slog.Logger
+	ua         string
+	policy     TokenPolicy
+	retry      RetryPolicy
+	obs        func(method, route string, status int, d time.Duration)
+	onTok      func(token []byte)
+	onNoAnswer func(err error)
+	now        func() time.Time // replaced by tests
 
 	auth     authenticator
 	loginSem chan struct{} // one login at a time; a channel so waiting honours ctx
@@ -199,6 +205,7 @@ func New(cfg Config) (*Client, error) {
 		retry:        cfg.Retry.withDefaults(),
 		obs:          cfg.Observe,
 		onTok:        cfg.OnToken,
+		onNoAnswer:   cfg.OnNoAnswer,
 		now:          time.Now,
 		loginSem:     make(chan struct{}, 1),
 		clientID:     cfg.ClientID,
@@ -320,7 +327,12 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 			}
 			if !retried && !cl.noRetry && (cl.method == http.MethodGet || neverSent(err)) {
 				retried = true
-				if err := c.wait(ctx, cl, c.retry.ServerErrorWait, "connection error"); err != nil {
+				if c.onNoAnswer != nil {
+					c.onNoAnswer(&APIError{Op: cl.op, Method: cl.method, Route: cl.route,
+						Message: transportText(err), Err: ErrUnreachable,
+						Remedy: fmt.Sprintf("check that Infisical runs at %s; retrying", c.site)})
+				}
+				if err := c.wait(ctx, cl, c.capped(ctx, c.retry.ServerErrorWait), "connection error"); err != nil {
 					return nil, err
 				}
 				continue
@@ -349,13 +361,30 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 		case st >= 500 && !retried && (cl.method == http.MethodGet ||
 			st == http.StatusBadGateway || st == http.StatusServiceUnavailable):
 			retried = true
-			if err := c.wait(ctx, cl, c.retry.ServerErrorWait, "server error"); err != nil {
+			if err := c.wait(ctx, cl, c.capped(ctx, c.retry.ServerErrorWait), "server error"); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		return nil, c.apiError(cl, resp)
 	}
+}
+
+type retryCapKey struct{}
+
+// WithRetryCap returns ctx under which the client waits at most d before
+// retrying a request that got no answer or a 5xx. A sync cycle passes its
+// refresh interval: waiting longer than the next cycle would is pointless.
+// The wait after a 429 is not capped: Retry-After is the server's word.
+func WithRetryCap(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, retryCapKey{}, d)
+}
+
+func (c *Client) capped(ctx context.Context, d time.Duration) time.Duration {
+	if limit, ok := ctx.Value(retryCapKey{}).(time.Duration); ok && limit > 0 {
+		return min(d, limit)
+	}
+	return d
 }
 
 // wait sleeps before a retry, giving up when ctx is done.

@@ -56,6 +56,12 @@ func TestRetryPolicy(t *testing.T) {
 		{name: "outage on a write (refused: never sent, so retried)",
 			fault: func(e *testEnv) { e.srv.SetOutage(true); e.c.hc.CloseIdleConnections() },
 			run:   create, want: ErrUnreachable, requests: 0, sleeps: []time.Duration{30 * time.Second}},
+		{name: "a retry cap shortens the wait after a 500", fault: func(e *testEnv) { e.srv.FailNext(1, 500) },
+			run: listCapped, requests: 2, sleeps: []time.Duration{2 * time.Second}},
+		{name: "a retry cap shortens the wait in an outage", fault: func(e *testEnv) { e.srv.SetOutage(true) },
+			run: listCapped, want: ErrUnreachable, requests: 0, sleeps: []time.Duration{2 * time.Second}},
+		{name: "a retry cap leaves Retry-After alone", fault: func(e *testEnv) { e.srv.SetRetryAfter(7); e.srv.FailNext(1, 429) },
+			run: listCapped, requests: 2, sleeps: []time.Duration{7 * time.Second}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -244,4 +250,49 @@ func writeStub(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
+}
+
+// listCapped lists as a sync cycle with a 2 s refresh interval does.
+func listCapped(e *testEnv) error {
+	_, err := e.c.ListSecrets(WithRetryCap(context.Background(), 2*time.Second), ListOptions{ProjectID: e.proj, Environment: "dev"})
+	return err
+}
+
+// OnNoAnswer is told about an unanswered request before the retry's wait,
+// once per unanswered attempt that will be retried, and not at all when
+// Infisical answers (even with an error).
+func TestOnNoAnswerComesBeforeTheWait(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	e := newEnv(t, func(c *Config) {
+		c.OnNoAnswer = func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !errors.Is(err, ErrUnreachable) {
+				t.Errorf("OnNoAnswer(%v): not ErrUnreachable", err)
+			}
+			events = append(events, "no answer")
+		}
+	})
+	e.login(t)
+	sleep := e.c.retry.Sleep
+	e.c.retry.Sleep = func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		events = append(events, "wait")
+		mu.Unlock()
+		return sleep(ctx, d)
+	}
+	e.srv.FailNext(1, 500)
+	if err := listOnce(e); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.SetOutage(true)
+	if err := listOnce(e); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("list in an outage: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"wait", "no answer", "wait"}; !slices.Equal(events, want) {
+		t.Errorf("events %v, want %v (a 500 is an answer; the outage is told before its wait)", events, want)
+	}
 }

@@ -27,7 +27,11 @@ func (s *Syncer) Sync(ctx context.Context, full bool) error {
 	s.cycleMu.Lock()
 	defer s.cycleMu.Unlock()
 	start := time.Now()
-	err := s.sync(ctx, full)
+	s.mu.Lock()
+	interval := s.opt.Interval
+	s.mu.Unlock()
+	// A retry waits no longer than the next cycle would come.
+	err := s.sync(infisical.WithRetryCap(ctx, interval), full)
 	d := time.Since(start)
 	s.cycles.Add(1)
 	if s.opt.OnSync != nil {
@@ -418,6 +422,9 @@ func metaOf(sec *infisical.Secret) vault.Meta {
 
 // notesOf is what the vault keeps sealed about it besides the value.
 func notesOf(sec *infisical.Secret) *vault.Notes {
+	if sec.Comment == "" && len(sec.Metadata) == 0 {
+		return nil // the vault keeps nothing for empty notes either
+	}
 	n := &vault.Notes{Comment: sec.Comment}
 	for _, m := range sec.Metadata {
 		n.Metadata = append(n.Metadata, vault.Metadatum{Key: m.Key, Value: m.Value})

@@ -108,6 +108,24 @@ func (s *Syncer) reachedLocked() {
 	s.contactErr, s.refusing = nil, false
 }
 
+// NoAnswer marks the mount stale as soon as one request got no answer,
+// while the client still waits to retry it (infisical.Config.OnNoAnswer):
+// .status and opens for writing reflect the outage at once, not when the
+// cycle gives up. Nothing is counted here; a cycle that then fails counts
+// its error once (contactFailed).
+func (s *Syncer) NoAnswer(err error) {
+	s.mu.Lock()
+	first := s.staleSince.IsZero()
+	if first {
+		s.staleSince = time.Now()
+	}
+	s.lastErr, s.contactErr = err, err
+	s.mu.Unlock()
+	if first {
+		s.log.Warn("Infisical does not answer; reads serve the last values, writes are refused until it does", "err", err)
+	}
+}
+
 func (s *Syncer) scopeFailed(k scopeKey, err error) {
 	s.mu.Lock()
 	sc := s.scopes[k]

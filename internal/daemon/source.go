@@ -115,6 +115,8 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	if o.Retry != nil {
 		retry = *o.Retry
 	}
+	// The client exists before the syncer it reports outages to.
+	var syn atomic.Pointer[syncer.Syncer]
 	client, err := infisical.New(infisical.Config{
 		SiteURL:             cfg.URL,
 		AuthMethod:          infisical.AuthMethod(cfg.AuthMethod),
@@ -131,6 +133,11 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		UserAgent:           o.UserAgent,
 		Observe:             observe(o.Metrics),
 		OnToken:             o.OnToken,
+		OnNoAnswer: func(err error) {
+			if sy := syn.Load(); sy != nil {
+				sy.NoAnswer(err)
+			}
+		},
 	})
 	if err != nil {
 		v.Destroy()
@@ -154,6 +161,7 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		OnSync:             syncObserver(o.Metrics, v),
 		OnPush:             pushObserver(o.Metrics),
 	})
+	syn.Store(s.sync)
 	// A server that does not answer at all is a typo or a down server:
 	// say so at once, not after the login's retry wait (30 s by default).
 	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
