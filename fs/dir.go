@@ -39,10 +39,10 @@ type dirNode struct {
 	// local holds files that exist here but not (or not yet) in the vault:
 	// scratch files, and secrets created but not yet pushed.
 	local map[string]*fileNode
-	// refused is each name's last ESTALE refusal: the kernel's retry of
-	// a refused operation and an editor's recovery after a refused save
-	// are refused too (served.go).
-	refused map[string]refusal
+	// refused is each process's last ESTALE refusal per name: the
+	// kernel's retry of a refused operation and an editor's recovery
+	// after a refused save are refused too (served.go).
+	refused map[refusalKey]refusal
 	// hidden are secret names moved onto a scratch name (vim renames KEY to
 	// KEY~ before writing a new KEY): the server copy is kept until the
 	// scratch copy is dropped, but the name is gone from the directory.

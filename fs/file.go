@@ -480,7 +480,7 @@ func (n *fileNode) store(b []byte, base int) syscall.Errno {
 	if err := n.fsys.push(d.addr(name), b, base); err != nil {
 		errno := toErrno(err)
 		if n.dropPending(d, name, errno) {
-			n.fsys.log.Info("created file removed: its first push failed", "path", d.display(name))
+			n.fsys.log.Info("created file removed: its first push failed", "path", d.display(name), "errno", errno)
 		}
 		return errno
 	}

@@ -49,15 +49,22 @@ func tgid(tid uint32) uint32 {
 // within milliseconds; a program retrying on purpose later goes through.
 const refusalLasts = time.Second
 
-// refusal is a name's last ESTALE refusal: the process it refused, and
-// whether its later writes are refused too (a path operation's, for the
-// kernel's retry) or only its unlinks and creates (a close's or fsync's:
-// an editor's recovery deletes and recreates the key, while a program
-// re-opening to retry its edit must go through).
+// refusal is a process's last ESTALE refusal on a name: whether its later
+// writes are refused too (a path operation's, for the kernel's retry) or
+// only its unlinks and creates (a close's or fsync's: an editor's recovery
+// deletes and recreates the key, while a program re-opening to retry its
+// edit must go through).
 type refusal struct {
-	tgid   uint32
 	until  time.Time
 	writes bool
+}
+
+// refusalKey is one process's refusals on one name. Keyed by both: with
+// one entry per name, a sed refused on KEY replaced vim's refusal, and
+// vim's recovery (unlink KEY) then deleted the secret in Infisical.
+type refusalKey struct {
+	name string
+	tgid uint32
 }
 
 // Operations a refusal may cover.
@@ -82,25 +89,35 @@ func (d *dirNode) refuseProcess(name string, tg uint32, writes bool) {
 	if tg == 0 {
 		return
 	}
+	now := time.Now()
 	d.mu.Lock()
 	if d.refused == nil {
-		d.refused = map[string]refusal{}
+		d.refused = map[refusalKey]refusal{}
 	}
-	d.refused[name] = refusal{tgid: tg, until: time.Now().Add(refusalLasts), writes: writes}
+	for k, r := range d.refused { // expired ones go; there are few
+		if now.After(r.until) {
+			delete(d.refused, k)
+		}
+	}
+	k := refusalKey{name, tg}
+	r := d.refused[k]
+	r.until, r.writes = now.Add(refusalLasts), r.writes || writes
+	d.refused[k] = r
 	d.mu.Unlock()
 }
 
 // refusing reports whether thread tid's operation op on name falls under
 // a refusal.
 func (d *dirNode) refusing(name string, tid uint32, op int) bool {
+	k := refusalKey{name, tgid(tid)}
 	d.mu.Lock()
-	r, ok := d.refused[name]
+	r, ok := d.refused[k]
 	if ok && time.Now().After(r.until) {
-		delete(d.refused, name)
+		delete(d.refused, k)
 		ok = false
 	}
 	d.mu.Unlock()
-	return ok && (r.writes || op == opReplace) && tgid(tid) == r.tgid
+	return ok && (r.writes || op == opReplace)
 }
 
 // checkBase asks the backend whether Infisical still holds version base.

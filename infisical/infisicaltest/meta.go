@@ -90,3 +90,16 @@ func (s *Server) mustSecret(projectID, env, path, key string) *secret {
 	}
 	return f.secrets[key]
 }
+
+// SecretHistoryValues returns the value of every version of a secret the
+// server still keeps, oldest first (since its last creation: a deleted and
+// recreated secret starts again at version 1).
+func (s *Server) SecretHistoryValues(projectID, env, path, key string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, h := range s.mustSecret(projectID, env, path, key).history {
+		out = append(out, h.value)
+	}
+	return out
+}
