@@ -148,7 +148,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.getattrAt(d, name, &out.Attr)
-	h := &handle{n: n, write: true, truncated: !n.scratch, pid: callerPid(ctx), base: base, editOf: base}
+	h := &handle{n: n, write: true, truncated: !n.scratch, pid: callerPid(ctx), base: base, editOf: base, ofSecret: !n.scratch, openDir: d, openName: name}
 	return ch, h, fuse.FOPEN_DIRECT_IO, 0
 }
 
@@ -336,6 +336,17 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		d.moveLocal(name, nd, newName, src)
 		return 0
 	case srcLocal && src.isScratch():
+		nd.mu.Lock()
+		target := nd.local[newName]
+		nd.mu.Unlock()
+		if target != nil {
+			if busy, _, _ := target.savedByOther(callerPid(ctx)); busy {
+				// An editor is saving the key (sed -i beside vim): the
+				// rename would unlink its file mid-write, and its recovery
+				// would then delete the secret.
+				return nd.deny(syscall.ESTALE, newName, "another program is saving this key right now; retry")
+			}
+		}
 		return d.pushScratch(name, nd, newName, src, callerPid(ctx))
 	case srcLocal: // pending secret, not pushed yet: its push goes to the new name
 		d.moveLocal(name, nd, newName, src)

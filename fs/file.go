@@ -213,7 +213,8 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx), opWrite) {
 		return nil, 0, syscall.ESTALE // the kernel's retry of a refused open
 	}
-	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0}
+	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0, ofSecret: !n.isScratch()}
+	h.openDir, h.openName, _ = n.where()
 	if busy, d, name := n.savedByOther(h.pid); busy {
 		// An editor is saving this key: another program may not write
 		// its unpushed bytes, and reads what Infisical holds.
@@ -466,7 +467,17 @@ func (n *fileNode) truncatePath(sz uint64) syscall.Errno {
 func (n *fileNode) store(b []byte, base int) syscall.Errno {
 	d, name, ok := n.where()
 	if !ok {
-		return 0 // unlinked: like a write to a deleted file, it goes nowhere
+		n.mu.Lock()
+		scratch := n.scratch
+		n.mu.Unlock()
+		if scratch {
+			return 0 // a local file unlinked while open: nothing to push
+		}
+		// A secret removed or replaced while open for writing (sed -i's
+		// rename onto it beside a `>>`): the bytes would go nowhere, as on
+		// a local disk, but its writer must not believe they landed.
+		n.fsys.log.Warn("refused: the secret was removed or replaced while open for writing; this write reached nothing; re-read and retry", "errno", syscall.ESTALE.Error())
+		return syscall.ESTALE
 	}
 	n.mu.Lock()
 	if n.scratch {

@@ -2,10 +2,14 @@ package fs_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
@@ -228,4 +232,96 @@ func TestWriterBetweenCheckAndPatchIsNotLost(t *testing.T) {
 		t.Fatalf("re-run: %v\n%s", err, out)
 	}
 	m.both("dev", "/", "DATABASE_URL", strings.Replace(rotatedValue, "db1", "db7", 1))
+}
+
+// A write open on a key that an editor then moves aside to save it (vim:
+// rename KEY KEY~) would write into the editor's backup, which the editor
+// deletes: close() fails with ESTALE instead of reporting a write that
+// reached nothing, and Infisical keeps its value. In the two-mount soak,
+// `dd` beside vim lost its token this way with exit 0. (An append was
+// refused already, by its version check; a blind overwrite was not.)
+func TestWriteToAKeyMovedAsideFails(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	dir := m.path("webshop", "dev")
+	f, err := os.OpenFile(filepath.Join(dir, "DATABASE_URL"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := shIn(dir, "mv DATABASE_URL DATABASE_URL~").CombinedOutput(); err != nil {
+		f.Close()
+		t.Fatalf("mv aside: %v\n%s", err, out)
+	}
+	if _, err := f.Write([]byte(" appended")); err != nil {
+		f.Close()
+		t.Fatalf("write: %v", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.ESTALE) {
+		t.Errorf("close of a write to a key moved aside = %v, want ESTALE", err)
+	}
+	if !strings.Contains(m.logs.String(), "moved aside while open for writing") {
+		t.Error("the refusal is not logged")
+	}
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
+		t.Errorf("server has %q, want %q untouched", v, oldValue)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "DATABASE_URL~")); err != nil || strings.Contains(string(got), "appended") {
+		t.Errorf("the moved-aside copy = %q, %v: the refused bytes must not be in it", got, err)
+	}
+}
+
+// sed -i renaming its result onto a key that another program is saving
+// right now (vim: the key moved aside, a new file created in its place and
+// still open) is refused: the rename would unlink the editor's file while
+// it writes, and the editor's recovery from the failed save would then
+// delete the secret. In the two-mount soak that was the last DELETE.
+func TestRenameOntoAKeyBeingSavedIsRefused(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	dir := m.path("webshop", "dev")
+	saver := shIn(dir, "mv DATABASE_URL DATABASE_URL~ && exec 3>DATABASE_URL && echo ready && exec sleep 30")
+	out, err := saver.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := saver.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = saver.Process.Kill(); _ = saver.Wait() })
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
+		t.Fatalf("the saving process did not start: %q %v", line, err)
+	}
+	sedOut, err := shIn(dir, "sed -i s/OLD/SED/ DATABASE_URL").CombinedOutput()
+	if err == nil {
+		t.Errorf("sed -i onto a key being saved succeeded: %s", sedOut)
+	}
+	if !strings.Contains(m.logs.String(), "another program is saving this key right now") {
+		t.Error("the refusal is not logged")
+	}
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
+		t.Errorf("server has %q, want %q untouched", v, oldValue)
+	}
+}
+
+// A write open on a key that another program replaces meanwhile (sed -i's
+// rename onto it) reaches nothing, as on a local disk; close() says so
+// with ESTALE instead of reporting success, and the replacement stays.
+func TestWriteToAReplacedKeyFails(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	dir := m.path("webshop", "dev")
+	f, err := os.OpenFile(filepath.Join(dir, "DATABASE_URL"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := shIn(dir, "sed -i s/OLD/SED/ DATABASE_URL").CombinedOutput(); err != nil {
+		f.Close()
+		t.Fatalf("sed -i: %v\n%s", err, out)
+	}
+	if _, err := f.Write([]byte("mine")); err != nil {
+		f.Close()
+		t.Fatalf("write: %v", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.ESTALE) {
+		t.Errorf("close of a write to a replaced key = %v, want ESTALE", err)
+	}
+	m.both("dev", "/", "DATABASE_URL", strings.Replace(oldValue, "OLD", "SED", 1))
 }

@@ -15,6 +15,15 @@ type handle struct {
 	n     *fileNode // nil for a view's snapshot
 	write bool
 	pid   uint32 // the process that opened it
+	// ofSecret: opened as a secret, not a scratch file. If the node is
+	// moved to a scratch name while open (vim renames KEY to KEY~ to save
+	// it), this handle's writes would land in the editor's backup, which
+	// the editor deletes: they are refused instead.
+	ofSecret bool
+	// openDir and openName are where it was opened, for a refusal after
+	// the node was replaced or removed meanwhile.
+	openDir  *dirNode
+	openName string
 
 	// mu guards the fields below; it is the last lock in the order
 	// (dirNode.mu, fileNode.mu, handle.mu) and is never held across a
@@ -146,6 +155,12 @@ func (h *handle) commit() syscall.Errno {
 	// Whatever the outcome, close() has now reported on this handle's
 	// value: release must not push it again behind the caller's back.
 	h.truncated = false
+	if h.ofSecret && h.n.isScratch() {
+		h.mu.Unlock()
+		h.n.fsys.log.Warn("refused: the secret was moved aside while open for writing (an editor saving it); this write reached nothing; re-read and retry",
+			"path", h.n.display(), "errno", syscall.ESTALE.Error())
+		return syscall.ESTALE
+	}
 	b, seq, base, checked := append([]byte(nil), h.buf...), h.seq, h.base, h.checked
 	h.mu.Unlock()
 	defer clear(b)
@@ -161,7 +176,11 @@ func (h *handle) commit() syscall.Errno {
 		if errno == syscall.ESTALE {
 			// An editor's recovery (unlink the key, create it again from
 			// a backup) must not delete or replace what it was refused.
-			if d, name, ok := h.n.where(); ok {
+			d, name, ok := h.n.where()
+			if !ok { // replaced or removed while open: the name it had
+				d, name, ok = h.openDir, h.openName, h.openDir != nil
+			}
+			if ok {
 				d.refuseProcess(name, tgid(h.pid), false)
 			}
 		}
