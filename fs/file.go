@@ -65,6 +65,21 @@ func (n *fileNode) where() (d *dirNode, name string, ok bool) {
 	return d, name, ok
 }
 
+// opensAsSecret reports whether an open by thread tid is of a secret: the
+// node is one, or it is a secret that a running editor other than tid's
+// process has just moved aside to save it (vim: rename KEY KEY~). The
+// kernel resolves the path before the move and opens after it, so a `>>
+// KEY` can land on the backup; its writes must not go there unnoticed.
+func (n *fileNode) opensAsSecret(tid uint32) bool {
+	n.mu.Lock()
+	scratch, origin, mover := n.scratch, n.origin, n.movedBy
+	n.mu.Unlock()
+	if !scratch {
+		return true
+	}
+	return origin != "" && mover != 0 && tgid(tid) != mover && alive(mover)
+}
+
 func (n *fileNode) isScratch() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -213,7 +228,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx), opWrite) {
 		return nil, 0, syscall.ESTALE // the kernel's retry of a refused open
 	}
-	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0, ofSecret: !n.isScratch()}
+	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0, ofSecret: n.opensAsSecret(callerPid(ctx))}
 	h.openDir, h.openName, _ = n.where()
 	if busy, d, name := n.savedByOther(h.pid); busy {
 		// An editor is saving this key: another program may not write

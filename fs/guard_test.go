@@ -325,3 +325,26 @@ func TestWriteToAReplacedKeyFails(t *testing.T) {
 	}
 	m.both("dev", "/", "DATABASE_URL", strings.Replace(oldValue, "OLD", "SED", 1))
 }
+
+// A secret an editor has just moved aside to save it (vim: rename KEY
+// KEY~) is still that secret to every other program: the kernel may have
+// resolved `>> KEY` before the move and open the node after it. A write
+// there by another process fails instead of landing in the backup.
+func TestWriteToABackupBeingSavedFails(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	dir := m.path("webshop", "dev")
+	// This process is the editor: it moves the key aside and stays alive.
+	if err := os.Rename(filepath.Join(dir, "DATABASE_URL"), filepath.Join(dir, "DATABASE_URL~")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := shIn(dir, `printf ' late' | dd of=DATABASE_URL~ oflag=append conv=notrunc status=none`).CombinedOutput()
+	if err == nil {
+		t.Errorf("another program's append to the moved-aside secret succeeded: %s", out)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "DATABASE_URL~")); err != nil || string(got) != oldValue {
+		t.Errorf("the moved-aside copy = %q, %v; want %q", got, err, oldValue)
+	}
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
+		t.Errorf("server has %q, want %q untouched", v, oldValue)
+	}
+}
