@@ -43,6 +43,10 @@ type dirNode struct {
 	// kernel's retry of a refused operation and an editor's recovery
 	// after a refused save are refused too (served.go).
 	refused map[refusalKey]refusal
+	// readers is the version each reading thread last read of each name
+	// (served.go): a derived write is checked against its own read.
+	readers        map[readerKey]int
+	readersPruneAt int
 	// hidden are secret names moved onto a scratch name (vim renames KEY to
 	// KEY~ before writing a new KEY): the server copy is kept until the
 	// scratch copy is dropped, but the name is gone from the directory.

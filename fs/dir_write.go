@@ -143,7 +143,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		old.mu.Lock()
 		old.origin, old.originDir = "", nil
 		old.mu.Unlock()
-		base = d.baseFor(name, old)
+		base = d.baseFor(name, old, callerPid(ctx))
 		n.replaced, n.owner = old, tgid(callerPid(ctx))
 	}
 	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
@@ -202,7 +202,7 @@ func (d *dirNode) unlinkLocal(name string, n *fileNode, tid uint32) syscall.Errn
 	if origin != "" && od != nil {
 		base := copyOf
 		if base == 0 {
-			base = od.baseFor(origin, nil)
+			base = od.baseFor(origin, nil, 0)
 		}
 		if err := d.fsys.opt.Backend.Delete(od.addr(origin), base); err != nil {
 			if errno = toErrno(err); errno != syscall.ESTALE {
@@ -354,7 +354,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	case toScratch:
 		return d.secretToScratch(name, nd, newName, tgid(callerPid(ctx)))
 	default:
-		if err := d.fsys.opt.Backend.Rename(d.addr(name), nd.addr(newName), d.baseFor(name, nil)); err != nil {
+		if err := d.fsys.opt.Backend.Rename(d.addr(name), nd.addr(newName), d.baseFor(name, nil, 0)); err != nil {
 			return d.refuseRetry(name, toErrno(err), callerPid(ctx))
 		}
 		nd.dropLocal(newName)
@@ -410,13 +410,13 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 	// checked against what the mount last served of that key, or, for a
 	// copy of a key moved aside (vim restoring its backup), against the
 	// version it was copied from.
+	var target *fileNode
+	if ch := nd.GetChild(newName); ch != nil {
+		target, _ = ch.Operations().(*fileNode)
+	}
 	base := copyOf
 	if base == 0 {
-		var target *fileNode
-		if ch := nd.GetChild(newName); ch != nil {
-			target, _ = ch.Operations().(*fileNode)
-		}
-		base = nd.baseFor(newName, target)
+		base = nd.baseFor(newName, target, tid)
 	}
 	if err := d.fsys.push(nd.addr(newName), v, base); err != nil {
 		errno := toErrno(err)

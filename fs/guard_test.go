@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -347,4 +348,42 @@ func TestWriteToABackupBeingSavedFails(t *testing.T) {
 	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
 		t.Errorf("server has %q, want %q untouched", v, oldValue)
 	}
+}
+
+// A process that read a key and renames its edit onto it later is checked
+// against what it read, even if another program replaced the key's file in
+// between (sed -i): the replacement must not lend it a newer base. In the
+// two-mount soak, such edits dropped tokens with a clean-looking push.
+func TestEditCheckedAgainstItsOwnRead(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	dir := m.path("webshop", "dev")
+	// One process reads, waits, then writes a scratch file and renames it
+	// onto the key, as sed -i does; perl-base is in every Debian.
+	editor := exec.Command("perl", "-e", `
+		open(my $in, "<", "DATABASE_URL") or die "open: $!\n"; my $v = <$in>; close($in);
+		$| = 1; print "ready\n"; <STDIN>;
+		open(my $out, ">", ".DATABASE_URL.tmp") or die "create: $!\n"; print $out "$v EDITED"; close($out) or die "close: $!\n";
+		rename(".DATABASE_URL.tmp", "DATABASE_URL") or die "rename: $!\n";`)
+	editor.Dir = dir
+	stdin, _ := editor.StdinPipe()
+	stdout, _ := editor.StdoutPipe()
+	var stderr strings.Builder
+	editor.Stderr = &stderr
+	if err := editor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
+		t.Fatalf("the editor did not read: %q %v %s", line, err, stderr.String())
+	}
+	if out, err := shIn(dir, "sed -i s/OLD/SED/ DATABASE_URL").CombinedOutput(); err != nil {
+		t.Fatalf("sed -i: %v\n%s", err, out)
+	}
+	stdin.Write([]byte("go\n"))
+	stdin.Close()
+	err := editor.Wait()
+	if err == nil || !strings.Contains(stderr.String(), "Stale file handle") {
+		t.Errorf("the editor's rename of an edit of an older read: %v %q, want ESTALE", err, stderr.String())
+	}
+	m.both("dev", "/", "DATABASE_URL", strings.Replace(oldValue, "OLD", "SED", 1))
 }

@@ -78,6 +78,9 @@ func (h *handle) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 		// older buffer) serves nothing. fileNode.mu after handle.mu's
 		// release: the lock order.
 		h.n.recordServed(version)
+		if h.openDir != nil {
+			h.openDir.noteReader(h.openName, h.pid, version)
+		}
 	}
 	return fuse.ReadResultData(dest[:k]), 0
 }

@@ -28,6 +28,39 @@ func (n *fileNode) recordServed(v int) {
 	n.mu.Unlock()
 }
 
+// noteReader records that thread tid read version v of name. Kept by name
+// in the directory, not in the node: another program's sed -i or vim save
+// replaces the node between this process's read and its own rename onto
+// the name, and the replacement must not lend it a newer base.
+func (d *dirNode) noteReader(name string, tid uint32, v int) {
+	if v <= 0 || tid == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.readers == nil {
+		d.readers = map[readerKey]int{}
+	}
+	d.readers[readerKey{name, tid}] = v
+	if len(d.readers) > d.readersPruneAt {
+		// Readers of a walk (cat of every key) are gone a moment later:
+		// sweep out the dead ones once the map has doubled since the last
+		// sweep, which keeps it near the live readers at amortized O(1).
+		for k := range d.readers {
+			if !alive(k.tid) {
+				delete(d.readers, k)
+			}
+		}
+		d.readersPruneAt = max(2*len(d.readers), 64)
+	}
+}
+
+// readerKey is one thread's read of one name.
+type readerKey struct {
+	name string
+	tid  uint32
+}
+
 // tgid is the process of thread tid (FUSE names callers by thread), 0 if
 // it is gone.
 func tgid(tid uint32) uint32 {
@@ -138,17 +171,52 @@ func (n *fileNode) display() string {
 	return d.display(name)
 }
 
-// lastServed is the version last served of the secret, 0 if none.
+// readBy is the version of name that thread tid's process last read
+// through this directory; ok is false if it read none.
+func (d *dirNode) readBy(name string, tid uint32) (int, bool) {
+	if tid == 0 {
+		return 0, false
+	}
+	d.mu.Lock()
+	if v, ok := d.readers[readerKey{name, tid}]; ok {
+		d.mu.Unlock()
+		return v, true // the same thread (sed, vim and dd are single-threaded)
+	}
+	rs := map[uint32]int{}
+	for k, v := range d.readers {
+		if k.name == name {
+			rs[k.tid] = v
+		}
+	}
+	d.mu.Unlock()
+	// Another thread of the same process: /proc lookups, outside the lock.
+	if tg := tgid(tid); tg != 0 {
+		for t, v := range rs {
+			if tgid(t) == tg {
+				return v, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// lastServed is the version last served of the secret to anyone, 0 if none.
 func (n *fileNode) lastServed() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.served
 }
 
-// baseFor is the version a change of the secret at d/name derives from:
-// what the mount last served of it, else what the mount shows now (0 when
-// it shows nothing: a create).
-func (d *dirNode) baseFor(name string, n *fileNode) int {
+// baseFor is the version a change of the secret at d/name by thread tid
+// derives from: what the mount last served of it to that process (sed -i
+// and vim read it before they write it back; another reader may have been
+// served a newer version since, which their edit does not hold), else to
+// anyone, else what the mount shows now (0 when it shows nothing: a
+// create).
+func (d *dirNode) baseFor(name string, n *fileNode, tid uint32) int {
+	if v, ok := d.readBy(name, tid); ok {
+		return v
+	}
 	if n != nil {
 		if v := n.lastServed(); v > 0 {
 			return v
