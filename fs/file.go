@@ -72,12 +72,14 @@ func (n *fileNode) where() (d *dirNode, name string, ok bool) {
 // KEY` can land on the backup; its writes must not go there unnoticed.
 func (n *fileNode) opensAsSecret(tid uint32) bool {
 	n.mu.Lock()
-	scratch, origin, mover := n.scratch, n.origin, n.movedBy
+	scratch, mover := n.scratch, n.movedBy
 	n.mu.Unlock()
 	if !scratch {
 		return true
 	}
-	return origin != "" && mover != 0 && tgid(tid) != mover && alive(mover)
+	// Not origin: the editor's new file clears it as soon as it is
+	// created, while an open resolved before the move may still come.
+	return mover != 0 && tgid(tid) != mover && alive(mover)
 }
 
 func (n *fileNode) isScratch() bool {

@@ -338,10 +338,22 @@ func TestWriteToABackupBeingSavedFails(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "DATABASE_URL"), filepath.Join(dir, "DATABASE_URL~")); err != nil {
 		t.Fatal(err)
 	}
-	out, err := shIn(dir, `printf ' late' | dd of=DATABASE_URL~ oflag=append conv=notrunc status=none`).CombinedOutput()
-	if err == nil {
-		t.Errorf("another program's append to the moved-aside secret succeeded: %s", out)
+	appendToBackup := func(when string) {
+		t.Helper()
+		out, err := shIn(dir, `printf ' late' | dd of=DATABASE_URL~ oflag=append conv=notrunc status=none`).CombinedOutput()
+		if err == nil {
+			t.Errorf("%s: another program's append to the moved-aside secret succeeded: %s", when, out)
+		}
 	}
+	appendToBackup("after the move")
+	// vim's next step, its new file in the key's place, still open: the
+	// backup is still the secret to everyone else.
+	f, err := os.OpenFile(filepath.Join(dir, "DATABASE_URL"), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	appendToBackup("with the editor's new file open")
 	if got, err := os.ReadFile(filepath.Join(dir, "DATABASE_URL~")); err != nil || string(got) != oldValue {
 		t.Errorf("the moved-aside copy = %q, %v; want %q", got, err, oldValue)
 	}
