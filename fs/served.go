@@ -37,22 +37,42 @@ func (d *dirNode) noteReader(name string, tid uint32, v int) {
 		return
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.readers == nil {
 		d.readers = map[readerKey]int{}
 	}
 	d.readers[readerKey{name, tid}] = v
+	var threads []uint32
 	if len(d.readers) > d.readersPruneAt {
 		// Readers of a walk (cat of every key) are gone a moment later:
 		// sweep out the dead ones once the map has doubled since the last
 		// sweep, which keeps it near the live readers at amortized O(1).
+		seen := map[uint32]bool{}
 		for k := range d.readers {
-			if !alive(k.tid) {
-				delete(d.readers, k)
+			if !seen[k.tid] {
+				seen[k.tid] = true
+				threads = append(threads, k.tid)
 			}
 		}
-		d.readersPruneAt = max(2*len(d.readers), 64)
+		d.readersPruneAt = max(2*len(d.readers), 64) // no second sweep meanwhile
 	}
+	d.mu.Unlock()
+	if threads == nil {
+		return
+	}
+	dead := map[uint32]bool{}
+	for _, t := range threads { // /proc lookups, outside the lock
+		if !alive(t) {
+			dead[t] = true
+		}
+	}
+	d.mu.Lock()
+	for k := range d.readers {
+		if dead[k.tid] {
+			delete(d.readers, k)
+		}
+	}
+	d.readersPruneAt = max(2*len(d.readers), 64)
+	d.mu.Unlock()
 }
 
 // readerKey is one thread's read of one name.

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -33,5 +34,41 @@ func TestRefusalsAreKeptPerProcess(t *testing.T) {
 	}
 	if d.refusing("OTHER", self, opReplace) || d.refusing("KEY", 1, opReplace) {
 		t.Error("a refusal covers another name or another process")
+	}
+}
+
+// Reads are remembered per name and thread; readers that exited are swept
+// out as the map grows, so a walk by short-lived cats leaves little behind.
+func TestReadersArePerNameAndSweptWhenGone(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	self, dead := uint32(os.Getpid()), uint32(gone.Process.Pid)
+	d := &dirNode{}
+	d.noteReader("KEY", self, 3)
+	d.noteReader("KEY", dead, 5)
+	d.noteReader("OTHER", self, 9)
+	if v, ok := d.readBy("KEY", self); !ok || v != 3 {
+		t.Errorf("readBy(KEY, self) = %d, %v; want 3", v, ok)
+	}
+	if v, ok := d.readBy("OTHER", self); !ok || v != 9 {
+		t.Errorf("readBy(OTHER, self) = %d, %v; want 9", v, ok)
+	}
+	if _, ok := d.readBy("NEW", self); ok {
+		t.Error("readBy of a name never read answered")
+	}
+	for i := 0; i < 200; i++ { // grow past the sweep threshold
+		d.noteReader(fmt.Sprintf("K%d", i), dead, 1)
+	}
+	d.mu.Lock()
+	n := len(d.readers)
+	_, deadKept := d.readers[readerKey{"KEY", dead}]
+	d.mu.Unlock()
+	if deadKept || n > 64 {
+		t.Errorf("after the sweep: %d readers, the exited one kept: %v", n, deadKept)
+	}
+	if v, ok := d.readBy("KEY", self); !ok || v != 3 {
+		t.Errorf("a live reader was swept: readBy = %d, %v", v, ok)
 	}
 }
