@@ -150,6 +150,8 @@ func (h *handle) commit() syscall.Errno {
 	if !h.write {
 		return 0
 	}
+	// Before handle.mu: fileNode.mu comes first in the lock order.
+	movedAside := h.ofSecret && h.n.isScratch()
 	h.mu.Lock()
 	if !h.dirty || h.failed {
 		h.mu.Unlock()
@@ -158,7 +160,7 @@ func (h *handle) commit() syscall.Errno {
 	// Whatever the outcome, close() has now reported on this handle's
 	// value: release must not push it again behind the caller's back.
 	h.truncated = false
-	if h.ofSecret && h.n.isScratch() {
+	if movedAside {
 		h.mu.Unlock()
 		h.n.fsys.log.Warn("refused: the secret was moved aside while open for writing (an editor saving it); this write reached nothing; re-read and retry",
 			"path", h.n.display(), "errno", syscall.ESTALE.Error())
