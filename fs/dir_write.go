@@ -122,10 +122,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	old := d.hidden[name]
 	d.mu.Unlock()
 	if old != nil && !n.scratch {
-		old.mu.Lock()
-		mover := old.movedBy
-		old.mu.Unlock()
-		if c := tgid(callerPid(ctx)); mover != 0 && c != mover && alive(mover) {
+		if old.movedByOther(callerPid(ctx)) {
 			// An editor is saving the key (it moved it aside and will
 			// write it again): another program's create would replace
 			// it with bytes derived from nothing.
@@ -337,7 +334,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		return 0
 	case srcLocal && src.isScratch():
 		nd.mu.Lock()
-		target := nd.local[newName]
+		target, aside := nd.local[newName], nd.hidden[newName]
 		nd.mu.Unlock()
 		if target != nil {
 			if busy, _, _ := target.savedByOther(callerPid(ctx)); busy {
@@ -346,6 +343,12 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 				// would then delete the secret.
 				return nd.deny(syscall.ESTALE, newName, "another program is saving this key right now; retry")
 			}
+		}
+		if aside != nil && aside.movedByOther(callerPid(ctx)) {
+			// The editor moved the key aside and is about to write it
+			// again: replacing it now would make that write an edit of
+			// this one, which it does not hold.
+			return nd.deny(syscall.ESTALE, newName, "another program is saving this key right now (it moved it aside); retry")
 		}
 		return d.pushScratch(name, nd, newName, src, callerPid(ctx))
 	case srcLocal: // pending secret, not pushed yet: its push goes to the new name

@@ -71,14 +71,20 @@ func (n *fileNode) where() (d *dirNode, name string, ok bool) {
 // kernel resolves the path before the move and opens after it, so a `>>
 // KEY` can land on the backup; its writes must not go there unnoticed.
 func (n *fileNode) opensAsSecret(tid uint32) bool {
-	n.mu.Lock()
-	scratch, mover := n.scratch, n.movedBy
-	n.mu.Unlock()
-	if !scratch {
+	if !n.isScratch() {
 		return true
 	}
 	// Not origin: the editor's new file clears it as soon as it is
 	// created, while an open resolved before the move may still come.
+	return n.movedByOther(tid)
+}
+
+// movedByOther reports whether a running process other than thread tid's
+// moved this secret aside (an editor saving it).
+func (n *fileNode) movedByOther(tid uint32) bool {
+	n.mu.Lock()
+	mover := n.movedBy
+	n.mu.Unlock()
 	return mover != 0 && tgid(tid) != mover && alive(mover)
 }
 
@@ -238,11 +244,12 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		if write {
 			return nil, 0, d.deny(syscall.ESTALE, name, "another program is saving this key right now; retry")
 		}
-		v, _, err := n.fsys.opt.Vault.Get(d.addr(name))
+		v, m, err := n.fsys.opt.Vault.Get(d.addr(name))
 		if err != nil {
 			return nil, 0, syscall.ENOENT
 		}
 		h.buf = append([]byte(nil), v.Bytes()...)
+		h.base = m.Version // what this reader's own edit will derive from
 		v.Wipe()
 		return h, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
 	}

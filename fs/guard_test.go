@@ -399,3 +399,101 @@ func TestEditCheckedAgainstItsOwnRead(t *testing.T) {
 	}
 	m.both("dev", "/", "DATABASE_URL", strings.Replace(oldValue, "OLD", "SED", 1))
 }
+
+// A read while another program saves the key (its new file not pushed yet)
+// serves what Infisical holds, and that version is what the reader's own
+// edit is checked against later: once the save lands, the reader's rename
+// of an edit of the older value is refused instead of replacing the save.
+func TestReadDuringAnotherSaveIsTheReadersBase(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	dir := m.path("webshop", "dev")
+	saver := shIn(dir, `mv DATABASE_URL DATABASE_URL~ && exec 3>DATABASE_URL && echo ready && read x && printf saved >&3 && exec 3>&- && rm DATABASE_URL~ && echo done`)
+	saverIn, _ := saver.StdinPipe()
+	saverOut, _ := saver.StdoutPipe()
+	if err := saver.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = saver.Process.Kill(); _ = saver.Wait() })
+	expect := func(r io.Reader, want string) {
+		t.Helper()
+		b := make([]byte, len(want))
+		if _, err := io.ReadFull(r, b); err != nil || string(b) != want {
+			t.Fatalf("read %q, %v; want %q", b, err, want)
+		}
+	}
+	expect(saverOut, "ready\n")
+	editor := exec.Command("perl", "-e", `
+		open(my $in, "<", "DATABASE_URL") or die "open: $!\n"; my $v = <$in>; close($in);
+		$| = 1; print "read $v\n"; <STDIN>;
+		open(my $out, ">", ".DATABASE_URL.tmp") or die "create: $!\n"; print $out "$v EDITED"; close($out) or die "close: $!\n";
+		rename(".DATABASE_URL.tmp", "DATABASE_URL") or die "rename: $!\n";`)
+	editor.Dir = dir
+	editorIn, _ := editor.StdinPipe()
+	editorOut, _ := editor.StdoutPipe()
+	var stderr strings.Builder
+	editor.Stderr = &stderr
+	if err := editor.Start(); err != nil {
+		t.Fatal(err)
+	}
+	expect(editorOut, "read "+oldValue+"\n") // Infisical's value, not the unpushed file
+	saverIn.Write([]byte("\n"))
+	expect(saverOut, "done\n")
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != "saved" {
+		t.Fatalf("the save did not land: server has %q", v)
+	}
+	editorIn.Write([]byte("go\n"))
+	editorIn.Close()
+	if err := editor.Wait(); err == nil || !strings.Contains(stderr.String(), "Stale file handle") {
+		t.Errorf("the reader's rename of an edit of the value before the save: %v %q, want ESTALE", err, stderr.String())
+	}
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != "saved" {
+		t.Errorf("server has %q, want the save kept", v)
+	}
+}
+
+// A rename onto a key that an editor has moved aside and is about to write
+// again (vim between rename KEY KEY~ and creating KEY) is refused: it would
+// make the editor's write an edit of a value it never read.
+func TestRenameOntoAKeyMovedAsideIsRefused(t *testing.T) {
+	m := mountForTest(t, withSeed(seedGuard))
+	dir := m.path("webshop", "dev")
+	start := func(script string) (*exec.Cmd, io.WriteCloser, io.Reader, *strings.Builder) {
+		t.Helper()
+		c := exec.Command("perl", "-e", script)
+		c.Dir = dir
+		in, _ := c.StdinPipe()
+		out, _ := c.StdoutPipe()
+		var stderr strings.Builder
+		c.Stderr = &stderr
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+		return c, in, out, &stderr
+	}
+	expect := func(r io.Reader, want string) {
+		t.Helper()
+		b := make([]byte, len(want))
+		if _, err := io.ReadFull(r, b); err != nil || string(b) != want {
+			t.Fatalf("read %q, %v; want %q", b, err, want)
+		}
+	}
+	// The sed -i: reads the key, later renames its edit onto it.
+	sed, sedIn, sedOut, sedErr := start(`
+		open(my $in, "<", "DATABASE_URL") or die "open: $!\n"; my $v = <$in>; close($in);
+		$| = 1; print "read\n"; <STDIN>;
+		open(my $out, ">", ".DATABASE_URL.tmp") or die "create: $!\n"; print $out "$v SED"; close($out) or die "close: $!\n";
+		rename(".DATABASE_URL.tmp", "DATABASE_URL") or die "rename: $!\n";`)
+	expect(sedOut, "read\n")
+	// The editor: moves the key aside, as vim does before writing it again.
+	_, _, vimOut, _ := start(`rename("DATABASE_URL", "DATABASE_URL~") or die "rename: $!\n"; $| = 1; print "aside\n"; sleep 30;`)
+	expect(vimOut, "aside\n")
+	sedIn.Write([]byte("go\n"))
+	sedIn.Close()
+	if err := sed.Wait(); err == nil || !strings.Contains(sedErr.String(), "Stale file handle") {
+		t.Errorf("rename onto a key an editor moved aside: %v %q, want ESTALE", err, sedErr.String())
+	}
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
+		t.Errorf("server has %q, want %q untouched", v, oldValue)
+	}
+}
