@@ -278,19 +278,8 @@ func TestWriteToAKeyMovedAsideFails(t *testing.T) {
 func TestRenameOntoAKeyBeingSavedIsRefused(t *testing.T) {
 	m := mountForTest(t, withSeed(seedGuard))
 	dir := m.path("webshop", "dev")
-	saver := shIn(dir, "mv DATABASE_URL DATABASE_URL~ && exec 3>DATABASE_URL && echo ready && exec sleep 30")
-	out, err := saver.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := saver.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = saver.Process.Kill(); _ = saver.Wait() })
-	line := make([]byte, 6)
-	if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
-		t.Fatalf("the saving process did not start: %q %v", line, err)
-	}
+	saver := startProc(t, dir, "sh", "-c", "mv DATABASE_URL DATABASE_URL~ && exec 3>DATABASE_URL && echo ready && exec sleep 30")
+	saver.expect(t, "ready\n")
 	sedOut, err := shIn(dir, "sed -i s/OLD/SED/ DATABASE_URL").CombinedOutput()
 	if err == nil {
 		t.Errorf("sed -i onto a key being saved succeeded: %s", sedOut)
@@ -369,34 +358,12 @@ func TestWriteToABackupBeingSavedFails(t *testing.T) {
 func TestEditCheckedAgainstItsOwnRead(t *testing.T) {
 	m := mountForTest(t, withSeed(seedGuard))
 	dir := m.path("webshop", "dev")
-	// One process reads, waits, then writes a scratch file and renames it
-	// onto the key, as sed -i does; perl-base is in every Debian.
-	editor := exec.Command("perl", "-e", `
-		open(my $in, "<", "DATABASE_URL") or die "open: $!\n"; my $v = <$in>; close($in);
-		$| = 1; print "ready\n"; <STDIN>;
-		open(my $out, ">", ".DATABASE_URL.tmp") or die "create: $!\n"; print $out "$v EDITED"; close($out) or die "close: $!\n";
-		rename(".DATABASE_URL.tmp", "DATABASE_URL") or die "rename: $!\n";`)
-	editor.Dir = dir
-	stdin, _ := editor.StdinPipe()
-	stdout, _ := editor.StdoutPipe()
-	var stderr strings.Builder
-	editor.Stderr = &stderr
-	if err := editor.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line := make([]byte, 6)
-	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "ready\n" {
-		t.Fatalf("the editor did not read: %q %v %s", line, err, stderr.String())
-	}
+	editor := startProc(t, dir, "perl", "-e", readThenRename)
+	editor.expect(t, "read "+oldValue+"\n")
 	if out, err := shIn(dir, "sed -i s/OLD/SED/ DATABASE_URL").CombinedOutput(); err != nil {
 		t.Fatalf("sed -i: %v\n%s", err, out)
 	}
-	stdin.Write([]byte("go\n"))
-	stdin.Close()
-	err := editor.Wait()
-	if err == nil || !strings.Contains(stderr.String(), "Stale file handle") {
-		t.Errorf("the editor's rename of an edit of an older read: %v %q, want ESTALE", err, stderr.String())
-	}
+	editor.renameRefused(t, "the rename of an edit of an older read")
 	m.both("dev", "/", "DATABASE_URL", strings.Replace(oldValue, "OLD", "SED", 1))
 }
 
@@ -407,45 +374,16 @@ func TestEditCheckedAgainstItsOwnRead(t *testing.T) {
 func TestReadDuringAnotherSaveIsTheReadersBase(t *testing.T) {
 	m := mountForTest(t, withSeed(seedGuard))
 	dir := m.path("webshop", "dev")
-	saver := shIn(dir, `mv DATABASE_URL DATABASE_URL~ && exec 3>DATABASE_URL && echo ready && read x && printf saved >&3 && exec 3>&- && rm DATABASE_URL~ && echo done`)
-	saverIn, _ := saver.StdinPipe()
-	saverOut, _ := saver.StdoutPipe()
-	if err := saver.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = saver.Process.Kill(); _ = saver.Wait() })
-	expect := func(r io.Reader, want string) {
-		t.Helper()
-		b := make([]byte, len(want))
-		if _, err := io.ReadFull(r, b); err != nil || string(b) != want {
-			t.Fatalf("read %q, %v; want %q", b, err, want)
-		}
-	}
-	expect(saverOut, "ready\n")
-	editor := exec.Command("perl", "-e", `
-		open(my $in, "<", "DATABASE_URL") or die "open: $!\n"; my $v = <$in>; close($in);
-		$| = 1; print "read $v\n"; <STDIN>;
-		open(my $out, ">", ".DATABASE_URL.tmp") or die "create: $!\n"; print $out "$v EDITED"; close($out) or die "close: $!\n";
-		rename(".DATABASE_URL.tmp", "DATABASE_URL") or die "rename: $!\n";`)
-	editor.Dir = dir
-	editorIn, _ := editor.StdinPipe()
-	editorOut, _ := editor.StdoutPipe()
-	var stderr strings.Builder
-	editor.Stderr = &stderr
-	if err := editor.Start(); err != nil {
-		t.Fatal(err)
-	}
-	expect(editorOut, "read "+oldValue+"\n") // Infisical's value, not the unpushed file
-	saverIn.Write([]byte("\n"))
-	expect(saverOut, "done\n")
+	saver := startProc(t, dir, "sh", "-c", `mv DATABASE_URL DATABASE_URL~ && exec 3>DATABASE_URL && echo ready && read x && printf saved >&3 && exec 3>&- && rm DATABASE_URL~ && echo done`)
+	saver.expect(t, "ready\n")
+	editor := startProc(t, dir, "perl", "-e", readThenRename)
+	editor.expect(t, "read "+oldValue+"\n") // Infisical's value, not the unpushed file
+	saver.in.Write([]byte("\n"))
+	saver.expect(t, "done\n")
 	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != "saved" {
 		t.Fatalf("the save did not land: server has %q", v)
 	}
-	editorIn.Write([]byte("go\n"))
-	editorIn.Close()
-	if err := editor.Wait(); err == nil || !strings.Contains(stderr.String(), "Stale file handle") {
-		t.Errorf("the reader's rename of an edit of the value before the save: %v %q, want ESTALE", err, stderr.String())
-	}
+	editor.renameRefused(t, "the reader's rename of an edit of the value before the save")
 	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != "saved" {
 		t.Errorf("server has %q, want the save kept", v)
 	}
@@ -457,43 +395,66 @@ func TestReadDuringAnotherSaveIsTheReadersBase(t *testing.T) {
 func TestRenameOntoAKeyMovedAsideIsRefused(t *testing.T) {
 	m := mountForTest(t, withSeed(seedGuard))
 	dir := m.path("webshop", "dev")
-	start := func(script string) (*exec.Cmd, io.WriteCloser, io.Reader, *strings.Builder) {
-		t.Helper()
-		c := exec.Command("perl", "-e", script)
-		c.Dir = dir
-		in, _ := c.StdinPipe()
-		out, _ := c.StdoutPipe()
-		var stderr strings.Builder
-		c.Stderr = &stderr
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
-		return c, in, out, &stderr
-	}
-	expect := func(r io.Reader, want string) {
-		t.Helper()
-		b := make([]byte, len(want))
-		if _, err := io.ReadFull(r, b); err != nil || string(b) != want {
-			t.Fatalf("read %q, %v; want %q", b, err, want)
-		}
-	}
-	// The sed -i: reads the key, later renames its edit onto it.
-	sed, sedIn, sedOut, sedErr := start(`
-		open(my $in, "<", "DATABASE_URL") or die "open: $!\n"; my $v = <$in>; close($in);
-		$| = 1; print "read\n"; <STDIN>;
-		open(my $out, ">", ".DATABASE_URL.tmp") or die "create: $!\n"; print $out "$v SED"; close($out) or die "close: $!\n";
-		rename(".DATABASE_URL.tmp", "DATABASE_URL") or die "rename: $!\n";`)
-	expect(sedOut, "read\n")
+	sed := startProc(t, dir, "perl", "-e", readThenRename)
+	sed.expect(t, "read "+oldValue+"\n")
 	// The editor: moves the key aside, as vim does before writing it again.
-	_, _, vimOut, _ := start(`rename("DATABASE_URL", "DATABASE_URL~") or die "rename: $!\n"; $| = 1; print "aside\n"; sleep 30;`)
-	expect(vimOut, "aside\n")
-	sedIn.Write([]byte("go\n"))
-	sedIn.Close()
-	if err := sed.Wait(); err == nil || !strings.Contains(sedErr.String(), "Stale file handle") {
-		t.Errorf("rename onto a key an editor moved aside: %v %q, want ESTALE", err, sedErr.String())
-	}
+	vim := startProc(t, dir, "perl", "-e", `rename("DATABASE_URL", "DATABASE_URL~") or die "rename: $!\n"; $| = 1; print "aside\n"; sleep 30;`)
+	vim.expect(t, "aside\n")
+	sed.renameRefused(t, "rename onto a key an editor moved aside")
 	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
 		t.Errorf("server has %q, want %q untouched", v, oldValue)
+	}
+}
+
+// proc is a helper process driven line by line through its stdin and
+// stdout (a saving editor, a reader that renames later).
+type proc struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    io.Reader
+	stderr *strings.Builder
+}
+
+// startProc starts argv in dir; it is killed at the end of the test.
+func startProc(t *testing.T, dir string, argv ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &strings.Builder{}}
+	p.cmd.Dir, p.cmd.Stderr = dir, p.stderr
+	p.in, _ = p.cmd.StdinPipe()
+	p.out, _ = p.cmd.StdoutPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
+	return p
+}
+
+// expect reads exactly want from the process's stdout.
+func (p *proc) expect(t *testing.T, want string) {
+	t.Helper()
+	b := make([]byte, len(want))
+	if _, err := io.ReadFull(p.out, b); err != nil || string(b) != want {
+		t.Fatalf("read %q, %v; want %q (stderr %q)", b, err, want, p.stderr.String())
+	}
+}
+
+// readThenRename is a perl program that reads DATABASE_URL, prints
+// "read VALUE", waits for a line, then writes its edit to a scratch file
+// and renames it onto the key, as sed -i does; perl-base is in every
+// Debian.
+const readThenRename = `
+	open(my $in, "<", "DATABASE_URL") or die "open: $!\n"; my $v = <$in>; close($in);
+	$| = 1; print "read $v\n"; <STDIN>;
+	open(my $out, ">", ".DATABASE_URL.tmp") or die "create: $!\n"; print $out "$v EDITED"; close($out) or die "close: $!\n";
+	rename(".DATABASE_URL.tmp", "DATABASE_URL") or die "rename: $!\n";`
+
+// renameRefused tells the reader to go on and checks its rename failed
+// with ESTALE.
+func (p *proc) renameRefused(t *testing.T, what string) {
+	t.Helper()
+	p.in.Write([]byte("go\n"))
+	p.in.Close()
+	if err := p.cmd.Wait(); err == nil || !strings.Contains(p.stderr.String(), "Stale file handle") {
+		t.Errorf("%s: %v %q, want ESTALE", what, err, p.stderr.String())
 	}
 }
