@@ -33,8 +33,8 @@ import (
 type coherence struct {
 	mu         sync.Mutex
 	pinned     vault.Sealed  // the version the kernel caches; empty before first contact
-	touched    bool          // a read was served during the delivery in progress
 	delivering chan struct{} // closed when the delivery in progress ends; nil when none
+	touched    bool          // a read was served during the delivery in progress
 }
 
 // deliveryWait bounds how long a getattr waits for a delivery: one that

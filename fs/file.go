@@ -23,28 +23,23 @@ type fileNode struct {
 
 	// mu guards the fields below. Lock order: dirNode.mu, then
 	// fileNode.mu, then handle.mu; none is held across a Backend call.
+	// (Ordered to pack: there is one fileNode per file the kernel holds.)
 	mu sync.Mutex
-	// scratch files are local: their content lives here, in memory only.
-	scratch bool
-	local   []byte
-	mtime   time.Time
-	// pending: created through the mount and not yet pushed.
-	pending bool
+	// local is a scratch or pending file's content, in memory only.
+	local []byte
+	mtime time.Time
 	// origin is the secret name a scratch file was moved from (hidden in
 	// its directory until it is written again or the scratch copy dropped).
 	origin    string
 	originDir *dirNode
 	// copyOf is the version a scratch copy of a secret was taken from
-	// (vim's backup), 0 for a scratch file written afresh; movedBy is the
-	// process that moved the secret aside to make it.
-	copyOf  int
-	movedBy uint32
+	// (vim's backup), 0 for a scratch file written afresh.
+	copyOf int
 	// replaced is the secret's node moved aside to a scratch name that
 	// this created file stands in for (vim: rename KEY KEY~, create KEY).
 	// If the first push fails, the move is undone in the mount (see
-	// dropPending), never in Infisical. owner is the process saving it.
+	// dropPending), never in Infisical.
 	replaced *fileNode
-	owner    uint32
 	// truncOpens are the write opens whose O_TRUNC may still come: the
 	// kernel sends it next as a SETATTR without a handle, from the same
 	// thread, so they are kept by the caller's thread id (one per open in
@@ -53,6 +48,13 @@ type fileNode struct {
 	// served is the version last read of it, for the version check of
 	// writes derived from a read (served.go).
 	served int
+	// movedBy is the process that moved the secret aside to make this
+	// scratch copy; owner is the process saving a file that replaced one.
+	movedBy, owner uint32
+	// scratch files are local: their content lives in local only.
+	scratch bool
+	// pending: created through the mount and not yet pushed.
+	pending bool
 }
 
 // where is the node's directory and name now; ok is false once unlinked.

@@ -28,30 +28,31 @@ var ErrNotFound = errors.New("vault: secret not found")
 
 var errDestroyed = errors.New("vault: destroyed")
 
-// Meta is what the vault keeps in the clear about a secret.
+// Meta is what the vault keeps in the clear about a secret. (Fields are
+// ordered to pack: one is kept per secret, and copies ride in every
+// change and every pinned version.)
 type Meta struct {
-	ID        string
-	Version   int
-	UpdatedAt time.Time
-	Size      int    // length of the served value (expanded where it has one), so stat never decrypts; set by the vault
-	RawSize   int    // length of the raw value; set by the vault
-	ReadOnly  bool   // imported secrets
-	Gen       uint64 // set by the vault: the vault-wide generation at which this entry last changed
-
-	// Refs: the raw value holds ${...} references, so the expanded view
-	// of the secret is read-only (an edit there would flatten them).
-	Refs bool
+	ID string
 	// ExpandErr says, without any value, why the references could not
 	// be expanded (a reference the identity may not read, or outside the
 	// mount); the expanded view then refuses reads. Empty when fine.
 	ExpandErr string
+	// Tags are the secret's tag slugs. Labels, like names: not sealed.
+	Tags      []string
+	UpdatedAt time.Time
+	Version   int
+	Size      int    // length of the served value (expanded where it has one), so stat never decrypts; set by the vault
+	RawSize   int    // length of the raw value; set by the vault
+	Gen       uint64 // set by the vault: the vault-wide generation at which this entry last changed
+	ReadOnly  bool   // imported secrets
+	// Refs: the raw value holds ${...} references, so the expanded view
+	// of the secret is read-only (an edit there would flatten them).
+	Refs bool
 	// Hidden: Infisical lets the identity see the secret but not its
 	// value (secretValueHidden); the vault holds no value for it.
 	Hidden bool
 	// SkipMultiline is Infisical's skipMultilineEncoding flag.
 	SkipMultiline bool
-	// Tags are the secret's tag slugs. Labels, like names: not sealed.
-	Tags []string
 }
 
 // Notes are what Infisical says about a secret besides its value that can
@@ -149,8 +150,8 @@ func (it item) wipe() {
 // zero Sealed holds nothing.
 type Sealed struct {
 	box  []byte
-	form Form // Raw or expandedForm: which associated data box is bound to
 	Meta Meta
+	form Form // Raw or expandedForm: which associated data box is bound to
 }
 
 // Wipe zeroes the sealed bytes.
