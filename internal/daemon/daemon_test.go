@@ -205,3 +205,32 @@ func TestUnreachableServerFailsAtOnce(t *testing.T) {
 		t.Error("left mounted")
 	}
 }
+
+// Stopping while Infisical is down unmounts and succeeds: the token that
+// could not be revoked is logged, not a failed stop (systemd would mark
+// the unit failed, the shell would see exit 1).
+func TestStopWhileInfisicalIsDown(t *testing.T) {
+	testutil.RequireFUSE(t)
+	srv, _ := testServer(t)
+	tmp := t.TempDir()
+	mnt := filepath.Join(tmp, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := &testutil.Buffer{}
+	d, err := Start(context.Background(), Options{Config: testConfig(srv, tmp), Mountpoint: mnt,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Retry: &fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetOutage(true)
+	if err := d.Stop(context.Background()); err != nil {
+		t.Errorf("stop with Infisical down: %v", err)
+	}
+	if mountedAt(t, mnt) {
+		t.Error("still mounted after stop")
+	}
+	if !strings.Contains(logs.String(), "could not revoke the access token") {
+		t.Errorf("the unrevoked token is not logged:\n%s", logs.String())
+	}
+}
