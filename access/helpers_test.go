@@ -30,7 +30,13 @@ func requireRoot(t testing.TB) {
 // copies differ in hash. Returns absolute paths by name.
 func binCopies(t testing.TB, extra map[string]string, names ...string) map[string]string {
 	t.Helper()
-	src, err := exec.LookPath("sleep")
+	return progCopies(t, "sleep", extra, names...)
+}
+
+// progCopies is binCopies of program prog.
+func progCopies(t testing.TB, prog string, extra map[string]string, names ...string) map[string]string {
+	t.Helper()
+	src, err := exec.LookPath(prog)
 	if err != nil {
 		t.Fatal(err)
 	}

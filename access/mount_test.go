@@ -170,23 +170,8 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func copyCat(t *testing.T) (app, other string) {
 	t.Helper()
-	src, _ := exec.LookPath("cat")
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
-	app, other = filepath.Join(dir, "app-cat"), filepath.Join(dir, "other-cat")
-	if err := os.WriteFile(app, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(other, append(b, 'x'), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return app, other
+	c := progCopies(t, "cat", map[string]string{"other-cat": "x"}, "app-cat", "other-cat")
+	return c["app-cat"], c["other-cat"]
 }
 
 func TestMountEnforcement(t *testing.T) {

@@ -163,12 +163,8 @@ func TestIdleRefreshWritesNothing(t *testing.T) {
 // are written once they are StateFlushInterval old, not before.
 func TestCountersWaitForTheFlushInterval(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.json")
-	f := &fixture{srv: infisicaltest.New(), logs: &bytes.Buffer{}, opt: func(o *Options) { o.StateFlushInterval = 300 * time.Millisecond }}
-	t.Cleanup(f.srv.Close)
-	f.project = f.srv.AddProject("webshop", "Webshop", "dev")
-	f.srv.AddIdentity("id", "secret")
-	f.srv.Grant("id", f.project, infisicaltest.PermReadWrite)
-	seedMany(3)(f.srv, f.project)
+	f := serverFixture(t, seedMany(3))
+	f.opt = func(o *Options) { o.StateFlushInterval = 300 * time.Millisecond }
 	f.start(t, path)
 	f.syncNow(t)
 	f.syncNow(t)
@@ -193,15 +189,10 @@ func TestStateFileHoldsNoValueNorPlainHash(t *testing.T) {
 		t.Run(scheme, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "s.json")
-			f := &fixture{srv: infisicaltest.New(), logs: &bytes.Buffer{}}
+			f := serverFixture(t, seedMany(20))
 			if scheme == state.HashSHA256 {
 				f.hasher = state.PlainHasher()
 			}
-			t.Cleanup(f.srv.Close)
-			f.project = f.srv.AddProject("webshop", "Webshop", "dev")
-			f.srv.AddIdentity("id", "secret")
-			f.srv.Grant("id", f.project, infisicaltest.PermReadWrite)
-			seedMany(20)(f.srv, f.project)
 			f.start(t, path)
 			f.syncNow(t)
 			a := vault.Addr{Project: f.project, Env: "dev", Path: "/", Key: "PUSHED"}

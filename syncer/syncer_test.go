@@ -31,6 +31,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, statePath string, seed func(*infisicaltest.Server, string)) *fixture {
 	t.Helper()
+	return serverFixture(t, seed).start(t, statePath)
+}
+
+// serverFixture is a fixture with its server, project and identity, not
+// started yet: a test may set opt or hasher first.
+func serverFixture(t *testing.T, seed func(*infisicaltest.Server, string)) *fixture {
+	t.Helper()
 	f := &fixture{srv: infisicaltest.New(), logs: &bytes.Buffer{}}
 	t.Cleanup(f.srv.Close)
 	f.project = f.srv.AddProject("webshop", "Webshop", "dev")
@@ -39,7 +46,7 @@ func newFixture(t *testing.T, statePath string, seed func(*infisicaltest.Server,
 	if seed != nil {
 		seed(f.srv, f.project)
 	}
-	return f.start(t, statePath)
+	return f
 }
 
 func (f *fixture) start(t *testing.T, statePath string) *fixture {
