@@ -328,9 +328,9 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 			if !retried && !cl.noRetry && (cl.method == http.MethodGet || neverSent(err)) {
 				retried = true
 				if c.onNoAnswer != nil {
-					c.onNoAnswer(&APIError{Op: cl.op, Method: cl.method, Route: cl.route,
-						Message: transportText(err), Err: ErrUnreachable,
-						Remedy: fmt.Sprintf("check that Infisical runs at %s; retrying", c.site)})
+					e := c.unanswered(cl, err)
+					e.Remedy += "; retrying"
+					c.onNoAnswer(e)
 				}
 				if err := c.wait(ctx, cl, c.capped(ctx, c.retry.ServerErrorWait), "connection error"); err != nil {
 					return nil, err
@@ -581,15 +581,17 @@ func orDash(s string) string {
 // short GET /api/status answered, so the log tells a wrong URL from a down
 // server from a broken route.
 func (c *Client) unreachable(ctx context.Context, cl *call, err error) *APIError {
-	e := &APIError{
-		Op: cl.op, Method: cl.method, Route: cl.route, Message: transportText(err), Err: ErrUnreachable,
+	e := c.unanswered(cl, err)
+	if !cl.noProbe {
+		e.Remedy += "; GET /api/status answered: " + c.probeStatus(ctx)
 	}
-	if cl.noProbe {
-		e.Remedy = fmt.Sprintf("check that Infisical runs at %s", c.site)
-		return e
-	}
-	e.Remedy = fmt.Sprintf("check that Infisical runs at %s; GET /api/status answered: %s", c.site, c.probeStatus(ctx))
 	return e
+}
+
+// unanswered is the error of a call that got no answer, without a probe.
+func (c *Client) unanswered(cl *call, err error) *APIError {
+	return &APIError{Op: cl.op, Method: cl.method, Route: cl.route, Message: transportText(err),
+		Err: ErrUnreachable, Remedy: fmt.Sprintf("check that Infisical runs at %s", c.site)}
 }
 
 // probeTimeout bounds the status probe of an unreachable error.

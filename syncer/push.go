@@ -365,11 +365,7 @@ func (s *Syncer) failed(op string, a vault.Addr, err error) error {
 	s.counts.Errors++
 	switch {
 	case errors.Is(err, infisical.ErrUnreachable):
-		if s.staleSince.IsZero() {
-			s.staleSince = time.Now()
-		}
-		s.lastErr = err
-		s.contactErr = err
+		s.markStaleLocked(err)
 	case errors.Is(err, infisical.ErrPermissionDenied):
 		k := scopeKey{a.Project, a.Env}
 		if sc := s.scopes[k]; sc != nil {

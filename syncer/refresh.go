@@ -63,7 +63,7 @@ func (s *Syncer) sync(ctx context.Context, full bool) error {
 	s.mu.Lock()
 	first := len(s.projects) == 0
 	// Every listing from here on starts after these writes, so their marks
-	// can go, unless a write's version check is listing meanwhile.
+	// can go, unless the open-for-write probe is listing meanwhile.
 	if s.listing == 0 {
 		clear(s.written)
 	}
@@ -115,12 +115,7 @@ func (s *Syncer) sync(ctx context.Context, full bool) error {
 		f.PullCount++
 	})
 	s.flushState()
-	if !ch.Empty() {
-		s.notify(ch, false)
-		if s.opt.OnChange != nil && len(ch.Updated)+len(ch.Added)+len(ch.Removed) > 0 {
-			s.opt.OnChange(changedPaths(ch, s.dirOf))
-		}
-	}
+	s.announce(ch)
 	return firstErr
 }
 
@@ -250,8 +245,8 @@ func (s *Syncer) syncScope(ctx context.Context, p tree.Project, env string, full
 }
 
 // refreshScope lists one environment now, as a cycle would, and passes on
-// what changed; a write's version check and the open-for-write probe use
-// it. Unchanged, it costs one 304.
+// what changed; the open-for-write probe (WriteCheck) uses it. Unchanged,
+// it costs one 304.
 func (s *Syncer) refreshScope(ctx context.Context, projectID, env string) error {
 	var p tree.Project
 	for _, q := range s.Projects() {
@@ -277,13 +272,20 @@ func (s *Syncer) refreshScope(ctx context.Context, projectID, env string) error 
 		}
 		return err
 	}
-	if !ch.Empty() {
-		s.notify(ch, false)
-		if s.opt.OnChange != nil && len(ch.Updated)+len(ch.Added)+len(ch.Removed) > 0 {
-			s.opt.OnChange(changedPaths(ch, s.dirOf))
-		}
-	}
+	s.announce(ch)
 	return nil
+}
+
+// announce passes what a listing changed to the kernel cache and, for
+// secrets, to the on-change hooks.
+func (s *Syncer) announce(ch tree.Changes) {
+	if ch.Empty() {
+		return
+	}
+	s.notify(ch, false)
+	if s.opt.OnChange != nil && len(ch.Updated)+len(ch.Added)+len(ch.Removed) > 0 {
+		s.opt.OnChange(changedPaths(ch, s.dirOf))
+	}
 }
 
 func joinPath(parent, name string) string {

@@ -115,11 +115,7 @@ func (s *Syncer) reachedLocked() {
 // its error once (contactFailed).
 func (s *Syncer) NoAnswer(err error) {
 	s.mu.Lock()
-	first := s.staleSince.IsZero()
-	if first {
-		s.staleSince = time.Now()
-	}
-	s.lastErr, s.contactErr = err, err
+	first := s.markStaleLocked(err)
 	s.mu.Unlock()
 	if first {
 		s.log.Warn("Infisical does not answer; reads serve the last values, writes are refused until it does", "err", err)
@@ -143,12 +139,20 @@ func (s *Syncer) scopeFailed(k scopeKey, err error) {
 // for writing fail early with the reason.
 func (s *Syncer) contactFailed(err error) {
 	s.mu.Lock()
-	if s.staleSince.IsZero() {
-		s.staleSince = time.Now()
-	}
-	s.lastErr = err
-	s.contactErr = err
+	s.markStaleLocked(err)
 	s.counts.Errors++
 	s.mu.Unlock()
 	s.saveState(func(f *state.File) { f.ErrorCount++ })
+}
+
+// markStaleLocked records a contact that failed with err: the mount is
+// stale from now on (unless it already was; first says whether it was
+// not), and opens for writing probe Infisical. s.mu is held.
+func (s *Syncer) markStaleLocked(err error) (first bool) {
+	first = s.staleSince.IsZero()
+	if first {
+		s.staleSince = time.Now()
+	}
+	s.lastErr, s.contactErr = err, err
+	return first
 }

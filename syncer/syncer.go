@@ -134,7 +134,7 @@ type scope struct {
 	lastErr  error
 	writeErr error // a write refused for this environment: fail opens early
 	synced   bool
-	// A cycle and a write's version check may list one scope at once.
+	// A cycle and the open-for-write probe may list one scope at once.
 	// Each listing takes a ticket before its request; applyMu (taken
 	// after the request, never across it) applies them in ticket order
 	// and drops one older than what is applied, so an older listing
