@@ -57,7 +57,10 @@ func (rs *Rules) attr(path string, dir bool) Attr {
 		}
 		return rs.mask(Attr{UID: def.UID, GID: def.GID, Mode: m})
 	}
-	matching := rs.matching(splitPath(path))
+	var matching []*rule
+	if len(rs.rules) > 0 { // no rules: no path to split on every lookup
+		matching = rs.matching(splitPath(path))
+	}
 	if len(matching) == 0 {
 		return rs.mask(Attr{UID: def.UID, GID: def.GID, Mode: def.FileMode})
 	}

@@ -62,11 +62,14 @@ func (d *dirNode) addr(name string) vault.Addr {
 	return vault.Addr{Project: d.project, Env: d.env, Path: d.path, Key: name}
 }
 
-func (d *dirNode) childPath(name string) string {
-	if d.path == "/" {
+func (d *dirNode) childPath(name string) string { return folderChild(d.path, name) }
+
+// folderChild is the canonical path of name in folder dir ("/" or "/a/b").
+func folderChild(dir, name string) string {
+	if dir == "/" {
 		return "/" + name
 	}
-	return d.path + "/" + name
+	return dir + "/" + name
 }
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -129,11 +132,17 @@ func (d *dirNode) entries() []entry {
 		for _, f := range l.Folders {
 			out = append(out, entry{f, syscall.S_IFDIR})
 		}
+		var shadowed []string
 		d.mu.Lock()
 		for _, k := range l.Keys {
-			if _, gone := d.hidden[k]; !gone && !d.shadowed(k) {
-				out = append(out, entry{k, syscall.S_IFREG})
+			if _, gone := d.hidden[k]; gone {
+				continue
 			}
+			if !d.raw && reserved(k) { // what shadowed says of a listed key
+				shadowed = append(shadowed, k)
+				continue
+			}
+			out = append(out, entry{k, syscall.S_IFREG})
 		}
 		for name := range d.local {
 			if _, ok := d.fsys.opt.Vault.Stat(d.addr(name)); !ok {
@@ -141,6 +150,9 @@ func (d *dirNode) entries() []entry {
 			}
 		}
 		d.mu.Unlock()
+		for _, k := range shadowed {
+			d.shadowed(k) // its one log line, outside dirNode.mu
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out

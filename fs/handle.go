@@ -90,6 +90,20 @@ func (h *handle) writeAt(data []byte, off int64) (uint32, syscall.Errno) {
 		return 0, syscall.EBADF
 	}
 	h.n.forgetTruncOpen(h) // a truncate after writing is not the open's
+	n, tooBig, first := h.writeLocked(data, off)
+	if tooBig > 0 && first { // logged after handle.mu: no lock across I/O
+		h.n.fsys.log.Warn("refused: a secret's value is at most 1 MiB (Infisical's request limit)", "path", h.n.display(), "errno", syscall.EFBIG.Error(), "limit_bytes", maxValue, "write_end", tooBig)
+	}
+	if tooBig > 0 {
+		return 0, syscall.EFBIG
+	}
+	return n, 0
+}
+
+// writeLocked stores data at off under handle.mu. A write past Infisical's
+// limit is refused: tooBig is where it would have ended, first whether it
+// is this handle's first refusal.
+func (h *handle) writeLocked(data []byte, off int64) (n uint32, tooBig int64, first bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.appending {
@@ -99,11 +113,9 @@ func (h *handle) writeAt(data []byte, off int64) (uint32, syscall.Errno) {
 	if end > maxValue {
 		// Infisical takes at most 1 MiB in a request: refuse the write
 		// itself so the caller learns it here, not at close.
-		if !h.failed {
-			h.n.fsys.log.Warn("refused: a secret's value is at most 1 MiB (Infisical's request limit)", "path", h.n.display(), "errno", syscall.EFBIG.Error(), "limit_bytes", maxValue, "write_end", end)
-		}
+		first = !h.failed
 		h.failed = true
-		return 0, syscall.EFBIG
+		return 0, end, first
 	}
 	if end > int64(cap(h.buf)) {
 		nb := make([]byte, end, max(end, 2*int64(cap(h.buf))))
@@ -116,7 +128,7 @@ func (h *handle) writeAt(data []byte, off int64) (uint32, syscall.Errno) {
 	copy(h.buf[off:], data)
 	h.dirty = true
 	h.seq++
-	return uint32(len(data)), 0
+	return uint32(len(data)), 0, false
 }
 
 func (h *handle) truncate(sz uint64) syscall.Errno {

@@ -45,12 +45,7 @@ func (h *histDir) addr() vault.Addr {
 	return vault.Addr{Project: h.project, Env: h.env, Path: h.path, Key: h.key}
 }
 
-func (h *histDir) childPath(name string) string {
-	if h.path == "/" {
-		return "/" + name
-	}
-	return h.path + "/" + name
-}
+func (h *histDir) childPath(name string) string { return folderChild(h.path, name) }
 
 func (h *histDir) attr(a *fuse.Attr) {
 	h.fsys.dirAttr(a)
@@ -78,7 +73,7 @@ func (h *histDir) versions() int {
 func (h *histDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	var es []fuse.DirEntry
 	if h.key != "" {
-		for i := 1; i <= h.versions(); i++ {
+		for i, n := 1, h.versions(); i <= n; i++ {
 			es = append(es, fuse.DirEntry{Name: strconv.Itoa(i), Mode: syscall.S_IFREG})
 		}
 		return gofs.NewListDirStream(es), 0
@@ -92,15 +87,7 @@ func (h *histDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 			es = append(es, fuse.DirEntry{Name: k, Mode: syscall.S_IFDIR})
 		}
 	}
-	slices.SortFunc(es, func(a, b fuse.DirEntry) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(es, func(a, b fuse.DirEntry) int { return strings.Compare(a.Name, b.Name) })
 	return gofs.NewListDirStream(es), 0
 }
 

@@ -162,6 +162,12 @@ func (d *dirNode) refuseProcess(name string, tg uint32, writes bool) {
 // refusing reports whether thread tid's operation op on name falls under
 // a refusal.
 func (d *dirNode) refusing(name string, tid uint32, op int) bool {
+	d.mu.Lock()
+	none := len(d.refused) == 0
+	d.mu.Unlock()
+	if none {
+		return false // the common case: no /proc lookup on every write open
+	}
 	k := refusalKey{name, tgid(tid)}
 	d.mu.Lock()
 	r, ok := d.refused[k]

@@ -134,13 +134,19 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 		return 0, syscall.ENODATA
 	}
 	defer clear(v)
+	return xattrReply(dest, v)
+}
+
+// xattrReply answers getxattr/listxattr: the size for an empty buffer,
+// ERANGE for one too small, else the bytes.
+func xattrReply(dest, b []byte) (uint32, syscall.Errno) {
 	if len(dest) == 0 {
-		return uint32(len(v)), 0
+		return uint32(len(b)), 0
 	}
-	if len(dest) < len(v) {
-		return uint32(len(v)), syscall.ERANGE
+	if len(dest) < len(b) {
+		return uint32(len(b)), syscall.ERANGE
 	}
-	return uint32(copy(dest, v)), 0
+	return uint32(copy(dest, b)), 0
 }
 
 // Listxattr lists the attributes a secret has: the fixed ones, one per
@@ -171,34 +177,24 @@ func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.
 		clear(raw)
 		add("raw")
 	}
-	if len(dest) == 0 {
-		return uint32(len(b)), 0
-	}
-	if len(dest) < len(b) {
-		return uint32(len(b)), syscall.ERANGE
-	}
-	return uint32(copy(dest, b)), 0
+	return xattrReply(dest, b)
 }
 
 // Setxattr sets user.infisical.comment in Infisical; other user.infisical
 // names are read-only (EPERM), and other namespaces are not supported
 // (ENOTSUP: go-fuse's default ENODATA makes sed -i warn).
 func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	name, ok := strings.CutPrefix(attr, xattrPrefix)
-	if !ok {
-		return syscall.ENOTSUP
-	}
-	if name != "comment" {
-		return syscall.EPERM
-	}
-	if errno := n.checkValue(ctx, true); errno != 0 { // access.go
-		return errno
-	}
-	return n.setComment(string(data))
+	return n.writeComment(ctx, attr, string(data))
 }
 
 // Removexattr of user.infisical.comment clears the comment.
 func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return n.writeComment(ctx, attr, "")
+}
+
+// writeComment sets the comment through attribute attr, the only writable
+// one.
+func (n *fileNode) writeComment(ctx context.Context, attr, comment string) syscall.Errno {
 	name, ok := strings.CutPrefix(attr, xattrPrefix)
 	if !ok {
 		return syscall.ENOTSUP
@@ -209,7 +205,7 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if errno := n.checkValue(ctx, true); errno != 0 { // access.go
 		return errno
 	}
-	return n.setComment("")
+	return n.setComment(comment)
 }
 
 func (n *fileNode) setComment(comment string) syscall.Errno {
