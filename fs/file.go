@@ -246,7 +246,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		if write {
 			return nil, 0, d.deny(syscall.ESTALE, name, "another program is saving this key right now; retry")
 		}
-		v, m, err := n.fsys.opt.Vault.Get(d.addr(name))
+		if errno := d.readRefused(name); errno != 0 {
+			return nil, 0, errno
+		}
+		v, m, err := n.fsys.opt.Vault.GetForm(d.addr(name), d.form())
 		if err != nil {
 			return nil, 0, syscall.ENOENT
 		}

@@ -458,3 +458,16 @@ func (p *proc) renameRefused(t *testing.T, what string) {
 		t.Errorf("%s: %v %q, want ESTALE", what, err, p.stderr.String())
 	}
 }
+
+// Under .raw/, a read while another program saves the key serves the raw
+// value Infisical holds, references unexpanded, as any .raw/ read does.
+func TestRawReadDuringAnotherSaveIsRaw(t *testing.T) {
+	m := mountForTest(t, withSeed(seedRefs))
+	dir := m.path("webshop", "dev", ".raw")
+	saver := startProc(t, dir, "sh", "-c", "mv GREETING GREETING~ && exec 3>GREETING && echo ready && exec sleep 30")
+	saver.expect(t, "ready\n")
+	got, err := os.ReadFile(filepath.Join(dir, "GREETING"))
+	if err != nil || string(got) != "hello ${API_KEY}" {
+		t.Errorf(".raw/GREETING while another program saves it = %q, %v; want the raw value", got, err)
+	}
+}
