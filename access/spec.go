@@ -189,30 +189,23 @@ func compileRule(i int, s Spec, lk Lookup) (*rule, error) {
 			r.gids = append(r.gids, g)
 		}
 	}
-	for _, name := range s.Users {
-		if name == "" {
-			bad("users", "empty name")
-			continue
+	// names resolves user or group names (field, kind) into ids.
+	names := func(field, kind string, list []string, lookup func(string) (uint32, error), ids *[]uint32) {
+		for _, name := range list {
+			if name == "" {
+				bad(field, "empty name")
+				continue
+			}
+			id, err := lookup(name)
+			if err != nil {
+				bad(field, "unknown %s %q: %v", kind, name, err)
+				continue
+			}
+			*ids = append(*ids, id)
 		}
-		u, err := lk.User(name)
-		if err != nil {
-			bad("users", "unknown user %q: %v", name, err)
-			continue
-		}
-		r.uids = append(r.uids, u)
 	}
-	for _, name := range s.Groups {
-		if name == "" {
-			bad("groups", "empty name")
-			continue
-		}
-		g, err := lk.Group(name)
-		if err != nil {
-			bad("groups", "unknown group %q: %v", name, err)
-			continue
-		}
-		r.gids = append(r.gids, g)
-	}
+	names("users", "user", s.Users, lk.User, &r.uids)
+	names("groups", "group", s.Groups, lk.Group, &r.gids)
 	for _, e := range s.Executables {
 		if !filepath.IsAbs(e) {
 			bad("executables", "%q: want an absolute path", e)

@@ -44,7 +44,7 @@ func BenchmarkDaemon(b *testing.B) {
 		b.Run(fmt.Sprintf("secrets=%d", n), func(b *testing.B) {
 			srv := startDevServer(b, bin, n)
 			b.Run("fs", func(b *testing.B) { report(b, func() (procFigures, error) { return measureDaemon(b, bin, srv, n) }) })
-			b.Run("base", func(b *testing.B) { report(b, func() (procFigures, error) { return measureFloor(b, srv, n) }) })
+			b.Run("base", func(b *testing.B) { report(b, func() (procFigures, error) { return measureFloor(srv) }) })
 		})
 	}
 }
@@ -433,7 +433,7 @@ const floorEnv = "INFISICALFS_BENCH_FLOOR"
 
 // measureFloor runs TestFloorChild in a child process and measures it the
 // way measureDaemon measures the daemon.
-func measureFloor(b *testing.B, srv devServer, n int) (procFigures, error) {
+func measureFloor(srv devServer) (procFigures, error) {
 	var f procFigures
 	self, err := os.Executable()
 	if err != nil {
@@ -498,7 +498,6 @@ func measureFloor(b *testing.B, srv devServer, n int) (procFigures, error) {
 		return f, err
 	}
 	idleFigures(&f, at2, at10)
-	_ = n
 	return f, nil
 }
 

@@ -201,6 +201,16 @@ func (d *dirNode) filePaths(name string) (string, []string) {
 	return p, nil
 }
 
+// attrPaths is filePaths for attributes: without rules the modes do not
+// depend on the path, so every lookup and getattr skips building it (a
+// walk up the inode tree).
+func (d *dirNode) attrPaths(name string) (string, []string) {
+	if d.fsys.eng.Rules().Len() == 0 {
+		return "", nil
+	}
+	return d.filePaths(name)
+}
+
 // accessMode is the owner, group and permission bits of path under the
 // rules. base is the mode without rules: 0 (a value Infisical hides) stays
 // 0, and a base without the mount's write bits (imports, views, versions)

@@ -144,7 +144,7 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		a.Size = uint64(m.Size)
 		n.setTime(a, m.UpdatedAt)
 	}
-	p, keys := d.filePaths(name)
+	p, keys := d.attrPaths(name)
 	n.fsys.applyAccess(a, p, keys) // access.go
 	a.Blocks = (a.Size + 511) / 512
 	return 0

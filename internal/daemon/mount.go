@@ -119,9 +119,8 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 		return nil, fmt.Errorf("audit_log: %w", err)
 	}
 	fo.Audit, fo.AuditOpens, fo.AllOpens = alog, v.AuditLog != "", v.AllOpens
-	var fsysMu sync.Mutex
-	var fsysV *fs.FS
-	fsysOf := func() *fs.FS { fsysMu.Lock(); defer fsysMu.Unlock(); return fsysV }
+	// Set before the mount serves: .status is read only through it.
+	var fsys *fs.FS
 	var statusMu sync.Mutex
 	fo.Status = func() []byte {
 		statusMu.Lock()
@@ -130,7 +129,7 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 		if s.tmpl != nil {
 			doc.Templates = s.tmpl.Status()
 		}
-		if fsys := fsysOf(); fsys != nil {
+		if fsys != nil {
 			eng := fsys.Access()
 			doc.Access = &AccessStatus{Rules: eng.Rules().Len(), Denials: eng.Denials(), Audit: alog.Stats()}
 		}
@@ -144,7 +143,7 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 		}
 		fo.Templates = s.tmpl
 	}
-	fsys := fs.New(fo)
+	fsys = fs.New(fo)
 	rules, err := access.Compile(v.Access, fsys.AccessDefaults())
 	if err == nil {
 		err = fsys.SetAccess(rules) // before Mount: it decides whether opens reach the daemon
@@ -156,9 +155,6 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 	// Records carry the caller's executable and cgroup where there is a
 	// file to write them to.
 	fsys.Access().IdentifyAlways(v.AuditLog != "")
-	fsysMu.Lock()
-	fsysV = fsys
-	fsysMu.Unlock()
 	s.addView(fsys)
 	srv, err := fsys.Mount(mountpoint)
 	if err != nil {
