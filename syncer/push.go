@@ -417,10 +417,7 @@ func (s *Syncer) checkBase(ctx context.Context, a vault.Addr, base int) error {
 		s.notify(tree.Changes{Removed: []vault.Addr{a}}, false)
 		return &StaleError{Key: a.Key, From: base, Deleted: true}
 	case err != nil:
-		if errors.Is(err, infisical.ErrUnreachable) {
-			s.contactFailed(err)
-		}
-		return err
+		return err // every caller counts it once, through failed
 	}
 	s.reached()
 	defer clear(sec.Value)

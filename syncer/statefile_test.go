@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
 	"github.com/infisicalfs/infisicalfs/state"
 	"github.com/infisicalfs/infisicalfs/vault"
@@ -277,5 +278,30 @@ func TestNewKeyRehashesAndStillSeesChanges(t *testing.T) {
 	h.syncNow(t)
 	if log := h.logs.String(); strings.Contains(log, "another key") || !strings.Contains(log, "KEEP") {
 		t.Fatalf("restart under the same key logged:\n%s", log)
+	}
+}
+
+// A guarded push that cannot reach Infisical is one error, counted once,
+// and marks the mount stale.
+func TestUnreachableVersionCheckCountsOnce(t *testing.T) {
+	f := serverFixture(t, seedMany(1))
+	f.retry = infisical.RetryPolicy{ServerErrorWait: time.Millisecond}
+	f.start(t, filepath.Join(t.TempDir(), "s.json"))
+	f.syncNow(t)
+	before := f.sync.Status().Counts
+	f.srv.SetOutage(true)
+	a := vault.Addr{Project: f.project, Env: "dev", Path: "/f0", Key: "K_000"}
+	if err := f.sync.Push(a, []byte("v"), 1); err == nil {
+		t.Fatal("a guarded push during an outage succeeded")
+	}
+	st := f.sync.Status()
+	if got := st.Counts.Errors - before.Errors; got != 1 {
+		t.Errorf("errors counted %d, want 1", got)
+	}
+	if got := st.Counts.PushErrors - before.PushErrors; got != 1 {
+		t.Errorf("push errors counted %d, want 1", got)
+	}
+	if !st.Stale {
+		t.Error("an unanswered version check did not mark the mount stale")
 	}
 }

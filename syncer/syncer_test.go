@@ -23,6 +23,7 @@ type fixture struct {
 	state   *state.Store
 	hasher  *state.Hasher // nil: HMAC under a key derived from "secret"
 	opt     func(*Options)
+	retry   infisical.RetryPolicy // zero: the client's defaults
 	sync    *Syncer
 	logs    *bytes.Buffer
 	changes [][]string
@@ -52,7 +53,7 @@ func serverFixture(t *testing.T, seed func(*infisicaltest.Server, string)) *fixt
 func (f *fixture) start(t *testing.T, statePath string) *fixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(f.logs, nil))
-	client, err := infisical.New(infisical.Config{SiteURL: f.srv.URL(), ClientID: "id", ClientSecret: "secret"})
+	client, err := infisical.New(infisical.Config{SiteURL: f.srv.URL(), ClientID: "id", ClientSecret: "secret", Retry: f.retry})
 	if err != nil {
 		t.Fatal(err)
 	}
