@@ -14,6 +14,8 @@ var (
 	_ gofs.NodeMkdirer        = (*dirNode)(nil)
 	_ gofs.NodeRmdirer        = (*dirNode)(nil)
 	_ gofs.NodeRenamer        = (*dirNode)(nil)
+	_ gofs.NodeSetxattrer     = (*dirNode)(nil)
+	_ gofs.NodeRemovexattrer  = (*dirNode)(nil)
 
 	_ gofs.FileReaddirenter = (*dirHandle)(nil)
 	_ gofs.FileSeekdirer    = (*dirHandle)(nil)
@@ -32,13 +34,16 @@ var (
 	_ gofs.NodeGetxattrer    = (*fileNode)(nil)
 	_ gofs.NodeRemovexattrer = (*fileNode)(nil)
 	_ gofs.NodeOnForgetter   = (*fileNode)(nil)
+	_ gofs.NodeListxattrer   = (*fileNode)(nil)
 
-	_ gofs.NodeGetattrer = (*viewNode)(nil)
-	_ gofs.NodeSetattrer = (*viewNode)(nil)
-	_ gofs.NodeOpener    = (*viewNode)(nil)
-	_ gofs.NodeReader    = (*viewNode)(nil)
-	_ gofs.NodeFlusher   = (*viewNode)(nil)
-	_ gofs.NodeReleaser  = (*viewNode)(nil)
+	_ gofs.NodeGetattrer     = (*viewNode)(nil)
+	_ gofs.NodeSetattrer     = (*viewNode)(nil)
+	_ gofs.NodeOpener        = (*viewNode)(nil)
+	_ gofs.NodeReader        = (*viewNode)(nil)
+	_ gofs.NodeFlusher       = (*viewNode)(nil)
+	_ gofs.NodeReleaser      = (*viewNode)(nil)
+	_ gofs.NodeSetxattrer    = (*viewNode)(nil)
+	_ gofs.NodeRemovexattrer = (*viewNode)(nil)
 
 	_ gofs.NodeGetattrer      = (*tmplDir)(nil)
 	_ gofs.NodeLookuper       = (*tmplDir)(nil)
@@ -56,10 +61,8 @@ var (
 	_ gofs.NodeReleaser  = (*tmplFile)(nil)
 )
 
-// Extended attributes, the raw mirror and history (xattr.go, history.go).
+// The history (history.go).
 var (
-	_ gofs.NodeListxattrer = (*fileNode)(nil)
-
 	_ gofs.NodeGetattrer = (*histDir)(nil)
 	_ gofs.NodeLookuper  = (*histDir)(nil)
 	_ gofs.NodeReaddirer = (*histDir)(nil)

@@ -273,17 +273,9 @@ func (v *versionNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.
 // version (it may be remembered as missing), and, when the secret went or
 // is another one now, every version it had. Called from deliver only.
 func (f *FS) invalidateHistory(a vault.Addr, gone bool) {
-	d := f.dirInode(vault.Addr{Project: a.Project, Env: a.Env, Path: "/"}, historyName)
+	d := f.dirInode(a, historyName) // .history/<folders…>, as the kernel knows it
 	if d == nil {
 		return
-	}
-	for _, seg := range strings.Split(strings.Trim(a.Path, "/"), "/") {
-		if seg == "" {
-			continue
-		}
-		if d = d.GetChild(seg); d == nil {
-			return
-		}
 	}
 	if gone {
 		d.NotifyEntry(a.Key)
