@@ -22,6 +22,7 @@ import (
 	"github.com/infisicalfs/infisicalfs/config"
 	"github.com/infisicalfs/infisicalfs/infisical"
 	"github.com/infisicalfs/infisicalfs/infisical/infisicaltest"
+	"github.com/infisicalfs/infisicalfs/internal/daemon"
 	"github.com/infisicalfs/infisicalfs/internal/testutil"
 )
 
@@ -101,7 +102,7 @@ func (w *world) req(id, pod string, attrs map[string]string, clientID, secret st
 
 func mountedAt(t *testing.T, target string) int {
 	t.Helper()
-	ms, err := readMountinfo("/proc/self/mountinfo")
+	ms, err := daemon.ReadMountinfo("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}

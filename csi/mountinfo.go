@@ -1,67 +1,23 @@
 package csi
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/infisicalfs/infisicalfs/internal/daemon"
 )
 
 // FSType is the type every infisicalfs mount shows in mountinfo.
 const FSType = "fuse.infisicalfs"
 
-// mountEntry is one line of /proc/self/mountinfo that matters here.
-type mountEntry struct {
-	Target string
-	FSType string
-	Source string
-}
-
-// readMountinfo parses mountinfo (proc(5)): field 5 is the mount point,
-// after the " - " separator come the type and the source.
-func readMountinfo(file string) ([]mountEntry, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, x := range fields {
-			if x == "-" && i >= 6 {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fields) < sep+3 || len(fields) < 5 {
-			continue
-		}
-		out = append(out, mountEntry{Target: unescapeMount(fields[4]), FSType: fields[sep+1], Source: unescapeMount(fields[sep+2])})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	return out, nil
-}
-
-// unescapeMount undoes the kernel's octal escapes of space, tab, newline
-// and backslash.
-func unescapeMount(s string) string {
-	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
-}
-
 // ourMounts lists infisicalfs mounts at or under root, deepest first so
 // that nested ones go before their parents.
 func ourMounts(file, root string) ([]string, error) {
-	ms, err := readMountinfo(file)
+	ms, err := daemon.ReadMountinfo(file)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/infisicalfs/infisicalfs/internal/daemon"
 )
 
 const sampleMountinfo = `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -52,7 +54,7 @@ func FuzzMountinfo(f *testing.F) {
 		if err := os.WriteFile(p, []byte(table), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		ms, err := readMountinfo(p)
+		ms, err := daemon.ReadMountinfo(p)
 		if err != nil {
 			return // a line over the scanner's limit
 		}

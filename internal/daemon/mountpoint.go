@@ -14,37 +14,77 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// MountEntry is one line of /proc/self/mountinfo, the fields used here.
+type MountEntry struct {
+	Target string // the mount point, unescaped
+	FSType string // "fuse.infisicalfs", "tmpfs", …
+	Source string
+	Minor  string // the device's minor number: a FUSE connection's name in fusectl
+}
+
+// ReadMountinfo parses a mountinfo file (proc(5)): field 3 is major:minor,
+// field 5 the mount point; after the " - " separator come the type and the
+// source.
+func ReadMountinfo(file string) ([]MountEntry, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	defer f.Close()
+	var out []MountEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, x := range fields {
+			if x == "-" && i >= 6 {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || len(fields) < sep+3 {
+			continue
+		}
+		_, minor, _ := strings.Cut(fields[2], ":")
+		out = append(out, MountEntry{Target: mountUnescaper.Replace(fields[4]), FSType: fields[sep+1],
+			Source: mountUnescaper.Replace(fields[sep+2]), Minor: minor})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	return out, nil
+}
+
+// mountUnescaper undoes the kernel's octal escapes of space, tab, newline
+// and backslash in mountinfo.
+var mountUnescaper = strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+
+// fuseMountsAt are the FUSE mounts at path (any FUSE file system), oldest
+// first, from /proc/self/mountinfo: a dead mount (ENOTCONN) is one too.
+func fuseMountsAt(path string) ([]MountEntry, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := ReadMountinfo("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []MountEntry
+	for _, m := range ms {
+		if m.Target == abs && strings.HasPrefix(m.FSType, "fuse") {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 // IsMounted reports whether path is a mount point of ours (any FUSE mount),
 // reading /proc/self/mountinfo so that a dead mount (ENOTCONN) counts too.
 func IsMounted(path string) (bool, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return false, err
-	}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		// fields[4] is the mount point, escaped as \040 for spaces; the
-		// fs type follows the "-" separator.
-		if len(fields) < 10 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if mp != abs {
-			continue
-		}
-		for i, x := range fields {
-			if x == "-" && i+1 < len(fields) && strings.HasPrefix(fields[i+1], "fuse") {
-				return true, nil
-			}
-		}
-	}
-	return false, sc.Err()
+	ms, err := fuseMountsAt(path)
+	return len(ms) > 0, err
 }
 
 // abortConnection aborts the FUSE connection mounted at path through
@@ -68,34 +108,12 @@ func abortConnection(path string) {
 // mountDevice is the minor device number of the FUSE mount at path (the
 // fusectl connection's name), from /proc/self/mountinfo.
 func mountDevice(path string) (string, bool) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
+	ms, err := fuseMountsAt(path)
+	if err != nil || len(ms) == 0 {
 		return "", false
 	}
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", false
-	}
-	dev := ""
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || unescapeMountinfo(f[4]) != abs {
-			continue
-		}
-		for i, x := range f {
-			if x == "-" && i+1 < len(f) && strings.HasPrefix(f[i+1], "fuse") {
-				if _, minor, ok := strings.Cut(f[2], ":"); ok {
-					dev = minor // the last one mounted there wins
-				}
-			}
-		}
-	}
+	dev := ms[len(ms)-1].Minor // the last one mounted there wins
 	return dev, dev != ""
-}
-
-func unescapeMountinfo(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
 }
 
 // Stale reports whether path is a FUSE mount whose daemon is gone. statfs
