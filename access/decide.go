@@ -42,7 +42,14 @@ func (l *lazyProc) close() { l.p.close() }
 
 // decide applies the first rule that matches the path and the caller.
 func (rs *Rules) decide(path string, c Caller, wantWrite bool, hashes *hashCache, always bool) Decision {
-	matching := rs.matching(splitPath(path))
+	return rs.decideAll([]string{path}, c, wantWrite, hashes, always)[0]
+}
+
+// decideAll decides each path in turn for one caller and stops at the
+// first denial; it returns the decisions made. The caller is identified
+// (its /proc read) at most once for all of them: a folder view is decided
+// for itself and for every key it holds.
+func (rs *Rules) decideAll(paths []string, c Caller, wantWrite bool, hashes *hashCache, always bool) []Decision {
 	want := uint32(permRead)
 	if wantWrite {
 		want = permWrite
@@ -51,21 +58,36 @@ func (rs *Rules) decide(path string, c Caller, wantWrite bool, hashes *hashCache
 	if always {
 		l.need = needExe | needCgroup
 	}
-	for _, r := range matching {
-		l.need |= r.need
+	matchings := make([][]*rule, len(paths))
+	needs := make([]bool, len(paths)) // whether this path's rules look at the process
+	for i, p := range paths {
+		matchings[i] = rs.matching(splitPath(p))
+		for _, r := range matchings[i] {
+			l.need |= r.need
+			needs[i] = needs[i] || r.need != 0
+		}
 	}
 	defer l.close()
-	d := rs.decideRules(matching, c, want, l, hashes)
-	if always {
-		l.get()
+	out := make([]Decision, 0, len(paths))
+	for i, matching := range matchings {
+		d := rs.decideRules(matching, c, want, l, hashes)
+		if always {
+			l.get()
+		}
+		if always || needs[i] { // what a decision of this path alone would carry
+			if l.p != nil {
+				d.Exe, d.Cgroup = l.p.Exe, l.p.Cgroup
+			}
+			if l.err != nil {
+				d.Unknown = l.err.Error()
+			}
+		}
+		out = append(out, d)
+		if !d.Allowed {
+			break
+		}
 	}
-	if l.p != nil {
-		d.Exe, d.Cgroup = l.p.Exe, l.p.Cgroup
-	}
-	if l.err != nil {
-		d.Unknown = l.err.Error()
-	}
-	return d
+	return out
 }
 
 func (rs *Rules) decideRules(matching []*rule, c Caller, want uint32, l *lazyProc, hashes *hashCache) Decision {

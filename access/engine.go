@@ -67,16 +67,23 @@ func (e *Engine) Rules() *Rules { return e.cur.Load().rules }
 // A caller that a matching rule needs to identify and cannot be identified
 // (it exited, its pid was reused, /proc is unreadable) is denied.
 func (e *Engine) Decide(path string, c Caller, wantWrite bool) Decision {
+	return e.DecideAll([]string{path}, c, wantWrite)[0]
+}
+
+// DecideAll is Decide of each path in turn for one caller, identified once,
+// stopping at the first denial; it returns the decisions made (the last
+// one is the denial, if any).
+func (e *Engine) DecideAll(paths []string, c Caller, wantWrite bool) []Decision {
 	s := e.cur.Load()
-	d := s.rules.decide(path, c, wantWrite, e.hashes, e.identifyAlways.Load())
-	if !d.Allowed {
+	ds := s.rules.decideAll(paths, c, wantWrite, e.hashes, e.identifyAlways.Load())
+	if d := ds[len(ds)-1]; !d.Allowed {
 		i := d.RuleIndex
 		if i < 0 {
 			i = len(s.denied) - 1
 		}
 		s.denied[i].Add(1)
 	}
-	return d
+	return ds
 }
 
 // Attr returns the owner, group and mode for path (a directory when dir),

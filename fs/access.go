@@ -91,8 +91,8 @@ func caller(ctx context.Context) access.Caller {
 // denial.
 func (f *FS) decide(ctx context.Context, path string, m audit.Mode, aliasOf []string) syscall.Errno {
 	c := caller(ctx)
-	d := f.eng.Decide(path, c, m.Wants())
-	if d.Allowed && len(aliasOf) > 0 {
+	paths := []string{path}
+	if len(aliasOf) > 0 {
 		own := f.eng.Attr(path, false)
 		for _, k := range aliasOf {
 			// A key the kernel would judge exactly as the view, by rules
@@ -100,12 +100,15 @@ func (f *FS) decide(ctx context.Context, path string, m audit.Mode, aliasOf []st
 			if a := f.eng.Attr(k, false); a == own && !a.Daemon {
 				continue
 			}
-			if dk := f.eng.Decide(k, c, m.Wants()); !dk.Allowed {
-				dk.Reason = fmt.Sprintf("%s holds %s: %s", path, k, dk.Reason)
-				d = dk
-				break
-			}
+			paths = append(paths, k)
 		}
+	}
+	// One identification of the caller for the view and all its keys.
+	ds := f.eng.DecideAll(paths, c, m.Wants())
+	d := ds[0]
+	if n := len(ds); n > 1 && !ds[n-1].Allowed {
+		d = ds[n-1]
+		d.Reason = fmt.Sprintf("%s holds %s: %s", path, paths[n-1], d.Reason)
 	}
 	if f.opt.Audit != nil {
 		f.opt.Audit.Record(audit.Of(path, m, c, d))
