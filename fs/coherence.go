@@ -67,7 +67,7 @@ func (c *coherence) attr(seal func() (vault.Sealed, bool)) (vault.Meta, bool) {
 		}
 		c.pinned = s
 	}
-	return c.pinned.Meta, true
+	return c.pinned.Meta(), true
 }
 
 // read runs open on the pinned version for a page-cache read, and marks a

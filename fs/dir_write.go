@@ -102,7 +102,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		}
 		return ch, fh, fuseFlags, 0
 	}
-	n := &fileNode{fsys: d.fsys, mtime: time.Now()}
+	n := &fileNode{fsys: d.fsys, ed: &edit{mtime: time.Now()}}
 	if d.scratchName(name) {
 		n.scratch = true
 	} else {
@@ -138,10 +138,10 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		// the scratch copy no longer stands in for it, and the new value
 		// derives from what was read of the old one.
 		old.mu.Lock()
-		old.origin, old.originDir = "", nil
+		old.wr().origin, old.wr().originDir = "", nil
 		old.mu.Unlock()
 		base = d.baseFor(name, old, callerPid(ctx))
-		n.replaced, n.owner = old, tgid(callerPid(ctx))
+		n.ed.replaced, n.ed.owner = old, tgid(callerPid(ctx))
 	}
 	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.getattrAt(d, name, &out.Attr)
@@ -193,7 +193,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 // new value, the copy goes) and unlink says ESTALE.
 func (d *dirNode) unlinkLocal(name string, n *fileNode, tid uint32) syscall.Errno {
 	n.mu.Lock()
-	origin, od, copyOf := n.origin, n.originDir, n.copyOf
+	origin, od, copyOf := n.rd().origin, n.rd().originDir, n.rd().copyOf
 	n.mu.Unlock()
 	var errno syscall.Errno
 	if origin != "" && od != nil {
@@ -219,8 +219,10 @@ func (d *dirNode) unlinkLocal(name string, n *fileNode, tid uint32) syscall.Errn
 	}
 	d.mu.Unlock()
 	n.mu.Lock()
-	clear(n.local)
-	n.local, n.origin, n.originDir, n.copyOf = nil, "", nil, 0
+	if e := n.ed; e != nil {
+		clear(e.local)
+		e.local, e.origin, e.originDir, e.copyOf = nil, "", nil, 0
+	}
 	n.mu.Unlock()
 	return d.refuseRetry(name, errno, tid)
 }
@@ -381,8 +383,10 @@ func (d *dirNode) dropLocal(name string) {
 	d.mu.Unlock()
 	if n != nil {
 		n.mu.Lock()
-		clear(n.local)
-		n.local = nil
+		if e := n.ed; e != nil {
+			clear(e.local)
+			e.local = nil
+		}
 		n.mu.Unlock()
 	}
 }
@@ -405,8 +409,9 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 		return toErrno(err)
 	}
 	n.mu.Lock()
-	v := append([]byte(nil), n.local...)
-	origin, od, copyOf := n.origin, n.originDir, n.copyOf
+	e := n.rd()
+	v := append([]byte(nil), e.local...)
+	origin, od, copyOf := e.origin, e.originDir, e.copyOf
 	n.mu.Unlock()
 	defer clear(v)
 	// The scratch file is an edit of the key it replaces (sed -i, vim):
@@ -431,8 +436,11 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 	d.mu.Unlock()
 	nd.dropLocal(newName)
 	n.mu.Lock()
-	clear(n.local)
-	n.local, n.scratch, n.origin, n.originDir, n.copyOf = nil, false, "", nil, 0
+	n.scratch = false
+	if e := n.ed; e != nil {
+		clear(e.local)
+		e.local, e.origin, e.originDir, e.copyOf = nil, "", nil, 0
+	}
 	n.mu.Unlock()
 	if origin != "" && od != nil && (od != nd || origin != newName) {
 		// The scratch copy stood in for another secret: that move is done.
@@ -466,8 +474,9 @@ func (d *dirNode) secretToScratch(name string, nd *dirNode, newName string, move
 		n = &fileNode{fsys: d.fsys}
 	}
 	n.mu.Lock()
-	n.scratch, n.local, n.origin, n.originDir, n.mtime = true, b, name, d, time.Now()
-	n.copyOf, n.movedBy = m.Version, mover
+	e := n.wr()
+	n.scratch, e.local, e.origin, e.originDir, e.mtime = true, b, name, d, time.Now()
+	e.copyOf, e.movedBy = m.Version, mover
 	n.mu.Unlock()
 	nd.dropLocal(newName)
 	d.mu.Lock()

@@ -21,10 +21,24 @@ type fileNode struct {
 	fsys *FS
 	coh  coherence // what the kernel caches of it (read-only mounts)
 
-	// mu guards the fields below. Lock order: dirNode.mu, then
+	// mu guards the fields below and ed's. Lock order: dirNode.mu, then
 	// fileNode.mu, then handle.mu; none is held across a Backend call.
-	// (Ordered to pack: there is one fileNode per file the kernel holds.)
 	mu sync.Mutex
+	// ed is what only a file written through the mount needs; nil for
+	// the many that are only read (one fileNode per file the kernel
+	// holds). Read it with rd, set it with wr.
+	ed *edit
+	// served is the version last read of it, for the version check of
+	// writes derived from a read (served.go).
+	served int
+	// scratch files are local: their content lives in ed.local only.
+	scratch bool
+	// pending: created through the mount and not yet pushed.
+	pending bool
+}
+
+// edit is a fileNode's state as a file being written through the mount.
+type edit struct {
 	// local is a scratch or pending file's content, in memory only.
 	local []byte
 	mtime time.Time
@@ -45,16 +59,30 @@ type fileNode struct {
 	// thread, so they are kept by the caller's thread id (one per open in
 	// flight; concurrent opens of one file come from different threads).
 	truncOpens map[uint32]*handle
-	// served is the version last read of it, for the version check of
-	// writes derived from a read (served.go).
-	served int
 	// movedBy is the process that moved the secret aside to make this
 	// scratch copy; owner is the process saving a file that replaced one.
 	movedBy, owner uint32
-	// scratch files are local: their content lives in local only.
-	scratch bool
-	// pending: created through the mount and not yet pushed.
-	pending bool
+}
+
+// noEdit is what rd gives for a file never written: never written to.
+var noEdit edit
+
+// rd is n's edit state for reading (the zero one when it has none).
+// Called with n.mu held.
+func (n *fileNode) rd() *edit {
+	if n.ed == nil {
+		return &noEdit
+	}
+	return n.ed
+}
+
+// wr is n's edit state for setting, made on first use. Called with n.mu
+// held.
+func (n *fileNode) wr() *edit {
+	if n.ed == nil {
+		n.ed = &edit{}
+	}
+	return n.ed
 }
 
 // where is the node's directory and name now; ok is false once unlinked.
@@ -85,7 +113,7 @@ func (n *fileNode) opensAsSecret(tid uint32) bool {
 // moved this secret aside (an editor saving it).
 func (n *fileNode) movedByOther(tid uint32) bool {
 	n.mu.Lock()
-	mover := n.movedBy
+	mover := n.rd().movedBy
 	n.mu.Unlock()
 	return mover != 0 && tgid(tid) != mover && alive(mover)
 }
@@ -113,7 +141,7 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 	n.fsys.setAttrCommon(a)
 	a.Nlink = 1
 	n.mu.Lock()
-	scratch, pending, size, mt := n.scratch, n.pending, len(n.local), n.mtime
+	scratch, pending, size, mt := n.scratch, n.pending, len(n.rd().local), n.rd().mtime
 	n.mu.Unlock()
 	switch {
 	case scratch:
@@ -174,7 +202,7 @@ func (n *fileNode) use(pageRead bool, fn func(v []byte, version int)) syscall.Er
 	n.mu.Lock()
 	if n.scratch || n.pending {
 		defer n.mu.Unlock()
-		fn(n.local, 0)
+		fn(n.rd().local, 0)
 		return 0
 	}
 	n.mu.Unlock()
@@ -195,7 +223,7 @@ func (n *fileNode) use(pageRead bool, fn func(v []byte, version int)) syscall.Er
 				v, m, err = n.fsys.opt.Vault.GetForm(addr, d.form())
 			} else {
 				v, err = n.fsys.opt.Vault.Open(addr, s)
-				m = s.Meta
+				m = s.Meta()
 			}
 		})
 	} else {
@@ -287,10 +315,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	// The kernel strips O_TRUNC from OPEN and sends it next as a
 	// handle-less SETATTR from the same process: remember who opened.
 	n.mu.Lock()
-	if n.truncOpens == nil {
-		n.truncOpens = map[uint32]*handle{}
+	e := n.wr()
+	if e.truncOpens == nil {
+		e.truncOpens = map[uint32]*handle{}
 	}
-	n.truncOpens[h.pid] = h
+	e.truncOpens[h.pid] = h
 	n.mu.Unlock()
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
@@ -442,12 +471,12 @@ func (n *fileNode) takeTruncOpen(ctx context.Context) *handle {
 		return nil
 	}
 	n.mu.Lock()
-	h := n.truncOpens[fc.Caller.Pid]
+	h := n.rd().truncOpens[fc.Caller.Pid]
 	if h == nil {
 		n.mu.Unlock()
 		return nil
 	}
-	delete(n.truncOpens, fc.Caller.Pid)
+	delete(n.rd().truncOpens, fc.Caller.Pid)
 	n.mu.Unlock()
 	// The open's O_TRUNC: the value is replaced, not edited, unless the
 	// file stands in for a key moved aside (served.go).
@@ -463,8 +492,8 @@ func (n *fileNode) takeTruncOpen(ctx context.Context) *handle {
 
 func (n *fileNode) forgetTruncOpen(h *handle) {
 	n.mu.Lock()
-	if n.truncOpens[h.pid] == h {
-		delete(n.truncOpens, h.pid)
+	if e := n.rd(); e.truncOpens[h.pid] == h {
+		delete(e.truncOpens, h.pid)
 	}
 	n.mu.Unlock()
 }
@@ -510,9 +539,10 @@ func (n *fileNode) store(b []byte, base int) syscall.Errno {
 	}
 	n.mu.Lock()
 	if n.scratch {
-		clear(n.local)
-		n.local = append([]byte(nil), b...)
-		n.mtime = time.Now()
+		e := n.wr()
+		clear(e.local)
+		e.local = append([]byte(nil), b...)
+		e.mtime = time.Now()
 		n.mu.Unlock()
 		return 0
 	}
@@ -525,7 +555,10 @@ func (n *fileNode) store(b []byte, base int) syscall.Errno {
 		return errno
 	}
 	n.mu.Lock()
-	n.pending, n.replaced = false, nil
+	n.pending = false
+	if n.ed != nil {
+		n.ed.replaced = nil
+	}
 	n.mu.Unlock()
 	d.settle(name, n)
 	return 0
@@ -542,15 +575,19 @@ func (n *fileNode) store(b []byte, base int) syscall.Errno {
 // plain scratch copy that a rename back is checked against (copyOf).
 func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) bool {
 	n.mu.Lock()
-	p, replaced, owner := n.pending, n.replaced, n.owner
-	n.replaced = nil
+	p, replaced, owner := n.pending, n.rd().replaced, n.rd().owner
+	if n.ed != nil {
+		n.ed.replaced = nil
+	}
 	if p {
 		// The kernel may still reach this inode through a cached entry:
 		// from now on it reads the vault at its name like any secret
 		// (the value Infisical holds, or ENOENT), not its unpushed bytes.
 		n.pending = false
-		clear(n.local)
-		n.local = nil
+		if n.ed != nil {
+			clear(n.ed.local)
+			n.ed.local = nil
+		}
 	}
 	n.mu.Unlock()
 	if !p {

@@ -29,8 +29,8 @@ func TestExpandedAndRawForms(t *testing.T) {
 		t.Fatalf("Snapshot serves %q, %v; want the expanded value", es[0].Value.Bytes(), err)
 	}
 	s, _ := v.SealForm(a, Raw)
-	if s.Meta.Size != len(raw) {
-		t.Fatalf("SealForm(Raw) size %d, want %d", s.Meta.Size, len(raw))
+	if s.Meta().Size != len(raw) {
+		t.Fatalf("SealForm(Raw) size %d, want %d", s.Meta().Size, len(raw))
 	}
 	ov, err := v.Open(a, s)
 	if err != nil || string(ov.Bytes()) != string(raw) {
@@ -38,8 +38,7 @@ func TestExpandedAndRawForms(t *testing.T) {
 	}
 	// The expanded box cannot be opened as the raw one.
 	s2, _ := v.Seal(a)
-	s2.form = Raw
-	if _, err := v.Open(a, s2); err == nil {
+	if _, err := v.keys.open(s2.box(), a.formAD(Raw)); err == nil {
 		t.Fatal("the expanded box opened under the raw value's associated data")
 	}
 	n, err := v.Notes(a)

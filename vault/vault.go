@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -111,7 +112,12 @@ type Entry struct {
 	Value *Value
 }
 
-// item is one sealed secret: each box is nonce || ciphertext || tag.
+// item is one sealed secret: each box is nonce || ciphertext || tag. An
+// item's boxes and meta never change once it is in the vault (a change
+// installs a new item), so a Sealed can share them instead of copying;
+// only versions changes, under the vault's lock, and no Sealed reads it.
+// refs counts the vault's own hold (while the item is installed) and each
+// Sealed's; the boxes are wiped when the last is dropped.
 type item struct {
 	sealed []byte // the raw value
 	exp    []byte // the expanded value; nil when it is the raw one
@@ -120,10 +126,11 @@ type item struct {
 	// versions are earlier versions fetched from Infisical's history,
 	// by number, sealed; they never change, so they survive updates.
 	versions map[int][]byte
+	refs     atomic.Int32
 }
 
 // served is the box a Served read opens.
-func (it item) served() ([]byte, Form) {
+func (it *item) served() ([]byte, Form) {
 	if it.exp != nil {
 		return it.exp, expandedForm
 	}
@@ -134,8 +141,15 @@ func (it item) served() ([]byte, Form) {
 // to it or to Raw).
 const expandedForm Form = 255
 
+// release drops one hold on it, wiping the sealed values with the last.
+func (it *item) release() {
+	if it.refs.Add(-1) == 0 {
+		it.wipe()
+	}
+}
+
 // wipe zeroes the sealed values.
-func (it item) wipe() {
+func (it *item) wipe() {
 	clear(it.sealed)
 	clear(it.exp)
 	clear(it.notes)
@@ -146,26 +160,48 @@ func (it item) wipe() {
 
 // Sealed is one version of a secret, still sealed and bound to its
 // address, kept by a caller that must go on serving that version after
-// the vault moved on (the filesystem, for what the kernel caches). The
-// zero Sealed holds nothing.
+// the vault moved on (the filesystem, for what the kernel caches). It
+// holds the vault's item rather than a copy (one per file the kernel
+// caches adds up); Wipe drops the hold. The zero Sealed holds nothing.
 type Sealed struct {
-	box  []byte
-	Meta Meta
-	form Form // Raw or expandedForm: which associated data box is bound to
+	it   *item
+	form Form // Raw or expandedForm: which associated data the box is bound to
 }
 
-// Wipe zeroes the sealed bytes.
+// Meta is the version's metadata; Size is the length of its form.
+func (s Sealed) Meta() Meta {
+	if s.it == nil {
+		return Meta{}
+	}
+	m := s.it.meta
+	if s.form == Raw {
+		m.Size = m.RawSize
+	}
+	return m
+}
+
+func (s Sealed) box() []byte {
+	if s.form == Raw {
+		return s.it.sealed
+	}
+	return s.it.exp
+}
+
+// Wipe drops s's hold on the version; its sealed bytes are zeroed once
+// neither the vault nor any other Sealed holds it.
 func (s *Sealed) Wipe() {
-	clear(s.box)
+	if s.it != nil {
+		s.it.release()
+	}
 	*s = Sealed{}
 }
 
 // Empty reports whether s holds no version.
-func (s Sealed) Empty() bool { return s.box == nil }
+func (s Sealed) Empty() bool { return s.it == nil }
 
 // dir is one folder; a folder exists while its dir does, secrets or not.
 type dir struct {
-	secrets map[string]item
+	secrets map[string]*item
 	sub     map[string]struct{}
 }
 
@@ -222,30 +258,35 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 		v.mu.RUnlock()
 		return 0, errDestroyed
 	}
-	sealed := make([]item, len(changes))
+	sealed := make([]*item, len(changes))
 	for i, c := range changes {
 		if c.Delete {
 			continue
 		}
+		it := &item{}
 		if !c.ExpandOnly {
-			sealed[i].sealed = v.keys.seal(c.Value, c.Addr.ad())
+			it.sealed = v.keys.seal(c.Value, c.Addr.ad())
 			if c.Notes != nil && (c.Notes.Comment != "" || len(c.Notes.Metadata) > 0) {
 				js, _ := json.Marshal(c.Notes)
-				sealed[i].notes = v.keys.seal(js, c.Addr.formAD(notesForm))
+				it.notes = v.keys.seal(js, c.Addr.formAD(notesForm))
 				clear(js)
 			}
 		}
 		if c.Expanded != nil {
-			sealed[i].exp = v.keys.seal(c.Expanded, c.Addr.formAD(expandedForm))
+			it.exp = v.keys.seal(c.Expanded, c.Addr.formAD(expandedForm))
 		}
+		it.refs.Store(1) // the vault's hold
+		sealed[i] = it
 	}
 	v.mu.RUnlock()
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.keys == nil {
-		for _, s := range sealed {
-			s.wipe()
+		for _, it := range sealed {
+			if it != nil {
+				it.wipe()
+			}
 		}
 		return 0, errDestroyed
 	}
@@ -258,26 +299,32 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 			v.deleteLocked(c.Addr)
 			continue
 		}
+		d := v.dirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
+		it := sealed[i]
 		if c.ExpandOnly {
-			d := v.dirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
-			var it item
-			var ok bool
+			var old *item
 			if d != nil {
-				it, ok = d.secrets[c.Addr.Key]
+				old = d.secrets[c.Addr.Key]
 			}
-			if !ok {
-				sealed[i].wipe()
+			if old == nil {
+				it.wipe()
 				continue
 			}
-			clear(it.exp)
-			it.exp = sealed[i].exp
+			// The old item may be pinned: the new one gets its own copy
+			// of the raw value and notes, and the old keeps its boxes
+			// until its last holder drops it.
+			it.sealed = slices.Clone(old.sealed)
+			it.notes = slices.Clone(old.notes)
+			it.meta = old.meta
 			it.meta.Refs, it.meta.ExpandErr = c.Meta.Refs, c.Meta.ExpandErr
 			it.meta.Size = it.meta.RawSize
 			if c.Expanded != nil {
 				it.meta.Size = len(c.Expanded)
 			}
 			it.meta.Gen = v.gen
+			it.versions, old.versions = old.versions, nil
 			d.secrets[c.Addr.Key] = it
+			old.release()
 			continue
 		}
 		m := c.Meta
@@ -288,19 +335,20 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 		}
 		m.Tags = slices.Clone(m.Tags)
 		m.Gen = v.gen
-		d := v.ensureDirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
-		it := sealed[i]
+		if d == nil {
+			d = v.ensureDirLocked(c.Addr.Project, c.Addr.Env, c.Addr.Path)
+		}
 		it.meta = m
 		if old, ok := d.secrets[c.Addr.Key]; ok {
 			if old.meta.ID == m.ID {
 				it.versions, old.versions = old.versions, nil
 			}
-			old.wipe()
+			old.release()
 		} else {
 			v.n++
 		}
 		if d.secrets == nil {
-			d.secrets = map[string]item{}
+			d.secrets = map[string]*item{}
 		}
 		d.secrets[c.Addr.Key] = it
 	}
@@ -346,14 +394,12 @@ func (v *Vault) SealForm(a Addr, f Form) (Sealed, bool) {
 	if !ok || v.keys == nil {
 		return Sealed{}, false
 	}
-	box, bf := it.sealed, Raw
-	m := it.meta
+	bf := Raw
 	if f == Served {
-		box, bf = it.served()
-	} else {
-		m.Size = m.RawSize
+		_, bf = it.served()
 	}
-	return Sealed{box: append([]byte(nil), box...), form: bf, Meta: m}, true
+	it.refs.Add(1) // under the read lock: the vault's hold keeps refs above 0
+	return Sealed{it: it, form: bf}, true
 }
 
 // Notes decrypts the comment and metadata of the secret at a.
@@ -407,7 +453,6 @@ func (v *Vault) SetVersion(a Addr, id string, n int, plaintext []byte) bool {
 	}
 	if it.versions == nil {
 		it.versions = map[int][]byte{}
-		d.secrets[a.Key] = it
 	}
 	clear(it.versions[n])
 	it.versions[n] = box
@@ -444,7 +489,7 @@ func (v *Vault) Open(a Addr, s Sealed) (*Value, error) {
 	if s.Empty() {
 		return nil, ErrNotFound
 	}
-	pt, err := v.keys.open(s.box, a.formAD(s.form))
+	pt, err := v.keys.open(s.box(), a.formAD(s.form))
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +501,10 @@ func (v *Vault) Stat(a Addr) (Meta, bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	it, ok := v.itemLocked(a)
-	return it.meta, ok
+	if !ok {
+		return Meta{}, false
+	}
+	return it.meta, true
 }
 
 // Delete removes and wipes the secret at a, reporting whether it existed. Its
@@ -527,7 +575,7 @@ func (v *Vault) RemoveFolder(project, env, path string) bool {
 	for p, d := range sc.dirs {
 		if under(p, path) {
 			for _, it := range d.secrets {
-				it.wipe()
+				it.release()
 			}
 			v.n -= len(d.secrets)
 			delete(sc.dirs, p)
@@ -666,10 +714,10 @@ func (v *Vault) dirLocked(project, env, path string) *dir {
 	return sc.dirs[path]
 }
 
-func (v *Vault) itemLocked(a Addr) (item, bool) {
+func (v *Vault) itemLocked(a Addr) (*item, bool) {
 	d := v.dirLocked(a.Project, a.Env, a.Path)
 	if d == nil {
-		return item{}, false
+		return nil, false
 	}
 	it, ok := d.secrets[a.Key]
 	return it, ok
@@ -718,7 +766,7 @@ func (v *Vault) deleteLocked(a Addr) bool {
 	if !ok {
 		return false
 	}
-	it.wipe()
+	it.release()
 	delete(d.secrets, a.Key)
 	v.n--
 	return true

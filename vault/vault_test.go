@@ -592,8 +592,8 @@ func TestSealedOutlivesChanges(t *testing.T) {
 	a := addr("/", "K")
 	v.Set(a, []byte("one"), Meta{Version: 1})
 	s, ok := v.Seal(a)
-	if !ok || s.Meta.Version != 1 || s.Meta.Size != 3 {
-		t.Fatalf("Seal = %+v %v", s.Meta, ok)
+	if !ok || s.Meta().Version != 1 || s.Meta().Size != 3 {
+		t.Fatalf("Seal = %+v %v", s.Meta(), ok)
 	}
 	v.Set(a, []byte("two"), Meta{Version: 2})
 	v.Set(a, []byte("three"), Meta{Version: 3})
@@ -606,13 +606,49 @@ func TestSealedOutlivesChanges(t *testing.T) {
 	if _, err := v.Open(addr("/", "OTHER"), s); err == nil {
 		t.Error("a sealed copy opened at another address")
 	}
-	box := s.box
+	box := s.box()
 	s.Wipe()
 	if !allZero(box) || !s.Empty() {
-		t.Error("Wipe left the sealed bytes")
+		t.Error("Wipe of the last hold left the sealed bytes")
 	}
+	s.Wipe() // twice is fine
 	if _, ok := v.Seal(a); ok {
 		t.Error("Seal of a deleted secret")
+	}
+}
+
+// TestSealedSharesTheVaultsValue: a Sealed holds the vault's own sealed
+// value rather than a copy; dropping it leaves the vault's value readable,
+// and a replaced value is wiped only when its last holder drops it.
+func TestSealedSharesTheVaultsValue(t *testing.T) {
+	v := newTestVault(t)
+	a := addr("/", "K")
+	v.Set(a, []byte("one"), Meta{Version: 1})
+	s1, _ := v.Seal(a)
+	s2, _ := v.Seal(a)
+	if &s1.box()[0] != &sealedOf(v, a)[0] {
+		t.Fatal("Seal copied the sealed value")
+	}
+	s1.Wipe()
+	if got, _ := mustGet(t, v, a); got != "one" {
+		t.Fatalf("after dropping a Sealed the vault serves %q", got)
+	}
+	box := s2.box()
+	v.Set(a, []byte("two"), Meta{Version: 2})
+	if allZero(box) {
+		t.Fatal("replacing the value wiped it under a Sealed still holding it")
+	}
+	if val, err := v.Open(a, s2); err != nil || string(val.Bytes()) != "one" {
+		t.Fatalf("Open of the held version = %v %v", val, err)
+	} else {
+		val.Wipe()
+	}
+	s2.Wipe()
+	if !allZero(box) {
+		t.Error("the replaced value survived its last holder")
+	}
+	if got, _ := mustGet(t, v, a); got != "two" {
+		t.Errorf("current value %q", got)
 	}
 }
 
