@@ -70,7 +70,7 @@ func TestLoadSaveLoadThroughDisk(t *testing.T) {
 
 func encodeBytes(f *File) ([]byte, error) {
 	var b bytes.Buffer
-	err := encode(&b, f)
+	err := encode(&b, f, sortedRecords(f.Secrets))
 	return b.Bytes(), err
 }
 

@@ -134,12 +134,36 @@ func (f *File) Changed(current map[string]Secret) (added, changed, removed []str
 	return added, changed, removed
 }
 
+// idRecord is one secret record with its ID.
+type idRecord struct {
+	id  string
+	rec Secret
+}
+
+// sortedRecords returns m's records sorted by ID: what a save writes, and
+// smaller than a copy of the map.
+func sortedRecords(m map[string]Secret) []idRecord {
+	out := make([]idRecord, 0, len(m))
+	for id, rec := range m {
+		out = append(out, idRecord{id, rec})
+	}
+	slices.SortFunc(out, func(a, b idRecord) int { return strings.Compare(a.id, b.id) })
+	return out
+}
+
 // clone returns a deep copy.
 func (f *File) clone() File {
+	c := f.cloneHead()
+	c.Secrets = maps.Clone(f.Secrets)
+	return c
+}
+
+// cloneHead is clone without the secret records.
+func (f *File) cloneHead() File {
 	c := *f
+	c.Secrets = nil
 	c.ProjectIDs = slices.Clone(f.ProjectIDs)
 	c.Environments = slices.Clone(f.Environments)
-	c.Secrets = maps.Clone(f.Secrets)
 	c.Scopes = maps.Clone(f.Scopes)
 	return c
 }
@@ -190,9 +214,10 @@ func (f *File) migrateOriginal() {
 }
 
 // encode writes f as saved: indented, newline-terminated, each secret
-// record on one line in ID order. It streams the records, so that a large
+// record on one line in ID order. recs are f's records sorted by ID
+// (f.Secrets itself is not read). It streams the records, so that a large
 // state needs no buffer of its whole size.
-func encode(w io.Writer, f *File) error {
+func encode(w io.Writer, f *File, recs []idRecord) error {
 	head := *f
 	head.Secrets = map[string]Secret{}
 	b, err := json.MarshalIndent(&head, "", "  ")
@@ -208,23 +233,22 @@ func encode(w io.Writer, f *File) error {
 	if _, err := w.Write(b[:i+len(slot)-1]); err != nil {
 		return err
 	}
-	ids := slices.Sorted(maps.Keys(f.Secrets))
 	var line []byte // reused: one record at a time
-	for n, id := range ids {
+	for n, r := range recs {
 		line = line[:0]
 		if n == 0 {
 			line = append(line, "\n    "...)
 		} else {
 			line = append(line, ",\n    "...)
 		}
-		if line, err = appendRecord(line, id, f.Secrets[id]); err != nil {
+		if line, err = appendRecord(line, r.id, r.rec); err != nil {
 			return err
 		}
 		if _, err := w.Write(line); err != nil {
 			return err
 		}
 	}
-	if len(ids) > 0 {
+	if len(recs) > 0 {
 		if _, err := io.WriteString(w, "\n  "); err != nil {
 			return err
 		}

@@ -317,14 +317,14 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 		for j := range imp.Secrets {
 			sec := &imp.Secrets[j]
 			a := vault.Addr{Project: p.ID, Env: env, Path: "/", Key: sec.Key}
-			if w, ok := desired[a]; ok && !w.readOnly {
+			if w, ok := desired[a]; ok && !w.readOnly() {
 				continue
 			}
 			path := imp.Path
 			if path == "" {
 				path = "/"
 			}
-			desired[a] = want{sec: sec, readOnly: true, origin: refs.Addr{Env: imp.Environment, Path: path, Key: sec.Key}}
+			desired[a] = want{sec: sec, origin: &refs.Addr{Env: imp.Environment, Path: path, Key: sec.Key}}
 		}
 	}
 
@@ -342,7 +342,7 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 			continue
 		}
 		meta := metaOf(w.sec)
-		meta.ReadOnly = w.readOnly
+		meta.ReadOnly = w.readOnly()
 		old, ok := s.opt.Vault.Stat(a)
 		switch {
 		case !ok:
@@ -352,8 +352,8 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 		default:
 			continue
 		}
-		if w.readOnly {
-			origins[a] = w.origin
+		if w.origin != nil {
+			origins[a] = *w.origin
 		}
 		changes = append(changes, vault.Change{Addr: a, Value: w.sec.Value, Meta: meta, Notes: notesOf(w.sec)})
 	}
@@ -411,10 +411,12 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 
 // want is one secret a listing says should be in the vault.
 type want struct {
-	sec      *infisical.Secret
-	readOnly bool
-	origin   refs.Addr // an import's environment and path
+	sec    *infisical.Secret
+	origin *refs.Addr // an import's environment and path; nil for the folder's own (a pointer: one want per listed secret)
 }
+
+// readOnly: an import's secret shows read-only.
+func (w want) readOnly() bool { return w.origin != nil }
 
 // metaOf is what the vault keeps in the clear about a listed secret.
 func metaOf(sec *infisical.Secret) vault.Meta {

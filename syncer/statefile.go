@@ -171,6 +171,13 @@ func (s *Syncer) recordListing(p tree.Project, env string, desired map[vault.Add
 					"added", added, "changed", edited, "removed", removed)
 			}
 		}
+		if len(f.Secrets) == 0 {
+			// The first listing into an empty state (a first mount):
+			// cur becomes the records rather than a second map of them.
+			f.Secrets = cur
+			changed = changed || len(cur) > 0
+			cur = nil
+		}
 		for id, rec := range cur {
 			if o, ok := f.Secrets[id]; ok && sameRecord(o, rec) {
 				continue

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -36,6 +37,40 @@ func (a Addr) appendTo(dst []byte) []byte {
 	}
 	dst = append(dst, '/')
 	return append(dst, a.Key...)
+}
+
+// CompareAddrs orders addresses as their String forms compare, without
+// building them: sorting a 100k-secret listing's changes by String made
+// 100k strings at the moment the listing's memory peaks.
+func CompareAddrs(a, b Addr) int {
+	pa, pb := a.parts(), b.parts()
+	var i, j int
+	var x, y string
+	for {
+		for x == "" && i < len(pa) {
+			x, i = pa[i], i+1
+		}
+		for y == "" && j < len(pb) {
+			y, j = pb[j], j+1
+		}
+		if x == "" || y == "" {
+			return cmp.Compare(len(x), len(y)) // the one that ended first is less
+		}
+		n := min(len(x), len(y))
+		if c := strings.Compare(x[:n], y[:n]); c != 0 {
+			return c
+		}
+		x, y = x[n:], y[n:]
+	}
+}
+
+// parts are the pieces of the String form, in order.
+func (a Addr) parts() [6]string {
+	path := a.Path
+	if path == "/" {
+		path = ""
+	}
+	return [6]string{a.Project, "/", a.Env, path, "/", a.Key}
 }
 
 // notesForm binds the sealed Notes; like expandedForm it is internal.

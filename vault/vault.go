@@ -13,7 +13,6 @@
 package vault
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -606,23 +605,14 @@ func (v *Vault) Addrs(project, env string) []Addr {
 	if sc == nil {
 		return nil
 	}
-	type named struct {
-		s string
-		a Addr
-	}
-	var all []named
+	var all []Addr
 	for p, d := range sc.dirs {
 		for k := range d.secrets {
-			a := Addr{Project: project, Env: env, Path: p, Key: k}
-			all = append(all, named{a.String(), a})
+			all = append(all, Addr{Project: project, Env: env, Path: p, Key: k})
 		}
 	}
-	slices.SortFunc(all, func(x, y named) int { return cmp.Compare(x.s, y.s) })
-	out := make([]Addr, len(all))
-	for i, n := range all {
-		out[i] = n.a
-	}
-	return out
+	slices.SortFunc(all, CompareAddrs)
+	return all
 }
 
 // Snapshot decrypts every secret directly in one folder, sorted by key, with

@@ -675,3 +675,38 @@ func TestSnapshotValuesAreIndependent(t *testing.T) {
 		t.Errorf("C = %q after appending to A and wiping B", got)
 	}
 }
+
+// TestCompareAddrsIsStringOrder: CompareAddrs orders as the String forms
+// do, on addresses built to share prefixes across the parts' boundaries.
+func TestCompareAddrsIsStringOrder(t *testing.T) {
+	pieces := []string{"a", "ab", "a-b", "b", "A"}
+	var as []Addr
+	for _, p := range []string{"p", "pa"} {
+		for _, e := range []string{"dev", "de"} {
+			for _, path := range []string{"/", "/a", "/ab", "/a/b", "/b"} {
+				for _, k := range pieces {
+					as = append(as, Addr{Project: p, Env: e, Path: path, Key: k})
+				}
+			}
+		}
+	}
+	for _, x := range as {
+		for _, y := range as {
+			want := strings.Compare(x.String(), y.String())
+			if got := CompareAddrs(x, y); got != want {
+				t.Fatalf("CompareAddrs(%s, %s) = %d, want %d", x, y, got, want)
+			}
+		}
+	}
+}
+
+func FuzzCompareAddrs(f *testing.F) {
+	f.Add("p", "dev", "/", "K", "p", "dev", "/a", "K")
+	f.Fuzz(func(t *testing.T, p1, e1, path1, k1, p2, e2, path2, k2 string) {
+		x := Addr{Project: p1, Env: e1, Path: path1, Key: k1}
+		y := Addr{Project: p2, Env: e2, Path: path2, Key: k2}
+		if got, want := CompareAddrs(x, y), strings.Compare(x.String(), y.String()); got != want {
+			t.Fatalf("CompareAddrs(%q, %q) = %d, want %d", x, y, got, want)
+		}
+	})
+}
