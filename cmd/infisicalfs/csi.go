@@ -57,6 +57,7 @@ func cmdCSI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log, _ := newLogger(stderr, *level, *format)
 	signal.Ignore(syscall.SIGPIPE)
+	tuneGC()
 	if err := harden.DisableCoreDumps(); err != nil {
 		log.Warn("could not disable core dumps", "err", err)
 	}

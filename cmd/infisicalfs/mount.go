@@ -164,6 +164,7 @@ func cmdMount(ctx context.Context, mnt string, resolve func() (config.Config, er
 			}
 		}
 	}()
+	tuneGC()
 	if err := harden.DisableCoreDumps(); err != nil {
 		log.Warn("could not disable core dumps", "err", err)
 	}
