@@ -30,7 +30,7 @@ func TestSecretMetadataParsed(t *testing.T) {
 	if err != nil || len(res.Secrets) != 1 {
 		t.Fatalf("list: %v %v", res, err)
 	}
-	check("list", res.Secrets[0])
+	check("list", *res.Secrets[0])
 	s, err := e.c.GetSecret(ctx, e.ref("/app", "DB"))
 	if err != nil {
 		t.Fatal(err)

@@ -160,15 +160,22 @@ func decodeImport(dec *json.Decoder, im *Import) error {
 			return err
 		}
 	}
+	im.Secrets = make([]*Secret, len(secrets))
 	for i := range secrets {
-		im.Secrets = append(im.Secrets, secrets[i].secret(im.Path))
+		s := secrets[i].secret(im.Path)
+		im.Secrets[i] = &s
 	}
 	_, err := dec.Token() // }
 	return err
 }
 
-// decodeSecrets decodes an array of secrets element by element.
-func decodeSecrets(dec *json.Decoder, path string, out *[]Secret) error {
+// decodeSecrets decodes an array of secrets element by element onto *out,
+// each secret its own allocation. (As one []Secret grown by append, a
+// 100k-secret listing allocated five times its final size, and copying
+// it into a slice of the exact size cost 0.2 s of CPU with the collector
+// running: the structs hold pointers.) On an error what was decoded is
+// still in *out, for the caller to wipe.
+func decodeSecrets(dec *json.Decoder, path string, out *[]*Secret) error {
 	if err := expectDelim(dec, '['); err != nil {
 		return err
 	}
@@ -177,7 +184,8 @@ func decodeSecrets(dec *json.Decoder, path string, out *[]Secret) error {
 		if err := dec.Decode(&w); err != nil {
 			return err
 		}
-		*out = append(*out, w.secret(path))
+		s := w.secret(path)
+		*out = append(*out, &s)
 	}
 	_, err := dec.Token() // ]
 	return err

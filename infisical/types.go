@@ -47,7 +47,7 @@ type Metadata struct {
 type Import struct {
 	Environment string
 	Path        string
-	Secrets     []Secret
+	Secrets     []*Secret
 }
 
 // ListOptions selects one folder (and, with Recursive, its descendants).
@@ -68,7 +68,7 @@ type ListOptions struct {
 type ListResult struct {
 	NotModified bool
 	ETag        string
-	Secrets     []Secret
+	Secrets     []*Secret
 	Imports     []Import
 }
 

@@ -303,7 +303,7 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 	// more time rehashing and copying than sealing.
 	desired := make(map[vault.Addr]want, len(res.Secrets))
 	for i := range res.Secrets {
-		sec := &res.Secrets[i]
+		sec := res.Secrets[i]
 		path := sec.Path
 		if path == "" {
 			path = "/"
@@ -315,7 +315,7 @@ func (s *Syncer) apply(p tree.Project, env string, res *infisical.ListResult, fo
 	for i := range res.Imports {
 		imp := &res.Imports[i]
 		for j := range imp.Secrets {
-			sec := &imp.Secrets[j]
+			sec := imp.Secrets[j]
 			a := vault.Addr{Project: p.ID, Env: env, Path: "/", Key: sec.Key}
 			if w, ok := desired[a]; ok && !w.readOnly() {
 				continue

@@ -258,21 +258,25 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 		return 0, errDestroyed
 	}
 	sealed := make([]*item, len(changes))
+	var ad []byte // reused: the AEAD keeps none of it
 	for i, c := range changes {
 		if c.Delete {
 			continue
 		}
 		it := &item{}
 		if !c.ExpandOnly {
-			it.sealed = v.keys.seal(c.Value, c.Addr.ad())
+			ad = c.Addr.appendTo(ad[:0])
+			it.sealed = v.keys.seal(c.Value, ad)
 			if c.Notes != nil && (c.Notes.Comment != "" || len(c.Notes.Metadata) > 0) {
 				js, _ := json.Marshal(c.Notes)
-				it.notes = v.keys.seal(js, c.Addr.formAD(notesForm))
+				ad = c.Addr.appendFormAD(ad[:0], notesForm)
+				it.notes = v.keys.seal(js, ad)
 				clear(js)
 			}
 		}
 		if c.Expanded != nil {
-			it.exp = v.keys.seal(c.Expanded, c.Addr.formAD(expandedForm))
+			ad = c.Addr.appendFormAD(ad[:0], expandedForm)
+			it.exp = v.keys.seal(c.Expanded, ad)
 		}
 		it.refs.Store(1) // the vault's hold
 		sealed[i] = it
