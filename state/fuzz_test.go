@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,11 +83,22 @@ func FuzzRecordEncoding(f *testing.F) {
 	f.Add("p/e/<html>&\u2028\x01", "h", 0, int64(-62135596800), int64(0), "ü", "\x7f", "/\t", "K\n")
 	f.Add("p/e/K", "h", 1, int64(253402300799), int64(999999999), "p", "e", "/", "\xff")
 	f.Fuzz(func(t *testing.T, id, hash string, version int, sec, nsec int64, project, env, path, key string) {
-		rec := Secret{Hash: hash, Version: version, LastSynced: time.Unix(sec, nsec%1e9).UTC(),
-			Project: project, Environment: env, Path: path, Key: key}
+		if project != "" && env != "" && key != "" {
+			id = SecretID(project, env, path, key) // mostly IDs of the usual shape
+		}
+		rec := Secret{Hash: hash, Version: version, LastSynced: time.Unix(sec, nsec%1e9).UTC()}
 		got, err := appendRecord(nil, id, rec)
+		// What the file holds per record: the record and its ID's parts.
+		wire := struct {
+			Secret
+			Project     string `json:"project,omitempty"`
+			Environment string `json:"environment,omitempty"`
+			Path        string `json:"path,omitempty"`
+			Key         string `json:"key,omitempty"`
+		}{Secret: rec}
+		wire.Project, wire.Environment, wire.Path, wire.Key, _ = ParseSecretID(id)
 		k, kerr := json.Marshal(id)
-		v, verr := json.Marshal(rec)
+		v, verr := json.Marshal(wire)
 		if kerr != nil || verr != nil {
 			if err == nil {
 				t.Fatalf("json.Marshal fails (%v %v) but appendRecord wrote %s", kerr, verr, got)
@@ -99,6 +111,33 @@ func FuzzRecordEncoding(f *testing.F) {
 		want := string(k) + ": " + string(v)
 		if string(got) != want {
 			t.Fatalf("appendRecord wrote\n%s\njson.Marshal\n%s", got, want)
+		}
+	})
+}
+
+// FuzzParseSecretID: an ID made by SecretID from parts without "/" (and a
+// canonical path) parses back to those parts; any string parses without
+// panicking, and what parses rebuilds the same ID.
+func FuzzParseSecretID(f *testing.F) {
+	f.Add("proj", "dev", "/", "K")
+	f.Add("proj", "dev", "/a/b", "K")
+	f.Add("p", "e", "", "K")
+	f.Fuzz(func(t *testing.T, project, env, path, key string) {
+		if p, e, pa, k, ok := ParseSecretID(project); ok && SecretID(p, e, pa, k) != project {
+			t.Fatalf("ParseSecretID(%q) = %q %q %q %q, which rebuilds %q", project, p, e, pa, k, SecretID(p, e, pa, k))
+		}
+		if project == "" || env == "" || key == "" || strings.Contains(project+env+key, "/") {
+			return
+		}
+		if path == "" {
+			path = "/"
+		}
+		if path[0] != '/' || (path != "/" && (strings.HasSuffix(path, "/") || strings.Contains(path, "//"))) {
+			return
+		}
+		p, e, pa, k, ok := ParseSecretID(SecretID(project, env, path, key))
+		if !ok || p != project || e != env || pa != path || k != key {
+			t.Fatalf("ParseSecretID(SecretID(%q, %q, %q, %q)) = %q %q %q %q %v", project, env, path, key, p, e, pa, k, ok)
 		}
 	})
 }

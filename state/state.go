@@ -64,16 +64,14 @@ type File struct {
 	HashKeyID  string `json:"hash_key_id,omitempty"`
 }
 
-// Secret is what is known about one secret: never its value.
+// Secret is what is known about one secret: never its value. The file
+// also names each record's project, environment, path and key; those are
+// its ID's parts (ParseSecretID), written from the ID rather than kept
+// beside it: one record is kept per secret, 64 bytes less each.
 type Secret struct {
 	Hash       string    `json:"hash"` // Hasher.Hash(key, value); "" = not known under the file's key
 	Version    int       `json:"version"`
 	LastSynced time.Time `json:"last_synced"`
-
-	Project     string `json:"project,omitempty"`
-	Environment string `json:"environment,omitempty"`
-	Path        string `json:"path,omitempty"`
-	Key         string `json:"key,omitempty"`
 }
 
 // Scope is the sync record of one project environment.
@@ -92,6 +90,30 @@ func SecretID(project, env, path, key string) string {
 		return project + "/" + env + "/" + key
 	}
 	return project + "/" + env + path + "/" + key
+}
+
+// ParseSecretID splits a SecretID into its parts; ok is false for an ID of
+// another shape (a bare key of the original design's files). Project and
+// environment names and keys hold no "/", so the split is unambiguous.
+func ParseSecretID(id string) (project, env, path, key string, ok bool) {
+	project, rest, found := strings.Cut(id, "/")
+	if !found || project == "" {
+		return "", "", "", "", false
+	}
+	i := strings.IndexByte(rest, '/')
+	if i <= 0 {
+		return "", "", "", "", false
+	}
+	env, rest = rest[:i], rest[i:]
+	j := strings.LastIndexByte(rest, '/')
+	path, key = rest[:j], rest[j+1:]
+	if key == "" || strings.HasSuffix(path, "/") || strings.Contains(path, "//") {
+		return "", "", "", "", false // not a canonical folder: SecretID never makes it
+	}
+	if path == "" {
+		path = "/"
+	}
+	return project, env, path, key, true
 }
 
 // Hash is the hex SHA-256 of "KEY:VALUE", the original design's plain
@@ -204,7 +226,6 @@ func (f *File) migrateOriginal() {
 		if _, taken := f.Secrets[full]; taken {
 			continue
 		}
-		s.Project, s.Environment, s.Path, s.Key = project, f.Environment, "/", id
 		delete(f.Secrets, id)
 		f.Secrets[full] = s
 	}
@@ -261,8 +282,9 @@ func encode(w io.Writer, f *File, recs []idRecord) error {
 }
 
 // appendRecord appends `"id": {record}` as json.Marshal would write the
-// record (the same fields, order and omissions), without its reflection
-// and allocations: at 100k secrets that is most of a save's cost.
+// record with its ID's parts (project, environment, path, key, omitted
+// when the ID has no such parts), without its reflection and allocations:
+// at 100k secrets that is most of a save's cost.
 func appendRecord(b []byte, id string, r Secret) ([]byte, error) {
 	b = appendJSONString(b, id)
 	b = append(b, `: {"hash":`...)
@@ -276,8 +298,9 @@ func appendRecord(b []byte, id string, r Secret) ([]byte, error) {
 	b = append(b, '"')
 	b = r.LastSynced.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
+	project, env, path, key, _ := ParseSecretID(id)
 	for _, f := range [...]struct{ name, v string }{
-		{`,"project":`, r.Project}, {`,"environment":`, r.Environment}, {`,"path":`, r.Path}, {`,"key":`, r.Key},
+		{`,"project":`, project}, {`,"environment":`, env}, {`,"path":`, path}, {`,"key":`, key},
 	} {
 		if f.v != "" {
 			b = append(b, f.name...)

@@ -100,7 +100,6 @@ func sampleUpdate(f *File) {
 	for i, k := range []string{"DATABASE_URL", "API_KEY"} {
 		f.Secrets[SecretID("p1", "prod", "/", k)] = Secret{
 			Hash: testHasher.Hash(k, []byte(canary+k)), Version: i + 1, LastSynced: now,
-			Project: "p1", Environment: "prod", Path: "/", Key: k,
 		}
 	}
 	f.Scopes = map[string]Scope{"p1/prod": {ETag: `"abc"`, LastSync: now, LastError: "403 forbidden", ErrorCount: 1}}
@@ -286,10 +285,16 @@ func TestOriginalFileIsMigrated(t *testing.T) {
 	if !ok || len(f.Secrets) != 1 {
 		t.Fatalf("not migrated: %+v", f.Secrets)
 	}
-	want := Secret{Hash: "abc", Version: 3, LastSynced: time.Date(2025, 1, 15, 10, 30, 0, 0, time.UTC),
-		Project: "uuid1", Environment: "prod", Path: "/", Key: "DATABASE_URL"}
+	want := Secret{Hash: "abc", Version: 3, LastSynced: time.Date(2025, 1, 15, 10, 30, 0, 0, time.UTC)}
 	if !reflect.DeepEqual(rec, want) || f.PushCount != 12 || f.PullCount != 47 || f.SchemaVersion != SchemaVersion {
 		t.Fatalf("migrated = %+v (file %+v)", rec, f)
+	}
+	// Saved, the record names its parts.
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte(`"uuid1/prod/DATABASE_URL": {"hash":"abc","version":3,"last_synced":"2025-01-15T10:30:00Z","project":"uuid1","environment":"prod","path":"/","key":"DATABASE_URL"}`)) {
+		t.Fatalf("saved migrated file:\n%s", b)
 	}
 	// Keyed, the plain hashes cannot compare: forgotten, versions kept.
 	s, _ = mustOpen(t, path)

@@ -79,17 +79,13 @@ func (s *Syncer) saveScopeLocked(k scopeKey, sc *scope) {
 // secretRecord is the state record of a secret; last_synced is when the
 // mount took this version.
 func (s *Syncer) secretRecord(a vault.Addr, value []byte, version int, now time.Time) state.Secret {
-	return state.Secret{
-		Hash: s.opt.State.Hasher().Hash(a.Key, value), Version: version, LastSynced: now,
-		Project: a.Project, Environment: a.Env, Path: a.Path, Key: a.Key,
-	}
+	return state.Secret{Hash: s.opt.State.Hasher().Hash(a.Key, value), Version: version, LastSynced: now}
 }
 
 // sameRecord reports whether a record says nothing new; last_synced is left
 // out, so an unchanged listing changes nothing.
 func sameRecord(a, b state.Secret) bool {
-	return a.Hash == b.Hash && a.Version == b.Version && a.Project == b.Project &&
-		a.Environment == b.Environment && a.Path == b.Path && a.Key == b.Key
+	return a.Hash == b.Hash && a.Version == b.Version
 }
 
 // setRecord stores a pushed secret's record.
@@ -152,7 +148,7 @@ func (s *Syncer) recordListing(p tree.Project, env string, desired map[vault.Add
 			old = map[string]state.Secret{}
 		}
 		for id, rec := range f.Secrets {
-			if !inScope(rec, id, p.ID, env, prefix) {
+			if !strings.HasPrefix(id, prefix) { // not this environment's
 				continue
 			}
 			if old != nil {
@@ -205,9 +201,3 @@ func (s *Syncer) recordListing(p tree.Project, env string, desired map[vault.Add
 	})
 }
 
-func inScope(rec state.Secret, id, project, env, prefix string) bool {
-	if rec.Project != "" {
-		return rec.Project == project && rec.Environment == env
-	}
-	return strings.HasPrefix(id, prefix)
-}
