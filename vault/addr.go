@@ -45,6 +45,9 @@ func (a Addr) appendTo(dst []byte) []byte {
 func CompareAddrs(a, b Addr) int {
 	pa, pb := a.parts(), b.parts()
 	var i, j int
+	if a.Project == b.Project && a.Env == b.Env {
+		i, j = 3, 3 // one environment's addresses, as a listing's are
+	}
 	var x, y string
 	for {
 		for x == "" && i < len(pa) {
