@@ -33,7 +33,9 @@ func (s *serverSource) List(project, env, path string, recursive, expand bool) (
 		return nil, err
 	}
 	own := slices.Clone(res.Secrets)
-	slices.SortFunc(own, func(a, b *infisical.Secret) int { return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Key, b.Key)) })
+	slices.SortFunc(own, func(a, b *infisical.Secret) int {
+		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Key, b.Key))
+	})
 	var out []templates.Item
 	for _, sec := range own {
 		out = append(out, templates.Item{Key: sec.Key, Path: sec.Path, Value: sec.Value, ID: sec.ID, Type: sec.Type})

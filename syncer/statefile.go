@@ -200,4 +200,3 @@ func (s *Syncer) recordListing(p tree.Project, env string, desired map[vault.Add
 		return changed
 	})
 }
-
