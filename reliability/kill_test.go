@@ -68,14 +68,21 @@ func scanTree(root, needle string) ([]string, error) {
 	return hits, err
 }
 
-func soakKill9(t *testing.T, rep *report) {
-	marker := newMarker()
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "infisicalfs")
+// buildBin builds the real binary into a temp dir.
+func buildBin(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "infisicalfs")
 	build := exec.Command("go", "build", "-o", bin, "github.com/infisicalfs/infisicalfs/cmd/infisicalfs")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/infisicalfs: %v\n%s", err, out)
 	}
+	return bin
+}
+
+func soakKill9(t *testing.T, rep *report) {
+	marker := newMarker()
+	tmp := t.TempDir()
+	bin := buildBin(t)
 
 	srv, pid := newServer(t)
 	srv.SetSecret(pid, "dev", "/", "DATABASE_URL", "postgres://db")
