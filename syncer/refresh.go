@@ -114,7 +114,15 @@ func (s *Syncer) sync(ctx context.Context, full bool) error {
 		f.LastSync = now
 		f.PullCount++
 	})
-	s.flushState()
+	if first && s.opt.BackgroundFirstSave {
+		s.firstSave.Add(1)
+		go func() {
+			defer s.firstSave.Done()
+			s.flushState()
+		}()
+	} else {
+		s.flushState()
+	}
 	s.announce(ch)
 	return firstErr
 }

@@ -47,6 +47,7 @@ func (s *Syncer) FlushState() error {
 	if s.opt.State == nil {
 		return nil
 	}
+	s.firstSave.Wait()
 	if _, err := s.opt.State.SaveIfDue(0); err != nil {
 		return fmt.Errorf("save the state file %s: %w", s.opt.State.Path(), err)
 	}

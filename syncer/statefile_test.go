@@ -305,3 +305,37 @@ func TestUnreachableVersionCheckCountsOnce(t *testing.T) {
 		t.Error("an unanswered version check did not mark the mount stale")
 	}
 }
+
+// TestBackgroundFirstSave: with BackgroundFirstSave the first cycle's
+// records are saved after Sync returns, without a later cycle; FlushState
+// waits for that save; later cycles save before they return, as without
+// the option.
+func TestBackgroundFirstSave(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.json")
+	f := serverFixture(t, seedMany(50))
+	f.opt = func(o *Options) { o.BackgroundFirstSave = true }
+	f.start(t, path)
+	f.syncNow(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for f.state.Saves() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first cycle's state was not saved in the background")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := f.sync.FlushState(); err != nil {
+		t.Fatal(err)
+	}
+	var saved struct {
+		Secrets map[string]json.RawMessage `json:"secrets"`
+	}
+	if b, err := os.ReadFile(path); err != nil || json.Unmarshal(b, &saved) != nil || len(saved.Secrets) != 50 {
+		t.Fatalf("the saved state has %d records (%v), want 50", len(saved.Secrets), err)
+	}
+	f.srv.SetSecret(f.project, "dev", "/f0", "K_000", "changed")
+	before := f.state.Saves()
+	f.syncNow(t)
+	if f.state.Saves() != before+1 {
+		t.Fatalf("a later cycle with a changed record saved %d times before returning, want 1", f.state.Saves()-before)
+	}
+}

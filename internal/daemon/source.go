@@ -153,13 +153,14 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 	s.sync = syncer.New(syncer.Options{
 		API: client, Vault: v, State: st, Logger: log,
 		Projects: projects, Envs: envs, IncludeImports: cfg.IncludeImports, ExpandReferences: cfg.ExpandReferences,
-		Interval:           cfg.RefreshInterval.Duration,
-		StateFlushInterval: cfg.StateFlushInterval.Duration,
-		PushTimeout:        o.PushTimeout,
-		Invalidator:        s,
-		OnChange:           s.changed,
-		OnSync:             syncObserver(o.Metrics, v),
-		OnPush:             pushObserver(o.Metrics),
+		Interval:            cfg.RefreshInterval.Duration,
+		StateFlushInterval:  cfg.StateFlushInterval.Duration,
+		BackgroundFirstSave: true,
+		PushTimeout:         o.PushTimeout,
+		Invalidator:         s,
+		OnChange:            s.changed,
+		OnSync:              syncObserver(o.Metrics, v),
+		OnPush:              pushObserver(o.Metrics),
 	})
 	syn.Store(s.sync)
 	// A server that does not answer at all is a typo or a down server:
