@@ -51,6 +51,7 @@ type mountConfig struct {
 	rawValues   bool                   // expand_references = false
 	configure   func(*config.Config)   // last word on the config (access_test.go)
 	retry       *infisical.RetryPolicy // nil: testRetry
+	slowAnswer  time.Duration          // 0: the client's default
 }
 
 // mountForTest starts a test server with a project "webshop" (envs dev and
@@ -114,7 +115,7 @@ func mountServer(t testing.TB, srv *infisicaltest.Server, pid string, mc mountCo
 	}
 	d, err := daemon.Start(context.Background(), daemon.Options{
 		Config: cfg, Mountpoint: m.dir, Logger: log,
-		HTTPClient: mc.httpClient, Retry: &retry, PushTimeout: 10 * time.Second,
+		HTTPClient: mc.httpClient, Retry: &retry, PushTimeout: 10 * time.Second, SlowAnswer: mc.slowAnswer,
 	})
 	if err != nil {
 		t.Fatalf("mount: %v", err)

@@ -217,6 +217,53 @@ func TestOutageShowsAtTheFirstUnansweredRequest(t *testing.T) {
 	}
 }
 
+// TestHungServerShowsStale: a server that accepts requests and does not
+// answer (hung, or stopped with SIGSTOP) shows in .status after
+// SlowAnswer, not when the transport gives up a minute later; a shell's
+// write then fails at open within the probe's bound instead of hanging in
+// close, reads are served, and once it answers again writes land.
+func TestHungServerShowsStale(t *testing.T) {
+	m := mountForTest(t, withSeed(seedBasic), func(mc *mountConfig) {
+		mc.slowAnswer, mc.tokenPolicy = 200*time.Millisecond, infisical.TokenRenew
+	})
+	m.srv.SetLatency(time.Minute)
+	cycle := make(chan error, 1)
+	go func() { cycle <- m.sync.Sync(t.Context(), false) }()
+	var st struct {
+		Stale     bool   `json:"stale"`
+		LastError string `json:"last_error"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(m.readFile(".status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Stale && strings.Contains(st.LastError, "no answer after 200ms") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf(".status 10 s into a hung server = %+v, want stale, no answer", st)
+		}
+	}
+	if got := m.readFile("webshop/dev/API_KEY"); got != "k-123" {
+		t.Errorf("read while the server hangs = %q", got)
+	}
+	start := time.Now()
+	_, err := m.sh(`echo k-during > webshop/dev/API_KEY`)
+	if took := time.Since(start); err == nil || took > 20*time.Second {
+		t.Errorf("write while the server hangs: %v after %s, want a failure at open within the probe's bound", err, took)
+	}
+	m.srv.SetLatency(0)
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "API_KEY"); v != "k-123" {
+		t.Errorf("server has %q after the refused write", v)
+	}
+	if out, err := m.sh(`echo k-after > webshop/dev/API_KEY`); err != nil {
+		t.Fatalf("write once Infisical answers: %v\n%s", err, out)
+	}
+	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "API_KEY"); v != "k-after" {
+		t.Errorf("server has %q after the write, want k-after", v)
+	}
+}
+
 func TestForbiddenProjectDoesNotHideOthers(t *testing.T) {
 	m := mountForTest(t, withSeed(func(srv *infisicaltest.Server, pid string) {
 		seedBasic(srv, pid)

@@ -81,7 +81,18 @@ type Config struct {
 	// the call would return: a caller need not wait out the retry to know
 	// that Infisical is down. Called outside the client's locks.
 	OnNoAnswer func(err error)
+	// SlowAnswer is how long an attempt may go without an answer (the
+	// response headers) before OnNoAnswer is called for it while it goes
+	// on waiting: a server that accepts connections and never answers
+	// (hung, or stopped) otherwise shows only when the transport gives up,
+	// a minute later. 0: DefaultSlowAnswer; negative: never.
+	SlowAnswer time.Duration
 }
+
+// DefaultSlowAnswer is Config.SlowAnswer's default: well past what a
+// large listing takes to start answering, well before the transport's
+// own one-minute header timeout.
+const DefaultSlowAnswer = 15 * time.Second
 
 // RetryPolicy holds the waits of the retry policy. Sleep is injectable so
 // tests need not wait.
@@ -175,6 +186,7 @@ type Client struct {
 	obs        func(method, route string, status int, d time.Duration)
 	onTok      func(token []byte)
 	onNoAnswer func(err error)
+	slowAnswer time.Duration // <= 0: never
 	now        func() time.Time // replaced by tests
 
 	auth     authenticator
@@ -206,6 +218,7 @@ func New(cfg Config) (*Client, error) {
 		obs:          cfg.Observe,
 		onTok:        cfg.OnToken,
 		onNoAnswer:   cfg.OnNoAnswer,
+		slowAnswer:   cfg.SlowAnswer,
 		now:          time.Now,
 		loginSem:     make(chan struct{}, 1),
 		clientID:     cfg.ClientID,
@@ -219,6 +232,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.ua == "" {
 		c.ua = "infisicalfs"
+	}
+	if c.slowAnswer == 0 {
+		c.slowAnswer = DefaultSlowAnswer
 	}
 	if cfg.TokenPolicy != TokenPerCycle && cfg.TokenPolicy != TokenRenew {
 		return nil, fmt.Errorf("infisical: unknown token policy %d", cfg.TokenPolicy)
@@ -461,7 +477,16 @@ func (c *Client) send(ctx context.Context, cl *call, tok string) (*response, err
 		req.Header.Set("If-None-Match", cl.ifNoneMatch)
 	}
 	start := time.Now()
+	var slow *time.Timer
+	if c.onNoAnswer != nil && c.slowAnswer > 0 {
+		slow = time.AfterFunc(c.slowAnswer, func() {
+			c.onNoAnswer(c.unanswered(cl, fmt.Errorf("no answer after %s (the request goes on waiting)", c.slowAnswer)))
+		})
+	}
 	hr, err := c.hc.Do(req)
+	if slow != nil {
+		slow.Stop()
+	}
 	if err != nil {
 		c.observe(cl, 0, time.Since(start))
 		c.log.Debug("infisical request failed", "method", cl.method, "route", cl.route,

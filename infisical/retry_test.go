@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -294,5 +295,32 @@ func TestOnNoAnswerComesBeforeTheWait(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{"wait", "no answer", "wait"}; !slices.Equal(events, want) {
 		t.Errorf("events %v, want %v (a 500 is an answer; the outage is told before its wait)", events, want)
+	}
+}
+
+// TestOnNoAnswerForASlowAnswer: an attempt still waiting for its answer
+// after SlowAnswer is told to OnNoAnswer once, while it goes on; an answer
+// within SlowAnswer tells nothing.
+func TestOnNoAnswerForASlowAnswer(t *testing.T) {
+	var told atomic.Int32
+	e := newEnv(t, func(c *Config) {
+		c.SlowAnswer = 100 * time.Millisecond
+		c.OnNoAnswer = func(err error) {
+			if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "no answer after 100ms") {
+				t.Errorf("OnNoAnswer(%v)", err)
+			}
+			told.Add(1)
+		}
+	})
+	e.login(t)
+	if err := listOnce(e); err != nil || told.Load() != 0 {
+		t.Fatalf("a prompt answer: err %v, told %d times", err, told.Load())
+	}
+	e.srv.SetLatency(400 * time.Millisecond)
+	if err := listOnce(e); err != nil {
+		t.Fatalf("a slow answer still answers: %v", err)
+	}
+	if n := told.Load(); n != 1 {
+		t.Fatalf("a slow answer was told %d times, want 1", n)
 	}
 }

@@ -38,6 +38,7 @@ type Options struct {
 	HTTPClient  *http.Client
 	Retry       *infisical.RetryPolicy
 	PushTimeout time.Duration
+	SlowAnswer  time.Duration // infisical.Config.SlowAnswer
 }
 
 // Daemon is one running `infisicalfs mount`: a Source, its Mount, the
@@ -137,7 +138,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	d.src, err = NewSource(ctx, SourceOptions{
 		Config: cfg, StatePath: statePath, Mountpoint: o.Mountpoint, Logger: log, Metrics: m,
 		UserAgent:  "infisicalfs/" + o.Version,
-		HTTPClient: o.HTTPClient, Retry: o.Retry, PushTimeout: o.PushTimeout,
+		HTTPClient: o.HTTPClient, Retry: o.Retry, PushTimeout: o.PushTimeout, SlowAnswer: o.SlowAnswer,
 		OnToken: onToken,
 	})
 	if err != nil {

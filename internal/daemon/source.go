@@ -46,6 +46,7 @@ type SourceOptions struct {
 	HTTPClient  *http.Client
 	Retry       *infisical.RetryPolicy
 	PushTimeout time.Duration
+	SlowAnswer  time.Duration // infisical.Config.SlowAnswer
 	// OnToken receives every new access token (the agent config's sinks).
 	OnToken func(token []byte)
 }
@@ -133,6 +134,7 @@ func NewSource(ctx context.Context, o SourceOptions) (*Source, error) {
 		UserAgent:           o.UserAgent,
 		Observe:             observe(o.Metrics),
 		OnToken:             o.OnToken,
+		SlowAnswer:          o.SlowAnswer,
 		OnNoAnswer: func(err error) {
 			if sy := syn.Load(); sy != nil {
 				sy.NoAnswer(err)
