@@ -186,7 +186,7 @@ type Client struct {
 	obs        func(method, route string, status int, d time.Duration)
 	onTok      func(token []byte)
 	onNoAnswer func(err error)
-	slowAnswer time.Duration // <= 0: never
+	slowAnswer time.Duration    // <= 0: never
 	now        func() time.Time // replaced by tests
 
 	auth     authenticator
