@@ -103,7 +103,11 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		return ch, fh, fuseFlags, 0
 	}
 	n := &fileNode{fsys: d.fsys, ed: &edit{mtime: time.Now()}}
-	if d.scratchName(name) {
+	// n's fields are set before it is published in d.local, where other
+	// requests find it (a rename onto the name asks savedByOther).
+	tid := callerPid(ctx)
+	scratch := d.scratchName(name)
+	if scratch {
 		n.scratch = true
 	} else {
 		if err := d.fsys.opt.Backend.CheckKey(name); err != nil {
@@ -121,31 +125,34 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	d.mu.Lock()
 	old := d.hidden[name]
 	d.mu.Unlock()
-	if old != nil && !n.scratch {
-		if old.movedByOther(callerPid(ctx)) {
+	if old != nil && !scratch {
+		if old.movedByOther(tid) {
 			// An editor is saving the key (it moved it aside and will
 			// write it again): another program's create would replace
 			// it with bytes derived from nothing.
 			return nil, nil, 0, d.deny(syscall.ESTALE, name, "another program is saving this key right now (it moved it aside); retry")
 		}
 	}
+	if old != nil {
+		// Written again after being moved to a scratch name (vim's save):
+		// the new value derives from what was read of the old one.
+		base = d.baseFor(name, old, tid)
+		n.ed.replaced, n.ed.owner = old, tgid(tid)
+	}
 	d.mu.Lock()
 	delete(d.hidden, name)
 	d.local[name] = n
 	d.mu.Unlock()
 	if old != nil {
-		// Written again after being moved to a scratch name (vim's save):
-		// the scratch copy no longer stands in for it, and the new value
-		// derives from what was read of the old one.
+		// The scratch copy no longer stands in for it.
 		old.mu.Lock()
-		old.wr().origin, old.wr().originDir = "", nil
+		e := old.wr()
+		e.origin, e.originDir = "", nil
 		old.mu.Unlock()
-		base = d.baseFor(name, old, callerPid(ctx))
-		n.ed.replaced, n.ed.owner = old, tgid(callerPid(ctx))
 	}
 	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG})
 	n.getattrAt(d, name, &out.Attr)
-	h := &handle{n: n, write: true, truncated: !n.scratch, pid: callerPid(ctx), base: base, editOf: base, ofSecret: !n.scratch, openDir: d, openName: name}
+	h := &handle{n: n, write: true, truncated: !scratch, pid: tid, base: base, editOf: base, ofSecret: !scratch, openDir: d, openName: name}
 	return ch, h, fuse.FOPEN_DIRECT_IO, 0
 }
 
@@ -193,7 +200,8 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 // new value, the copy goes) and unlink says ESTALE.
 func (d *dirNode) unlinkLocal(name string, n *fileNode, tid uint32) syscall.Errno {
 	n.mu.Lock()
-	origin, od, copyOf := n.rd().origin, n.rd().originDir, n.rd().copyOf
+	e := n.rd()
+	origin, od, copyOf := e.origin, e.originDir, e.copyOf
 	n.mu.Unlock()
 	var errno syscall.Errno
 	if origin != "" && od != nil {
@@ -219,10 +227,7 @@ func (d *dirNode) unlinkLocal(name string, n *fileNode, tid uint32) syscall.Errn
 	}
 	d.mu.Unlock()
 	n.mu.Lock()
-	if e := n.ed; e != nil {
-		clear(e.local)
-		e.local, e.origin, e.originDir, e.copyOf = nil, "", nil, 0
-	}
+	n.ed.dropScratch()
 	n.mu.Unlock()
 	return d.refuseRetry(name, errno, tid)
 }
@@ -383,10 +388,7 @@ func (d *dirNode) dropLocal(name string) {
 	d.mu.Unlock()
 	if n != nil {
 		n.mu.Lock()
-		if e := n.ed; e != nil {
-			clear(e.local)
-			e.local = nil
-		}
+		n.ed.dropLocal()
 		n.mu.Unlock()
 	}
 }
@@ -437,10 +439,7 @@ func (d *dirNode) pushScratch(name string, nd *dirNode, newName string, n *fileN
 	nd.dropLocal(newName)
 	n.mu.Lock()
 	n.scratch = false
-	if e := n.ed; e != nil {
-		clear(e.local)
-		e.local, e.origin, e.originDir, e.copyOf = nil, "", nil, 0
-	}
+	n.ed.dropScratch()
 	n.mu.Unlock()
 	if origin != "" && od != nil && (od != nd || origin != newName) {
 		// The scratch copy stood in for another secret: that move is done.

@@ -64,16 +64,37 @@ type edit struct {
 	movedBy, owner uint32
 }
 
-// noEdit is what rd gives for a file never written: never written to.
-var noEdit edit
-
-// rd is n's edit state for reading (the zero one when it has none).
-// Called with n.mu held.
-func (n *fileNode) rd() *edit {
+// rd is a copy of n's edit state, for reading (the zero one when it has
+// none; a copy, so nothing can be set through it). Called with n.mu held.
+func (n *fileNode) rd() edit {
 	if n.ed == nil {
-		return &noEdit
+		return edit{}
 	}
-	return n.ed
+	return *n.ed
+}
+
+// dropLocal wipes and forgets a local file's content. Nil-safe, as are
+// dropScratch and forgetReplaced; called with the node's mu held.
+func (e *edit) dropLocal() {
+	if e != nil {
+		clear(e.local)
+		e.local = nil
+	}
+}
+
+// dropScratch is dropLocal, and forgets where a scratch copy came from.
+func (e *edit) dropScratch() {
+	if e != nil {
+		e.dropLocal()
+		e.origin, e.originDir, e.copyOf = "", nil, 0
+	}
+}
+
+// forgetReplaced: the file no longer stands in for a key moved aside.
+func (e *edit) forgetReplaced() {
+	if e != nil {
+		e.replaced = nil
+	}
 }
 
 // wr is n's edit state for setting, made on first use. Called with n.mu
@@ -556,9 +577,7 @@ func (n *fileNode) store(b []byte, base int) syscall.Errno {
 	}
 	n.mu.Lock()
 	n.pending = false
-	if n.ed != nil {
-		n.ed.replaced = nil
-	}
+	n.ed.forgetReplaced()
 	n.mu.Unlock()
 	d.settle(name, n)
 	return 0
@@ -575,19 +594,15 @@ func (n *fileNode) store(b []byte, base int) syscall.Errno {
 // plain scratch copy that a rename back is checked against (copyOf).
 func (n *fileNode) dropPending(d *dirNode, name string, errno syscall.Errno) bool {
 	n.mu.Lock()
-	p, replaced, owner := n.pending, n.rd().replaced, n.rd().owner
-	if n.ed != nil {
-		n.ed.replaced = nil
-	}
+	e := n.rd()
+	p, replaced, owner := n.pending, e.replaced, e.owner
+	n.ed.forgetReplaced()
 	if p {
 		// The kernel may still reach this inode through a cached entry:
 		// from now on it reads the vault at its name like any secret
 		// (the value Infisical holds, or ENOENT), not its unpushed bytes.
 		n.pending = false
-		if n.ed != nil {
-			clear(n.ed.local)
-			n.ed.local = nil
-		}
+		n.ed.dropLocal()
 	}
 	n.mu.Unlock()
 	if !p {

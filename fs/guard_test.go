@@ -244,27 +244,13 @@ func TestWriterBetweenCheckAndPatchIsNotLost(t *testing.T) {
 func TestWriteToAKeyMovedAsideFails(t *testing.T) {
 	m := mountForTest(t, withSeed(seedGuard))
 	dir := m.path("webshop", "dev")
-	f, err := os.OpenFile(filepath.Join(dir, "DATABASE_URL"), os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := shIn(dir, "mv DATABASE_URL DATABASE_URL~").CombinedOutput(); err != nil {
-		f.Close()
-		t.Fatalf("mv aside: %v\n%s", err, out)
-	}
-	if _, err := f.Write([]byte(" appended")); err != nil {
-		f.Close()
-		t.Fatalf("write: %v", err)
-	}
-	if err := f.Close(); !errors.Is(err, syscall.ESTALE) {
+	if err := writeAcross(t, dir, "mv DATABASE_URL DATABASE_URL~", " appended"); !errors.Is(err, syscall.ESTALE) {
 		t.Errorf("close of a write to a key moved aside = %v, want ESTALE", err)
 	}
 	if !strings.Contains(m.logs.String(), "moved aside while open for writing") {
 		t.Error("the refusal is not logged")
 	}
-	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
-		t.Errorf("server has %q, want %q untouched", v, oldValue)
-	}
+	m.untouched(t)
 	if got, err := os.ReadFile(filepath.Join(dir, "DATABASE_URL~")); err != nil || strings.Contains(string(got), "appended") {
 		t.Errorf("the moved-aside copy = %q, %v: the refused bytes must not be in it", got, err)
 	}
@@ -287,9 +273,7 @@ func TestRenameOntoAKeyBeingSavedIsRefused(t *testing.T) {
 	if !strings.Contains(m.logs.String(), "another program is saving this key right now") {
 		t.Error("the refusal is not logged")
 	}
-	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
-		t.Errorf("server has %q, want %q untouched", v, oldValue)
-	}
+	m.untouched(t)
 }
 
 // A write open on a key that another program replaces meanwhile (sed -i's
@@ -298,19 +282,7 @@ func TestRenameOntoAKeyBeingSavedIsRefused(t *testing.T) {
 func TestWriteToAReplacedKeyFails(t *testing.T) {
 	m := mountForTest(t, withSeed(seedGuard))
 	dir := m.path("webshop", "dev")
-	f, err := os.OpenFile(filepath.Join(dir, "DATABASE_URL"), os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := shIn(dir, "sed -i s/OLD/SED/ DATABASE_URL").CombinedOutput(); err != nil {
-		f.Close()
-		t.Fatalf("sed -i: %v\n%s", err, out)
-	}
-	if _, err := f.Write([]byte("mine")); err != nil {
-		f.Close()
-		t.Fatalf("write: %v", err)
-	}
-	if err := f.Close(); !errors.Is(err, syscall.ESTALE) {
+	if err := writeAcross(t, dir, "sed -i s/OLD/SED/ DATABASE_URL", "mine"); !errors.Is(err, syscall.ESTALE) {
 		t.Errorf("close of a write to a replaced key = %v, want ESTALE", err)
 	}
 	m.both("dev", "/", "DATABASE_URL", strings.Replace(oldValue, "OLD", "SED", 1))
@@ -346,9 +318,7 @@ func TestWriteToABackupBeingSavedFails(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(dir, "DATABASE_URL~")); err != nil || string(got) != oldValue {
 		t.Errorf("the moved-aside copy = %q, %v; want %q", got, err, oldValue)
 	}
-	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
-		t.Errorf("server has %q, want %q untouched", v, oldValue)
-	}
+	m.untouched(t)
 }
 
 // A process that read a key and renames its edit onto it later is checked
@@ -401,9 +371,7 @@ func TestRenameOntoAKeyMovedAsideIsRefused(t *testing.T) {
 	vim := startProc(t, dir, "perl", "-e", `rename("DATABASE_URL", "DATABASE_URL~") or die "rename: $!\n"; $| = 1; print "aside\n"; sleep 30;`)
 	vim.expect(t, "aside\n")
 	sed.renameRefused(t, "rename onto a key an editor moved aside")
-	if v, _, _ := m.srv.Secret(m.project, "dev", "/", "DATABASE_URL"); v != oldValue {
-		t.Errorf("server has %q, want %q untouched", v, oldValue)
-	}
+	m.untouched(t)
 }
 
 // proc is a helper process driven line by line through its stdin and
@@ -415,11 +383,39 @@ type proc struct {
 	stderr *strings.Builder
 }
 
+// untouched checks that Infisical still holds seedGuard's DATABASE_URL.
+func (m *testMount) untouched(t *testing.T) {
+	t.Helper()
+	if v, _ := m.serverValue("dev", "/", "DATABASE_URL"); v != oldValue {
+		t.Errorf("server has %q, want %q untouched", v, oldValue)
+	}
+}
+
+// writeAcross opens dir/DATABASE_URL to overwrite it, runs script in dir
+// meanwhile, writes data through the open file and returns close()'s error.
+func writeAcross(t *testing.T, dir, script, data string) error {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "DATABASE_URL"), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := shIn(dir, script).CombinedOutput(); err != nil {
+		f.Close()
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+	if _, err := f.Write([]byte(data)); err != nil {
+		f.Close()
+		t.Fatalf("write: %v", err)
+	}
+	return f.Close()
+}
+
 // startProc starts argv in dir; it is killed at the end of the test.
 func startProc(t *testing.T, dir string, argv ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), stderr: &strings.Builder{}}
-	p.cmd.Dir, p.cmd.Stderr = dir, p.stderr
+	// Through shIn, not cmd.Dir (see shIn); exec keeps the process.
+	p := &proc{cmd: shIn(dir, `exec "$@"`, argv...), stderr: &strings.Builder{}}
+	p.cmd.Stderr = p.stderr
 	p.in, _ = p.cmd.StdinPipe()
 	p.out, _ = p.cmd.StdoutPipe()
 	if err := p.cmd.Start(); err != nil {

@@ -276,7 +276,8 @@ func alive(pid uint32) bool {
 // creating KEY and pushing it).
 func (n *fileNode) savedByOther(tid uint32) (bool, *dirNode, string) {
 	n.mu.Lock()
-	owner, standsIn := n.rd().owner, n.pending && n.rd().replaced != nil
+	e := n.rd()
+	owner, standsIn := e.owner, n.pending && e.replaced != nil
 	n.mu.Unlock()
 	if !standsIn || owner == 0 {
 		return false, nil, ""
