@@ -305,12 +305,13 @@ func (s *Store) Save() error {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	s.mu.Lock()
-	// The records as a sorted slice rather than a clone of the map: at
+	// The records as a slice rather than a clone of the map: at
 	// 100k secrets the map copy was 19 MB more at every save.
-	recs := sortedRecords(s.f.Secrets)
+	recs := records(s.f.Secrets)
 	f := s.f.cloneHead()
 	recordGen, softGen := s.recordGen, s.softGen
 	s.mu.Unlock()
+	sortRecords(recs) // outside the lock: at 100k records it takes a while
 	f.SchemaVersion = SchemaVersion
 	dir := filepath.Dir(s.path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -71,7 +71,9 @@ func TestLoadSaveLoadThroughDisk(t *testing.T) {
 
 func encodeBytes(f *File) ([]byte, error) {
 	var b bytes.Buffer
-	err := encode(&b, f, sortedRecords(f.Secrets))
+	recs := records(f.Secrets)
+	sortRecords(recs)
+	err := encode(&b, f, recs)
 	return b.Bytes(), err
 }
 

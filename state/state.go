@@ -162,15 +162,19 @@ type idRecord struct {
 	rec Secret
 }
 
-// sortedRecords returns m's records sorted by ID: what a save writes, and
-// smaller than a copy of the map.
-func sortedRecords(m map[string]Secret) []idRecord {
+// records returns m's records, unsorted (sortRecords orders them): what a
+// save writes, and smaller than a copy of the map.
+func records(m map[string]Secret) []idRecord {
 	out := make([]idRecord, 0, len(m))
 	for id, rec := range m {
 		out = append(out, idRecord{id, rec})
 	}
-	slices.SortFunc(out, func(a, b idRecord) int { return strings.Compare(a.id, b.id) })
 	return out
+}
+
+// sortRecords sorts by ID, the order a save writes.
+func sortRecords(recs []idRecord) {
+	slices.SortFunc(recs, func(a, b idRecord) int { return strings.Compare(a.id, b.id) })
 }
 
 // clone returns a deep copy.

@@ -161,7 +161,7 @@ func (s *Syncer) expandChanges(project, listing string, changes []vault.Change) 
 	}
 	var dependents []vault.Addr
 	var changed []refs.Addr
-	if lookups && deps.Len() > 0 {
+	if deps.Len() > 0 { // only with lookups: dependencies come from references
 		changed = make([]refs.Addr, 0, len(changes))
 		for i := range changes {
 			changed = append(changed, refAddr(changes[i].Addr))

@@ -114,7 +114,7 @@ func (s *Syncer) sync(ctx context.Context, full bool) error {
 		f.LastSync = now
 		f.PullCount++
 	})
-	if first && s.opt.BackgroundFirstSave {
+	if s.opt.BackgroundFirstSave && s.cycles.Load() == 0 { // the start's cycle (cycles counts those completed)
 		s.firstSave.Add(1)
 		go func() {
 			defer s.firstSave.Done()

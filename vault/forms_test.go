@@ -133,3 +133,29 @@ func FuzzFormAD(f *testing.F) {
 		}
 	})
 }
+
+// TestExpandOnlyUnderAPin: an expansion-only change of a secret whose raw
+// version is pinned leaves the pin whole, and the new item's raw value
+// survives the pin's release.
+func TestExpandOnlyUnderAPin(t *testing.T) {
+	v := newTestVault(t)
+	a := addr("/", "K")
+	if _, err := v.Apply([]Change{{Addr: a, Value: []byte("raw ${X}"), Expanded: []byte("raw 1"), Meta: Meta{Refs: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	pin, _ := v.SealForm(a, Raw)
+	if _, err := v.Apply([]Change{{Addr: a, ExpandOnly: true, Expanded: []byte("raw 2"), Meta: Meta{Refs: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	if val, err := v.Open(a, pin); err != nil || string(val.Bytes()) != "raw ${X}" {
+		t.Fatalf("the pinned raw version after an expansion-only change = %v, %v", val, err)
+	}
+	pin.Wipe()
+	rv, _, err := v.GetForm(a, Raw)
+	if err != nil || string(rv.Bytes()) != "raw ${X}" {
+		t.Fatalf("raw after the pin's release = %v, %v", rv, err)
+	}
+	if got, _ := mustGet(t, v, a); got != "raw 2" {
+		t.Errorf("served = %q", got)
+	}
+}

@@ -313,11 +313,16 @@ func (v *Vault) Apply(changes []Change) (uint64, error) {
 				it.wipe()
 				continue
 			}
-			// The old item may be pinned: the new one gets its own copy
-			// of the raw value and notes, and the old keeps its boxes
-			// until its last holder drops it.
-			it.sealed = slices.Clone(old.sealed)
-			it.notes = slices.Clone(old.notes)
+			// A pinned old item keeps its boxes until its last holder
+			// drops it, so the new one gets its own copy of the raw value
+			// and notes; unpinned (only the vault's hold, and no new pin
+			// can come under the write lock), they move over.
+			if old.refs.Load() == 1 {
+				it.sealed, it.notes, old.sealed, old.notes = old.sealed, old.notes, nil, nil
+			} else {
+				it.sealed = slices.Clone(old.sealed)
+				it.notes = slices.Clone(old.notes)
+			}
 			it.meta = old.meta
 			it.meta.Refs, it.meta.ExpandErr = c.Meta.Refs, c.Meta.ExpandErr
 			it.meta.Size = it.meta.RawSize

@@ -129,10 +129,8 @@ func (s *Source) Mount(mountpoint string, v View) (*Mount, error) {
 		if s.tmpl != nil {
 			doc.Templates = s.tmpl.Status()
 		}
-		if fsys != nil {
-			eng := fsys.Access()
-			doc.Access = &AccessStatus{Rules: eng.Rules().Len(), Denials: eng.Denials(), Audit: alog.Stats()}
-		}
+		eng := fsys.Access()
+		doc.Access = &AccessStatus{Rules: eng.Rules().Len(), Denials: eng.Denials(), Audit: alog.Stats()}
 		b, _ := json.MarshalIndent(doc, "", "  ")
 		return append(b, '\n')
 	}
