@@ -204,16 +204,6 @@ func (d *dirNode) filePaths(name string) (string, []string) {
 	return p, nil
 }
 
-// attrPaths is filePaths for attributes: without rules the modes do not
-// depend on the path, so every lookup and getattr skips building it (a
-// walk up the inode tree).
-func (d *dirNode) attrPaths(name string) (string, []string) {
-	if d.fsys.eng.Rules().Len() == 0 {
-		return "", nil
-	}
-	return d.filePaths(name)
-}
-
 // accessMode is the owner, group and permission bits of path under the
 // rules. base is the mode without rules: 0 (a value Infisical hides) stays
 // 0, and a base without the mount's write bits (imports, views, versions)
@@ -249,10 +239,18 @@ func (f *FS) accessMode(path string, dir bool, base uint32, aliasOf []string) (u
 	return uid, gid, mode
 }
 
-// applyAccess sets a's owner, group and permission bits for path (see
-// accessMode), from the mode a holds without rules.
-func (f *FS) applyAccess(a *fuse.Attr, path string, aliasOf []string) {
+// applyAccess sets a's owner, group and permission bits (see accessMode),
+// from the mode a holds without rules. paths gives a file's mount path and
+// the keys it is an alias of; it is called only for a file under rules,
+// since building the path walks up the inode tree on every lookup and
+// getattr, and neither a directory's modes (they follow the rules as a
+// whole) nor any mode without rules depends on it. nil for a directory.
+func (f *FS) applyAccess(a *fuse.Attr, paths func() (string, []string)) {
 	dir := a.Mode&syscall.S_IFMT == syscall.S_IFDIR
+	path, aliasOf := "", []string(nil)
+	if !dir && paths != nil && f.eng.Rules().Len() > 0 {
+		path, aliasOf = paths()
+	}
 	a.Uid, a.Gid, a.Mode = f.accessMode(path, dir, a.Mode&0o7777, aliasOf)
 	if dir {
 		a.Mode |= syscall.S_IFDIR
@@ -281,11 +279,7 @@ func (n *viewNode) path() string { return joinPath(inodePath(n.dir.EmbeddedInode
 // viewAccess sets a view's owner, group and mode: a folder view holds
 // every key of its folder, so it is an alias of all of them.
 func (n *viewNode) viewAccess(a *fuse.Attr) {
-	var keys []string
-	if n.dir.fsys.eng.Rules().Len() > 0 {
-		keys = n.keys()
-	}
-	n.dir.fsys.applyAccess(a, n.path(), keys)
+	n.dir.fsys.applyAccess(a, func() (string, []string) { return n.path(), n.keys() })
 }
 
 // versionPaths are a history version's mount path and its key's.

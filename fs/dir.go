@@ -74,7 +74,7 @@ func folderChild(dir, name string) string {
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	d.fsys.dirAttr(&out.Attr)
-	d.fsys.applyAccess(&out.Attr, inodePath(d.EmbeddedInode()), nil)
+	d.fsys.applyAccess(&out.Attr, nil)
 	return 0
 }
 
@@ -89,7 +89,7 @@ func (f *FS) dirAttr(a *fuse.Attr) {
 // refuses real changes of mode or owner.
 func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	d.fsys.dirAttr(&out.Attr)
-	d.fsys.applyAccess(&out.Attr, inodePath(d.EmbeddedInode()), nil)
+	d.fsys.applyAccess(&out.Attr, nil)
 	if errno := d.fsys.checkModeOwner(in, out.Attr.Uid, out.Attr.Gid, out.Attr.Mode); errno != 0 {
 		return errno
 	}
@@ -262,7 +262,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // right kind, else a new one.
 func (d *dirNode) dirChild(ctx context.Context, name string, n *dirNode, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	d.fsys.dirAttr(&out.Attr)
-	d.fsys.applyAccess(&out.Attr, joinPath(inodePath(d.EmbeddedInode()), name), nil)
+	d.fsys.applyAccess(&out.Attr, nil)
 	if ch := d.GetChild(name); ch != nil {
 		if old, ok := ch.Operations().(*dirNode); ok && old.project == n.project && old.env == n.env && old.path == n.path && old.raw == n.raw {
 			return ch, 0

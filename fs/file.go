@@ -193,8 +193,7 @@ func (n *fileNode) getattrAt(d *dirNode, name string, a *fuse.Attr) syscall.Errn
 		a.Size = uint64(m.Size)
 		n.setTime(a, m.UpdatedAt)
 	}
-	p, keys := d.attrPaths(name)
-	n.fsys.applyAccess(a, p, keys) // access.go
+	n.fsys.applyAccess(a, func() (string, []string) { return d.filePaths(name) }) // access.go
 	a.Blocks = (a.Size + 511) / 512
 	return 0
 }

@@ -51,9 +51,8 @@ func (h *histDir) attr(a *fuse.Attr) {
 	h.fsys.dirAttr(a)
 	a.Mode &^= 0o222
 	// Directory modes follow the rules as a whole, not the path (access
-	// opens directories up when any rule allows anything): a child not
-	// yet in the tree ("" here) gets the same.
-	h.fsys.applyAccess(a, inodePath(h.EmbeddedInode()), nil) // access.go
+	// opens directories up when any rule allows anything).
+	h.fsys.applyAccess(a, nil) // access.go
 }
 
 func (h *histDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -230,8 +229,7 @@ func (v *versionNode) setAttr(a *fuse.Attr, size int) {
 	a.Nlink = 1
 	a.SetTimes(&v.fsys.start, &v.fsys.start, &v.fsys.start)
 	v.fsys.setAttrCommon(a)
-	p, keys := v.paths()
-	v.fsys.applyAccess(a, p, keys) // access.go
+	v.fsys.applyAccess(a, v.paths) // access.go
 }
 
 func (v *versionNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {

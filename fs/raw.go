@@ -138,7 +138,7 @@ type onceKey struct {
 // dirViewChild looks up a directory view (.raw, .history) of d.
 func (d *dirNode) dirViewChild(ctx context.Context, v *view, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	d.fsys.dirAttr(&out.Attr)
-	d.fsys.applyAccess(&out.Attr, joinPath(inodePath(d.EmbeddedInode()), v.name), nil) // access.go
+	d.fsys.applyAccess(&out.Attr, nil) // access.go
 	if ch := d.GetChild(v.name); ch != nil {
 		return ch, 0
 	}
