@@ -62,15 +62,7 @@ func (d *dirNode) addr(name string) vault.Addr {
 	return vault.Addr{Project: d.project, Env: d.env, Path: d.path, Key: name}
 }
 
-func (d *dirNode) childPath(name string) string { return folderChild(d.path, name) }
-
-// folderChild is the canonical path of name in folder dir ("/" or "/a/b").
-func folderChild(dir, name string) string {
-	if dir == "/" {
-		return "/" + name
-	}
-	return dir + "/" + name
-}
+func (d *dirNode) childPath(name string) string { return vault.ChildPath(d.path, name) }
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	d.fsys.dirAttr(&out.Attr)

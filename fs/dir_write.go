@@ -125,12 +125,11 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	d.mu.Lock()
 	old := d.hidden[name]
 	d.mu.Unlock()
-	if old != nil && !scratch {
-		if old.movedByOther(tid) {
-			// An editor is saving the key (it moved it aside and will
-			// write it again): another program's create would replace
-			// it with bytes derived from nothing.
-			return nil, nil, 0, d.deny(syscall.ESTALE, name, "another program is saving this key right now (it moved it aside); retry")
+	if !scratch {
+		// Another program's create would replace the key with bytes
+		// derived from nothing.
+		if errno := d.refuseMovedAside(name, old, tid); errno != 0 {
+			return nil, nil, 0, errno
 		}
 	}
 	if old != nil {
@@ -154,6 +153,17 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	n.getattrAt(d, name, &out.Attr)
 	h := &handle{n: n, write: true, truncated: !scratch, pid: tid, base: base, editOf: base, ofSecret: !scratch, openDir: d, openName: name}
 	return ch, h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// refuseMovedAside refuses with ESTALE to replace name while a running
+// program other than thread tid's has moved it aside (old, the key's node
+// under its scratch name; nil: none) and is about to write it again: an
+// editor saving it.
+func (d *dirNode) refuseMovedAside(name string, old *fileNode, tid uint32) syscall.Errno {
+	if old != nil && old.movedByOther(tid) {
+		return d.deny(syscall.ESTALE, name, "another program is saving this key right now (it moved it aside); retry")
+	}
+	return 0
 }
 
 // Unlink deletes a secret in Infisical, or drops a local file.
@@ -351,11 +361,10 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 				return nd.deny(syscall.ESTALE, newName, "another program is saving this key right now; retry")
 			}
 		}
-		if aside != nil && aside.movedByOther(callerPid(ctx)) {
-			// The editor moved the key aside and is about to write it
-			// again: replacing it now would make that write an edit of
-			// this one, which it does not hold.
-			return nd.deny(syscall.ESTALE, newName, "another program is saving this key right now (it moved it aside); retry")
+		// Replacing it now would make the editor's next write an edit of
+		// this one, which it does not hold.
+		if errno := nd.refuseMovedAside(newName, aside, callerPid(ctx)); errno != 0 {
+			return errno
 		}
 		return d.pushScratch(name, nd, newName, src, callerPid(ctx))
 	case srcLocal: // pending secret, not pushed yet: its push goes to the new name

@@ -283,11 +283,15 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			return nil, 0, errno
 		}
 	}
-	if d, name, ok := n.where(); ok && write && d.refusing(name, callerPid(ctx), opWrite) {
+	tid := callerPid(ctx)
+	od, oname, ok := n.where()
+	if ok && write && od.refusing(oname, tid, opWrite) {
 		return nil, 0, syscall.ESTALE // the kernel's retry of a refused open
 	}
-	h := &handle{n: n, write: write, pid: callerPid(ctx), appending: write && flags&syscall.O_APPEND != 0, ofSecret: n.opensAsSecret(callerPid(ctx))}
-	h.openDir, h.openName, _ = n.where()
+	// ofSecret matters to writes only (commit); for a moved-aside backup
+	// it costs /proc reads.
+	h := &handle{n: n, write: write, pid: tid, appending: write && flags&syscall.O_APPEND != 0,
+		ofSecret: write && n.opensAsSecret(tid), openDir: od, openName: oname}
 	if busy, d, name := n.savedByOther(h.pid); busy {
 		// An editor is saving this key: another program may not write
 		// its unpushed bytes, and reads what Infisical holds.

@@ -45,7 +45,7 @@ func (h *histDir) addr() vault.Addr {
 	return vault.Addr{Project: h.project, Env: h.env, Path: h.path, Key: h.key}
 }
 
-func (h *histDir) childPath(name string) string { return folderChild(h.path, name) }
+func (h *histDir) childPath(name string) string { return vault.ChildPath(h.path, name) }
 
 func (h *histDir) attr(a *fuse.Attr) {
 	h.fsys.dirAttr(a)

@@ -296,13 +296,6 @@ func (s *Syncer) announce(ch tree.Changes) {
 	}
 }
 
-func joinPath(parent, name string) string {
-	if parent == "/" {
-		return "/" + name
-	}
-	return parent + "/" + name
-}
-
 // apply diffs a fresh listing against the vault and applies the difference
 // in one vault transaction, skipping addresses written locally since the
 // listing was requested (the listing may predate the write).

@@ -27,7 +27,7 @@ func folderAddr(project, env, p string) vault.Addr {
 
 func walkVaultFolders(v *vault.Vault, project, env, dir string, out map[string]bool) {
 	for _, f := range v.List(project, env, dir).Folders {
-		p := joinPath(dir, f)
+		p := vault.ChildPath(dir, f)
 		out[p] = true
 		walkVaultFolders(v, project, env, p, out)
 	}

@@ -146,6 +146,14 @@ func validPath(p string) error {
 	return nil
 }
 
+// ChildPath is the canonical path of name in folder dir ("/" or "/a/b").
+func ChildPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
 // parentOf returns the parent folder and the last component of a canonical
 // path other than "/".
 func parentOf(p string) (parent, name string) {

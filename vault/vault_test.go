@@ -710,3 +710,15 @@ func FuzzCompareAddrs(f *testing.F) {
 		}
 	})
 }
+
+func TestChildPathAndParentOf(t *testing.T) {
+	for _, c := range []struct{ dir, name, want string }{{"/", "a", "/a"}, {"/a", "b", "/a/b"}, {"/a/b", "c", "/a/b/c"}} {
+		got := ChildPath(c.dir, c.name)
+		if got != c.want {
+			t.Errorf("ChildPath(%q, %q) = %q, want %q", c.dir, c.name, got, c.want)
+		}
+		if p, n := parentOf(got); p != c.dir || n != c.name {
+			t.Errorf("parentOf(%q) = %q %q", got, p, n)
+		}
+	}
+}

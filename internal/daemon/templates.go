@@ -304,7 +304,7 @@ func (s *vaultSource) List(project, env, path string, recursive, expand bool) ([
 		}
 		if recursive {
 			for _, f := range s.v.List(project, env, p).Folders {
-				folders = append(folders, childPath(p, f))
+				folders = append(folders, vault.ChildPath(p, f))
 			}
 		}
 	}
@@ -340,13 +340,6 @@ func (s *vaultSource) Get(project, env, path, key string) (templates.Item, error
 		return templates.Item{}, fmt.Errorf("secret %s in %s:%s: %w", key, env, path, templates.ErrNotFound)
 	}
 	return out, nil
-}
-
-func childPath(dir, name string) string {
-	if dir == "/" {
-		return "/" + name
-	}
-	return dir + "/" + name
 }
 
 // scopeFilter adds to the sync's project and environment filters what
