@@ -58,23 +58,28 @@ func (rs *Rules) decideAll(paths []string, c Caller, wantWrite bool, hashes *has
 	if always {
 		l.need = needExe | needCgroup
 	}
-	matchings := make([][]*rule, len(paths))
-	needs := make([]bool, len(paths)) // whether this path's rules look at the process
-	for i, p := range paths {
-		matchings[i] = rs.matching(splitPath(p))
-		for _, r := range matchings[i] {
+	var one [1][]*rule // a single path (every open of a file) allocates nothing here
+	matchings := one[:0]
+	if len(paths) > 1 {
+		matchings = make([][]*rule, 0, len(paths))
+	}
+	for _, p := range paths {
+		m := rs.matching(splitPath(p))
+		for _, r := range m {
 			l.need |= r.need
-			needs[i] = needs[i] || r.need != 0
 		}
+		matchings = append(matchings, m)
 	}
 	defer l.close()
 	out := make([]Decision, 0, len(paths))
-	for i, matching := range matchings {
+	for _, matching := range matchings {
 		d := rs.decideRules(matching, c, want, l, hashes)
 		if always {
 			l.get()
 		}
-		if always || needs[i] { // what a decision of this path alone would carry
+		// What a decision of this path alone would carry: the process
+		// where its rules look at it.
+		if always || slices.ContainsFunc(matching, func(r *rule) bool { return r.need != 0 }) {
 			if l.p != nil {
 				d.Exe, d.Cgroup = l.p.Exe, l.p.Cgroup
 			}
