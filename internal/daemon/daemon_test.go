@@ -91,10 +91,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	testutil.RequireFUSE(t)
 	srv, _ := testServer(t)
 	tmp := t.TempDir()
-	mnt := filepath.Join(tmp, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mnt := mkMount(t, tmp)
 	cfg := testConfig(srv, tmp)
 	cfg.ClientSecret = "wrong-secret-wrong-secret"
 	_, err := Start(context.Background(), Options{Config: cfg, Mountpoint: mnt, Retry: &fastRetry})
@@ -181,10 +178,7 @@ func TestUnreachableServerFailsAtOnce(t *testing.T) {
 	url := srv.URL()
 	srv.Close()
 	tmp := t.TempDir()
-	mnt := filepath.Join(tmp, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mnt := mkMount(t, tmp)
 	cfg := testConfig(srv, tmp)
 	cfg.URL = url
 	slow := infisical.RetryPolicy{ServerErrorWait: time.Minute, RateLimitWait: time.Minute}
@@ -213,16 +207,8 @@ func TestStopWhileInfisicalIsDown(t *testing.T) {
 	testutil.RequireFUSE(t)
 	srv, _ := testServer(t)
 	tmp := t.TempDir()
-	mnt := filepath.Join(tmp, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	logs := &testutil.Buffer{}
-	d, err := Start(context.Background(), Options{Config: testConfig(srv, tmp), Mountpoint: mnt,
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), Retry: &fastRetry})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mnt := mkMount(t, tmp)
+	d, logs := startLogged(t, testConfig(srv, tmp), mnt)
 	srv.SetOutage(true)
 	if err := d.Stop(context.Background()); err != nil {
 		t.Errorf("stop with Infisical down: %v", err)
