@@ -60,19 +60,7 @@ func soakRecovery(t *testing.T, rep *report) {
 			for _, how := range []string{"tee", "go", "printf"} {
 				seq++
 				val := makeValue(marker, "REC", seq)
-				var err error
-				switch how {
-				case "tee":
-					_, err = run.run("sh", "-c", `printf %s "$1" | tee "$2" >/dev/null`, "sh", val, p)
-				case "go":
-					err = goWrite(p, val)
-				case "printf":
-					if _, err = run.run("sh", "-c", `printf %s "$1" > "$2"`, "sh", val, p); err == nil {
-						if got, rerr := os.ReadFile(p); rerr != nil || string(got) != val {
-							err = fmt.Errorf("read back: %v (the shell cannot see a failed close)", rerr)
-						}
-					}
-				}
+				err := writeWith(run, how, p, val)
 				after++
 				if got, _, _ := srv.Secret(pid, "dev", "/", "REC"); err == nil && got != val {
 					err = fmt.Errorf("acknowledged, but Infisical holds another value")
@@ -131,12 +119,7 @@ func soakStorm(t *testing.T, dur time.Duration, rep *report) {
 		go func() {
 			defer wg.Done()
 			run := <-runners
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for !isClosed(stop) {
 				var got []byte
 				var err error
 				if i%2 == 0 {
@@ -166,21 +149,10 @@ func soakStorm(t *testing.T, dur time.Duration, rep *report) {
 		go func() {
 			defer wg.Done()
 			run := <-runners
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for !isClosed(stop) {
 				val := makeValue(marker, key, int(seq.Add(1)))
 				send(val)
-				var err error
-				if i%2 == 0 {
-					_, err = run.run("sh", "-c", `printf %s "$1" | tee "$2" >/dev/null`, "sh", val, p)
-				} else {
-					err = goWrite(p, val)
-				}
-				if err != nil {
+				if err := writeWith(run, []string{"tee", "go"}[i%2], p, val); err != nil {
 					failed.Add(1)
 				} else {
 					acked.Add(1)

@@ -296,14 +296,7 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 	// The daemon runs the refresh loop itself (every 250 ms here).
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return false
-		}
-	}
+	stopped := func() bool { return isClosed(stop) }
 
 	// Readers: cat and Go reads of random keys; every key always has a
 	// last-known value, so every read must succeed.
@@ -364,23 +357,12 @@ func soakFaults(t *testing.T, dur time.Duration, rep *report) {
 				val := makeValue(marker, k, seq)
 				m.sent(val)
 				c.writes.Add(1)
-				var err error
 				how := []string{"tee", "go", "printf"}[(seq+wi)%3]
-				switch how {
-				case "tee":
-					_, err = run.run("sh", "-c", `printf %s "$1" | tee "$2" >/dev/null`, "sh", val, p)
-				case "go":
-					err = goWrite(p, val)
-				case "printf":
-					if _, err = run.run("sh", "-c", `printf %s "$1" > "$2"`, "sh", val, p); err == nil {
-						// The shell ignored close(): read back to learn the outcome.
-						got, rerr := os.ReadFile(p)
-						if rerr != nil || string(got) != val {
-							c.writesUnknown.Add(1)
-							m.outcome(val, false)
-							continue
-						}
-					}
+				err := writeWith(run, how, p, val)
+				if errors.Is(err, errUnseen) {
+					c.writesUnknown.Add(1)
+					m.outcome(val, false)
+					continue
 				}
 				if err != nil {
 					c.writesFailed.Add(1)
@@ -673,6 +655,41 @@ func readOnce(p string) ([]byte, error) {
 		return nil, err
 	}
 	return buf[:n], nil
+}
+
+// errUnseen is a sh printf write that did not land, which the shell could
+// not see: it ignores close() errors on its own redirections.
+var errUnseen = errors.New("not pushed (read back), and the shell could not see it")
+
+// writeWith writes val to p with tee, Go's Close or sh's printf; the last
+// is read back to learn its outcome (errUnseen when it did not land).
+func writeWith(run *runner, how, p, val string) error {
+	switch how {
+	case "tee":
+		_, err := run.run("sh", "-c", `printf %s "$1" | tee "$2" >/dev/null`, "sh", val, p)
+		return err
+	case "go":
+		return goWrite(p, val)
+	case "printf":
+		if _, err := run.run("sh", "-c", `printf %s "$1" > "$2"`, "sh", val, p); err != nil {
+			return err
+		}
+		if got, err := os.ReadFile(p); err != nil || string(got) != val {
+			return errUnseen
+		}
+		return nil
+	}
+	panic("writeWith: no such tool " + how)
+}
+
+// isClosed reports whether stop is closed.
+func isClosed(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func goWrite(p, val string) error {
