@@ -172,23 +172,11 @@ func TestOutageShowsAtTheFirstUnansweredRequest(t *testing.T) {
 	m := mountForTest(t, withSeed(seedBasic), func(mc *mountConfig) {
 		mc.retry, mc.tokenPolicy = &slow, infisical.TokenRenew
 	})
-	type status struct {
-		Stale      bool    `json:"stale"`
-		StaleSince *string `json:"stale_since"`
-		LastError  string  `json:"last_error"`
-	}
-	readStatus := func() status {
-		var st status
-		if err := json.Unmarshal([]byte(m.readFile(".status")), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
 	m.srv.SetOutage(true)
 	cycle := make(chan error, 1)
 	go func() { cycle <- m.sync.Sync(t.Context(), false) }()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st := readStatus()
+		st := m.status()
 		if st.Stale && st.StaleSince != nil && strings.Contains(st.LastError, "unreachable") {
 			break
 		}
@@ -229,14 +217,8 @@ func TestHungServerShowsStale(t *testing.T) {
 	m.srv.SetLatency(time.Minute)
 	cycle := make(chan error, 1)
 	go func() { cycle <- m.sync.Sync(t.Context(), false) }()
-	var st struct {
-		Stale     bool   `json:"stale"`
-		LastError string `json:"last_error"`
-	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if err := json.Unmarshal([]byte(m.readFile(".status")), &st); err != nil {
-			t.Fatal(err)
-		}
+		st := m.status()
 		if st.Stale && strings.Contains(st.LastError, "no answer after 200ms") {
 			break
 		}
